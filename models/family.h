@@ -1,0 +1,58 @@
+#pragma once
+/// Trainable model families (det; the stochastic families build on this),
+/// the spec that rebuilds a model from a checkpoint, and the family registry.
+#include <nlohmann/json.hpp>
+
+#include <functional>
+#include <memory>
+
+#include "models/model.h"
+
+namespace imbench::models {
+
+/// Everything needed to rebuild a model's architecture (not its weights).
+struct ModelSpec {
+  std::string family = "det";
+  std::vector<int64_t> input_shape{1, 28, 28};
+  std::vector<int64_t> hidden{512, 512};  ///< hidden layer widths
+  int64_t num_classes = 10;
+  std::string activation = "sigmoid";     ///< "sigmoid" (paper) or "relu"
+  nlohmann::json hyper = nlohmann::json::object();  ///< family-specific hyper-parameters
+
+  int64_t input_dim() const;
+  /// "784-512-512-10"
+  std::string layer_string() const;
+  void validate() const;  ///< UsageError on empty/negative sizes or unknown activation
+  nlohmann::json to_json() const;
+  static ModelSpec from_json(const nlohmann::json& j);  ///< Error on missing keys
+};
+
+/// A model imbench can train and checkpoint.
+class TrainableModel : public Model {
+ public:
+  /// The training objective, a scalar averaged over the batch (for DET: cross-entropy).
+  virtual torch::Tensor loss(const torch::Tensor& x, const torch::Tensor& y) = 0;
+  /// The module that holds the weights (saved in checkpoints).
+  virtual torch::nn::Module& module() = 0;
+  virtual const ModelSpec& spec() const = 0;
+  /// A formula for reports, e.g. "L = CE(f(x), y)".
+  virtual std::string objective() const = 0;
+};
+
+struct FamilyInfo {
+  std::string name;
+  std::string description;
+  bool stochastic;
+  std::function<std::unique_ptr<TrainableModel>(const ModelSpec&)> create;
+};
+
+const std::vector<FamilyInfo>& family_registry();
+std::vector<std::string> family_names();
+/// Unknown names get a "did you mean" UsageError.
+const FamilyInfo& find_family(const std::string& name);
+/// Validates the spec and builds a freshly initialised model on the CPU.
+std::unique_ptr<TrainableModel> create_model(const ModelSpec& spec);
+/// The paper's architecture for a dataset: hidden 512-512, input from the dataset.
+ModelSpec default_spec(const std::string& family, const std::vector<int64_t>& input_shape, int64_t num_classes);
+
+}  // namespace imbench::models

@@ -1,0 +1,102 @@
+#include "models/optimizer.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+
+#include "core/errors.h"
+
+namespace imbench::models {
+
+Optimizer::Optimizer(std::vector<torch::Tensor> params, OptimizerKind kind, double learning_rate, double momentum,
+                     double beta1, double beta2, double eps)
+    : params_(std::move(params)), kind_(kind), lr_(learning_rate), momentum_(momentum), beta1_(beta1),
+      beta2_(beta2), eps_(eps) {
+  for (const auto& p : params_) {
+    m_.push_back(torch::zeros_like(p));
+    v_.push_back(kind == OptimizerKind::kSgd ? torch::Tensor() : torch::zeros_like(p));
+  }
+}
+
+void Optimizer::zero_grad() {
+  for (auto& p : params_)
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+}
+
+void Optimizer::step_tensor(std::size_t i, const torch::Tensor& g, double step_size, double bias2) {
+  auto& p = params_[i];
+  auto& m = m_[i];
+  switch (kind_) {
+    case OptimizerKind::kAdam: {
+      m.mul_(beta1_).add_(g, 1.0 - beta1_);
+      v_[i].mul_(beta2_).addcmul_(g, g, 1.0 - beta2_);
+      p.addcdiv_(m, v_[i].sqrt().div_(std::sqrt(bias2)).add_(eps_), -step_size);
+      break;
+    }
+    case OptimizerKind::kAdamax:
+      m.mul_(beta1_).add_(g, 1.0 - beta1_);
+      v_[i] = torch::maximum(v_[i].mul_(beta2_), g.abs().add_(eps_));
+      p.addcdiv_(m, v_[i], -step_size);
+      break;
+    case OptimizerKind::kSgd:
+      m.mul_(momentum_).add_(g);
+      p.add_(m, -lr_);
+      break;
+  }
+}
+
+void Optimizer::step() {
+  torch::NoGradGuard no_grad;
+  ++t_;
+  const double bias1 = 1.0 - std::pow(beta1_, static_cast<double>(t_));
+  const double bias2 = 1.0 - std::pow(beta2_, static_cast<double>(t_));
+  const double step_size = lr_ / bias1;
+  for (std::size_t i = 0; i < params_.size(); ++i) {
+    auto& p = params_[i];
+    auto g = p.grad();
+    if (!g.defined()) continue;
+    const bool fused = fused_ && p.device().is_cpu() && p.scalar_type() == torch::kFloat && p.is_contiguous() &&
+                       g.is_contiguous() && g.scalar_type() == torch::kFloat;
+    if (!fused) {
+      step_tensor(i, g, step_size, bias2);
+      continue;
+    }
+    float* pp = p.data_ptr<float>();
+    const float* gp = g.data_ptr<float>();
+    float* mp = m_[i].data_ptr<float>();
+    float* vp = v_[i].defined() ? v_[i].data_ptr<float>() : nullptr;
+    const float b1 = static_cast<float>(beta1_), b2 = static_cast<float>(beta2_), eps = static_cast<float>(eps_);
+    const float c1 = 1.0f - b1, c2 = 1.0f - b2, ss = static_cast<float>(step_size);
+    const float inv_sqrt_bias2 = static_cast<float>(1.0 / std::sqrt(bias2));
+    const float mom = static_cast<float>(momentum_), lr = static_cast<float>(lr_);
+    const OptimizerKind kind = kind_;
+    at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
+      switch (kind) {
+        case OptimizerKind::kAdam:
+          for (int64_t j = begin; j < end; ++j) {
+            const float gj = gp[j];
+            mp[j] = b1 * mp[j] + c1 * gj;
+            vp[j] = b2 * vp[j] + c2 * gj * gj;
+            pp[j] -= ss * mp[j] / (std::sqrt(vp[j]) * inv_sqrt_bias2 + eps);
+          }
+          break;
+        case OptimizerKind::kAdamax:
+          for (int64_t j = begin; j < end; ++j) {
+            const float gj = gp[j];
+            mp[j] = b1 * mp[j] + c1 * gj;
+            vp[j] = std::max(b2 * vp[j], std::abs(gj) + eps);
+            pp[j] -= ss * mp[j] / vp[j];
+          }
+          break;
+        case OptimizerKind::kSgd:
+          for (int64_t j = begin; j < end; ++j) {
+            mp[j] = mom * mp[j] + gp[j];
+            pp[j] -= lr * mp[j];
+          }
+          break;
+      }
+    });
+  }
+}
+
+}  // namespace imbench::models

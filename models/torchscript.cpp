@@ -1,0 +1,101 @@
+#include "models/torchscript.h"
+
+#include <fmt/format.h>
+
+#include <filesystem>
+
+#include "core/errors.h"
+
+namespace imbench::models {
+
+TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& name,
+                                   const TorchScriptOptions& o)
+    : module_(std::move(module)), name_(name) {
+  auto attr = [&](const char* key) -> std::optional<c10::IValue> {
+    if (module_.hasattr(key)) return module_.attr(key);
+    return std::nullopt;
+  };
+  try {
+    if (o.input_shape) input_shape_ = *o.input_shape;
+    else if (auto a = attr("imbench_input_shape")) input_shape_ = a->toIntVector();
+    else
+      throw UsageError(fmt::format("{}: the input shape is unknown: pass --input-shape (e.g. 1,28,28) or store "
+                                   "imbench_input_shape in the module",
+                                   name_));
+    if (o.bounds) bounds_ = *o.bounds;
+    else if (auto a = attr("imbench_bounds")) {
+      auto v = a->toDoubleVector();
+      if (v.size() != 2) throw Error(fmt::format("{}: imbench_bounds must hold [lower, upper]", name_));
+      bounds_ = {v[0], v[1]};
+    }
+    if (o.stochastic) stochastic_ = *o.stochastic;
+    else if (auto a = attr("imbench_stochastic")) stochastic_ = a->toBool();
+    if (o.samples) samples_ = *o.samples;
+    else if (auto a = attr("imbench_samples")) samples_ = a->toInt();
+    if (o.num_classes) num_classes_ = *o.num_classes;
+    else if (auto a = attr("imbench_num_classes")) num_classes_ = a->toInt();
+  } catch (const c10::Error& e) {
+    throw Error(fmt::format("{}: bad imbench_* attribute: {}", name_, e.what_without_backtrace()));
+  }
+  for (auto d : input_shape_)
+    if (d <= 0) throw UsageError(fmt::format("{}: input shape entries must be positive", name_));
+  if (!(bounds_.lower < bounds_.upper)) throw UsageError(fmt::format("{}: input bounds must satisfy lower < upper", name_));
+  if (samples_ < 1) throw UsageError(fmt::format("{}: sample count must be >= 1", name_));
+  if (!stochastic_) samples_ = 1;
+  module_.eval();
+  if (num_classes_ == 0) {
+    std::vector<int64_t> shape{1};
+    shape.insert(shape.end(), input_shape_.begin(), input_shape_.end());
+    torch::NoGradGuard no_grad;
+    num_classes_ = logits(torch::zeros(shape)).size(1);
+  }
+  if (num_classes_ < 2) throw UsageError(fmt::format("{}: the module outputs {} classes (need >= 2)", name_, num_classes_));
+}
+
+std::unique_ptr<TorchScriptModel> TorchScriptModel::load(const std::string& path, const TorchScriptOptions& o,
+                                                         torch::Device device) {
+  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: file not found", path));
+  torch::jit::Module m;
+  try {
+    m = torch::jit::load(path, torch::Device(torch::kCPU));
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw Error(fmt::format("{}: not a loadable TorchScript module: {}", path, what.substr(0, what.find('\n'))));
+  }
+  auto model = std::make_unique<TorchScriptModel>(std::move(m), path, o);
+  model->to(device);
+  return model;
+}
+
+torch::Tensor TorchScriptModel::logits(const torch::Tensor& x) {
+  c10::IValue out;
+  try {
+    out = module_.forward({x});
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw Error(fmt::format("{}: forward failed: {}", name_, what.substr(0, what.find('\n'))));
+  }
+  if (!out.isTensor()) throw Error(fmt::format("{}: forward must return a tensor of logits", name_));
+  auto t = out.toTensor();
+  if (t.dim() != 2 || t.size(0) != x.size(0))
+    throw Error(fmt::format("{}: forward returned shape [{}], expected [N, C] logits", name_, fmt::join(t.sizes(), ", ")));
+  return t;
+}
+
+std::string TorchScriptModel::description() const {
+  return fmt::format("TorchScript {} (input [{}], {} classes, {})", name_, fmt::join(input_shape_, ", "), num_classes_,
+                     stochastic_ ? fmt::format("stochastic, {} samples", samples_) : std::string("deterministic"));
+}
+
+void TorchScriptModel::to(torch::Device device) {
+  module_.to(device);
+  device_ = device;
+}
+
+std::vector<torch::Tensor> TorchScriptModel::parameters() {
+  std::vector<torch::Tensor> out;
+  for (const auto& p : module_.parameters()) out.push_back(p);
+  return out;
+}
+
+}  // namespace imbench::models

@@ -1,0 +1,80 @@
+#pragma once
+/// The training loop, its options and presets.
+#include <nlohmann/json.hpp>
+
+#include <functional>
+
+#include "data/dataset.h"
+#include "models/family.h"
+
+namespace imbench::models {
+
+enum class OptimizerKind { kAdam, kAdamax, kSgd };
+std::string to_string(OptimizerKind kind);
+OptimizerKind parse_optimizer(const std::string& name);  ///< "adam", "adamax", "sgd"
+
+/// Options of the training loop. Defaults are the `quick` preset for DET.
+struct TrainOptions {
+  OptimizerKind optimizer = OptimizerKind::kAdam;
+  double learning_rate = 1e-3;
+  double momentum = 0.9;          ///< SGD only
+  int64_t batch_size = 100;
+  int64_t epochs = 20;            ///< upper bound when early stopping is on
+  double grad_clip = 0.0;         ///< global gradient-norm clip; 0 = off
+  int64_t validation_size = 1000; ///< the last N training images; 0 = no validation
+  int64_t patience = 0;           ///< early stopping after N epochs without a better validation accuracy; 0 = off
+  bool shuffle = true;            ///< reshuffle every epoch
+  uint64_t seed = 0;              ///< weights init and shuffling
+  std::string device = "cpu";
+
+  /// UsageError naming the bad option.
+  void validate() const;
+  nlohmann::json to_json() const;
+  static TrainOptions from_json(const nlohmann::json& j);
+};
+
+/// Named presets: "quick" (Adam 1e-3, batch 100, 20 epochs, no early stopping;
+/// validation accuracy on the last 1000 training images is still recorded)
+/// and "paper" (Adamax 0.01, clip 5, batch 16, patience 20 on the last 1000
+/// training images, <= 200 epochs).
+TrainOptions preset_options(const std::string& preset);
+std::vector<std::string> preset_names();
+
+struct EpochRecord {
+  int64_t epoch = 0;
+  double train_loss = 0;        ///< mean objective over the epoch
+  double validation_accuracy = -1;  ///< -1 when there is no validation split
+  double seconds = 0;           ///< optimisation time (validation excluded)
+  double images_per_second = 0;
+};
+
+struct TrainResult {
+  std::vector<EpochRecord> history;
+  int64_t best_epoch = 0;       ///< the epoch whose weights were kept
+  double best_validation_accuracy = -1;
+  bool stopped_early = false;
+  double seconds = 0;           ///< whole run, validation included
+  double images_per_second = 0; ///< training images per second of optimisation time
+  nlohmann::json to_json() const;
+  static TrainResult from_json(const nlohmann::json& j);
+};
+
+/// Where progress goes. The CLI passes a sink that redraws one line on a
+/// terminal and prints one line per epoch otherwise.
+struct TrainProgress {
+  int64_t epoch, epochs, batch, batches;
+  double loss, validation_accuracy, images_per_second;
+  bool epoch_done;
+};
+using ProgressSink = std::function<void(const TrainProgress&)>;
+
+/// Trains `model` on `train` (the caller splits off the validation set).
+/// Early stopping restores the best weights. A non-finite loss stops
+/// training with an imbench::Error.
+TrainResult train(TrainableModel& model, const data::Dataset& train, const data::Dataset* validation,
+                  const TrainOptions& options, const ProgressSink& progress = {});
+
+/// A sink writing to stderr: a live line on a terminal, a line per epoch otherwise.
+ProgressSink stderr_progress();
+
+}  // namespace imbench::models
