@@ -4,6 +4,7 @@
 #include <fmt/ostream.h>
 
 #include <filesystem>
+#include <optional>
 #include <thread>
 
 #include "core/errors.h"
@@ -91,7 +92,32 @@ int run_data_list(const CommonOptions& common, std::ostream& out) {
 }
 
 int run_train(const TrainCommand& cmd, std::ostream& out) {
-  models::TrainOptions o = models::preset_options(cmd.preset);
+  const auto& info = data::find_dataset(cmd.dataset);
+  models::ModelSpec spec = models::default_spec(cmd.family, info.example_shape, info.num_classes);
+  if (cmd.hidden) spec.hidden = *cmd.hidden;
+  if (cmd.activation) spec.activation = *cmd.activation;
+  models::TrainOptions o = models::apply_preset(cmd.preset, spec);
+  // Overrides keep the shape of the family's value: a list per layer, or one number (vib).
+  auto set_hyper = [&](const char* key, const auto& value, const char* option) {
+    if (!value) return;
+    if (!spec.hyper.contains(key))
+      throw UsageError(fmt::format("--{} does not apply to family '{}'", option, cmd.family));
+    if (spec.hyper[key].is_array()) {
+      spec.hyper[key] = *value;
+    } else if (value->size() == 1) {
+      spec.hyper[key] = (*value)[0];
+    } else {
+      throw UsageError(fmt::format("--{} takes one value for family '{}'", option, cmd.family));
+    }
+  };
+  set_hyper("train_samples", cmd.train_samples, "train-samples");
+  set_hyper("test_samples", cmd.test_samples, "test-samples");
+  set_hyper("gamma", cmd.gamma, "gamma");
+  set_hyper("beta", cmd.beta, "beta");
+  if (cmd.bottleneck) {
+    if (cmd.family != "vib") throw UsageError(fmt::format("--k does not apply to family '{}'", cmd.family));
+    spec.hyper["k"] = *cmd.bottleneck;
+  }
   if (cmd.optimizer) o.optimizer = models::parse_optimizer(*cmd.optimizer);
   if (cmd.learning_rate) o.learning_rate = *cmd.learning_rate;
   if (cmd.grad_clip) o.grad_clip = *cmd.grad_clip;
@@ -103,11 +129,8 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   if (cmd.seed_given) o.seed = cmd.common.seed;
   o.device = cmd.common.device;
   o.validate();
-  const auto& info = data::find_dataset(cmd.dataset);
-  models::ModelSpec spec = models::default_spec(cmd.family, info.example_shape, info.num_classes);
-  if (cmd.hidden) spec.hidden = *cmd.hidden;
-  if (cmd.activation) spec.activation = *cmd.activation;
   spec.validate();
+  models::create_model(spec);  // rejects bad hyper-parameters before any data is loaded
   const std::string path =
       cmd.out.empty() ? fmt::format("checkpoints/{}-{}-{}.ckpt", cmd.family, cmd.dataset, cmd.preset) : cmd.out;
   if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
@@ -129,6 +152,11 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   const auto result = models::train(*model, split.train, o.validation_size > 0 ? &split.validation : nullptr, o,
                                     cmd.quiet ? models::ProgressSink{} : models::stderr_progress());
   const auto eval = models::evaluate(*model, test);
+  std::optional<models::EvalResult> mean_field;
+  if (model->is_stochastic()) {
+    models::SamplingGuard guard(*model, models::Sampling::kMeanField);
+    mean_field = models::evaluate(*model, test);
+  }
 
   models::CheckpointMeta meta;
   meta.training = {{"dataset", cmd.dataset},
@@ -143,14 +171,22 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
                    {"result", result.to_json()}};
   meta.metrics = {{"test_accuracy", eval.mean_accuracy},
                   {"test_examples", eval.examples},
+                  {"prediction_rule", models::to_string(model->prediction_rule())},
+                  {"prediction_samples", model->prediction_samples()},
                   {"best_validation_accuracy", result.best_validation_accuracy}};
+  if (mean_field) meta.metrics["mean_field_test_accuracy"] = mean_field->mean_accuracy;
   models::save_checkpoint(path, *model, meta);
 
   fmt::print(out, "trained {} epochs (best {}{}) in {:.1f} s, {:.0f} training images/s\n", result.history.size(),
              result.best_epoch, result.stopped_early ? ", early stop" : "", result.seconds, result.images_per_second);
-  fmt::print(out, "test accuracy: {} ({} {} test images, {}, seed {}, device {})\n",
+  fmt::print(out, "test accuracy: {} ({} {} test images, {}{}, seed {}, device {})\n",
              reports::format_percent(eval.mean_accuracy), eval.examples, cmd.dataset,
-             models::to_string(model->prediction_rule()), o.seed, models::device_description(device));
+             models::to_string(model->prediction_rule()),
+             model->is_stochastic() ? fmt::format(" over {} samples, one pass", model->prediction_samples()) : "",
+             o.seed, models::device_description(device));
+  if (mean_field)
+    fmt::print(out, "mean-field test accuracy: {} (probabilities propagated instead of samples)\n",
+               reports::format_percent(mean_field->mean_accuracy));
   fmt::print(out, "checkpoint: {}\n", path);
   return 0;
 }
@@ -196,11 +232,18 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
              kGitRevision);
   if (!model->is_stochastic() && cmd.repeats > 1)
     fmt::print(out, "note: the model is deterministic, so --repeats {} was evaluated once\n", cmd.repeats);
-  reports::MarkdownTable t({"examples", "repeats", "accuracy", "error", "worst repeat", "images/s"});
-  t.add_row({std::to_string(r.examples), std::to_string(r.accuracy_per_repeat.size()),
-             reports::format_percent(r.mean_accuracy, r.std_accuracy),
-             reports::format_percent(1.0 - r.mean_accuracy, r.std_accuracy), reports::format_percent(r.worst_accuracy),
-             fmt::format("{:.0f}", r.images_per_second)});
+  reports::MarkdownTable t({"prediction", "examples", "repeats", "accuracy", "error", "worst repeat", "images/s"});
+  auto row = [&](const std::string& what, const models::EvalResult& e) {
+    t.add_row({what, std::to_string(e.examples), std::to_string(e.accuracy_per_repeat.size()),
+               reports::format_percent(e.mean_accuracy, e.std_accuracy),
+               reports::format_percent(1.0 - e.mean_accuracy, e.std_accuracy), reports::format_percent(e.worst_accuracy),
+               fmt::format("{:.0f}", e.images_per_second)});
+  };
+  row(model->is_stochastic() ? fmt::format("mean softmax, {} samples", model->prediction_samples()) : "argmax of logits", r);
+  if (model->is_stochastic() && dynamic_cast<models::TrainableModel*>(model.get())) {
+    models::SamplingGuard guard(*model, models::Sampling::kMeanField);
+    row("mean-field", models::evaluate(*model, ds, {eo.batch_size, 1}));
+  }
   fmt::print(out, "\n{}", t.render());
   return 0;
 }

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <cmath>
 #include <iostream>
 #include <sstream>
 
@@ -46,6 +47,24 @@ std::vector<int64_t> parse_int_list(const std::string& s, const std::string& opt
       out.push_back(v);
     } catch (const std::exception&) {
       throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of positive integers", option, s));
+    }
+  }
+  if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
+  return out;
+}
+
+std::vector<double> parse_double_list(const std::string& s, const std::string& option) {
+  std::vector<double> out;
+  std::stringstream in(s);
+  std::string item;
+  while (std::getline(in, item, ',')) {
+    try {
+      std::size_t used = 0;
+      const double v = std::stod(item, &used);
+      if (used != item.size() || !std::isfinite(v) || v < 0) throw std::invalid_argument("");
+      out.push_back(v);
+    } catch (const std::exception&) {
+      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of non-negative numbers", option, s));
     }
   }
   if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
@@ -137,14 +156,15 @@ int cmd_data(const std::vector<std::string>& args) {
 
 int cmd_train(const std::vector<std::string>& args) {
   cli::TrainCommand c;
-  std::string hidden, optimizer, activation;
+  std::string hidden, optimizer, activation, train_samples, test_samples, gamma, beta;
+  int64_t bottleneck = 0;
   double lr = 0, clip = 0, momentum = 0;
   int64_t batch = 0, epochs = 0, patience = 0, val = 0;
   po::options_description d("options", 100);
   d.add_options()
-    ("family", po::value(&c.family)->default_value("det"), "model family (det)")
+    ("family", po::value(&c.family)->default_value("det"), "det, sfnn, imb-joint, imb-greedy or vib")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
-    ("preset", po::value(&c.preset)->default_value("quick"), "quick (Adam 1e-3, batch 100, 20 epochs) or paper (Adamax 0.01, clip 5, batch 16, patience 20)")
+    ("preset", po::value(&c.preset)->default_value("quick"), "quick (Adam 1e-3, batch 100, 20 epochs; SFNN/IMB: 10 epochs, 8 samples per layer) or paper (Adamax 0.01, clip 5, batch 16, patience 20, 16 samples per layer)")
     ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
     ("epochs", po::value(&epochs), "maximum epochs (overrides the preset)")
     ("batch-size", po::value(&batch), "mini-batch size")
@@ -156,6 +176,11 @@ int cmd_train(const std::vector<std::string>& args) {
     ("validation-size", po::value(&val), "validation split: the last N training images (0 = none)")
     ("hidden", po::value(&hidden), "hidden widths, e.g. 512,512")
     ("activation", po::value(&activation), "sigmoid (paper) or relu")
+    ("train-samples", po::value(&train_samples), "stochastic families: training samples per layer, e.g. 16,16 (vib: one value)")
+    ("test-samples", po::value(&test_samples), "stochastic families: prediction samples per layer, e.g. 32,32 (vib: one value)")
+    ("gamma", po::value(&gamma), "imb families: VCR weights gamma_0..gamma_L, e.g. 1,1,1")
+    ("beta", po::value(&beta), "imb families: compression weights beta_1..beta_L; vib: one value")
+    ("k", po::value(&bottleneck), "vib: bottleneck size K (256)")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
   add_common(d, c.common);
   po::variables_map vm;
@@ -175,6 +200,11 @@ int cmd_train(const std::vector<std::string>& args) {
   if (vm.count("patience")) c.patience = patience;
   if (vm.count("validation-size")) c.validation_size = val;
   if (vm.count("hidden")) c.hidden = parse_int_list(hidden, "hidden");
+  if (vm.count("train-samples")) c.train_samples = parse_int_list(train_samples, "train-samples");
+  if (vm.count("test-samples")) c.test_samples = parse_int_list(test_samples, "test-samples");
+  if (vm.count("gamma")) c.gamma = parse_double_list(gamma, "gamma");
+  if (vm.count("beta")) c.beta = parse_double_list(beta, "beta");
+  if (vm.count("k")) c.bottleneck = bottleneck;
   c.seed_given = !vm["seed"].defaulted();
   return cli::run_train(c, std::cout);
 }

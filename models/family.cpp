@@ -4,6 +4,7 @@
 
 #include "core/errors.h"
 #include "models/det.h"
+#include "models/stochastic.h"
 
 namespace imbench::models {
 
@@ -47,9 +48,32 @@ ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
 }
 
 const std::vector<FamilyInfo>& family_registry() {
+  auto sfnn = [](const ModelSpec& s) { return std::make_unique<SfnnModel>(s); };
+  auto imb_hyper = [](std::size_t depth, double gamma_rest, double beta, bool greedy) {
+    std::vector<double> gamma(depth + 1, gamma_rest);
+    gamma[0] = 1.0;
+    return nlohmann::json{{"train_samples", std::vector<int64_t>(depth, 16)},
+                          {"test_samples", std::vector<int64_t>(depth, 32)},
+                          {"gamma", gamma},
+                          {"beta", std::vector<double>(depth, beta)},
+                          {"prior_std", 0.5},
+                          {"greedy", greedy}};
+  };
   static const std::vector<FamilyInfo> registry{
       {"det", "deterministic MLP trained with cross-entropy (paper: DET)", false,
-       [](const ModelSpec& s) { return std::make_unique<DetModel>(s); }},
+       [](const ModelSpec& s) { return std::make_unique<DetModel>(s); },
+       [](std::size_t) { return nlohmann::json::object(); }},
+      {"sfnn", "stochastic binary network trained by maximum likelihood, VCR_0 (paper: SFNN / MLE)", true, sfnn,
+       [=](std::size_t d) { return imb_hyper(d, 0.0, 0.0, false); }},
+      {"imb-joint", "information multi-bottleneck, all layers jointly: sum gamma_i VCR_i + sum beta_l C_l (paper: JointPIB)",
+       true, sfnn, [=](std::size_t d) { return imb_hyper(d, 1.0, 1e-4, false); }},
+      {"imb-greedy", "information multi-bottleneck trained layer by layer (paper: GreedyPIB; staging is our interpretation)",
+       true, sfnn, [=](std::size_t d) { return imb_hyper(d, 1.0, 1e-4, true); }},
+      {"vib", "deep variational information bottleneck, Gaussian K=256, beta 1e-3 (Alemi et al. 2017)", true,
+       [](const ModelSpec& s) { return std::make_unique<VibModel>(s); },
+       [](std::size_t) {
+         return nlohmann::json{{"k", 256}, {"beta", 1e-3}, {"train_samples", 1}, {"test_samples", 12}};
+       }},
   };
   return registry;
 }
@@ -76,7 +100,7 @@ ModelSpec default_spec(const std::string& family, const std::vector<int64_t>& in
   s.family = family;
   s.input_shape = input_shape;
   s.num_classes = num_classes;
-  find_family(family);
+  s.hyper = find_family(family).default_hyper(s.hidden.size());
   return s;
 }
 

@@ -37,6 +37,10 @@ class TrainableModel : public Model {
   virtual const ModelSpec& spec() const = 0;
   /// A formula for reports, e.g. "L = CE(f(x), y)".
   virtual std::string objective() const = 0;
+  /// Training stages (IMB-Greedy trains layer by layer); 1 for joint training.
+  virtual int64_t stages() const { return 1; }
+  /// Switches the objective and the trainable parameters to a stage (1-based).
+  virtual void set_stage(int64_t stage) {}
 };
 
 struct FamilyInfo {
@@ -44,6 +48,8 @@ struct FamilyInfo {
   std::string description;
   bool stochastic;
   std::function<std::unique_ptr<TrainableModel>(const ModelSpec&)> create;
+  /// The family's reference hyper-parameters for a net with `depth` hidden layers.
+  std::function<nlohmann::json(std::size_t depth)> default_hyper;
 };
 
 const std::vector<FamilyInfo>& family_registry();
@@ -52,7 +58,8 @@ std::vector<std::string> family_names();
 const FamilyInfo& find_family(const std::string& name);
 /// Validates the spec and builds a freshly initialised model on the CPU.
 std::unique_ptr<TrainableModel> create_model(const ModelSpec& spec);
-/// The paper's architecture for a dataset: hidden 512-512, input from the dataset.
+/// The paper's architecture for a dataset (hidden 512-512, input from the
+/// dataset) with the family's reference hyper-parameters.
 ModelSpec default_spec(const std::string& family, const std::vector<int64_t>& input_shape, int64_t num_classes);
 
 }  // namespace imbench::models

@@ -34,6 +34,11 @@ torch::Tensor Model::predict(const torch::Tensor& x) {
   return predict_proba(x).argmax(-1);
 }
 
+SamplingGuard::SamplingGuard(Model& model, Sampling sampling) : model_(model), saved_(model.sampling()) {
+  model_.set_sampling(sampling);
+}
+SamplingGuard::~SamplingGuard() { model_.set_sampling(saved_); }
+
 void Model::check_input(const torch::Tensor& x) const {
   const auto shape = input_shape();
   auto sizes = x.sizes().vec();

@@ -64,11 +64,25 @@ class Model {
   virtual std::vector<torch::Tensor> parameters() = 0;
 
   /// Class probabilities [N, C] under the prediction rule (no autograd).
-  torch::Tensor predict_proba(const torch::Tensor& x);
+  /// The default averages the softmax of sample_logits(x, prediction_samples()).
+  virtual torch::Tensor predict_proba(const torch::Tensor& x);
   /// Predicted labels [N] under the prediction rule (no autograd).
   torch::Tensor predict(const torch::Tensor& x);
   /// Throws UsageError unless x is [N, input_shape...].
   void check_input(const torch::Tensor& x) const;
+};
+
+/// Sets a model's sampling mode for a scope and restores it afterwards.
+class SamplingGuard {
+ public:
+  SamplingGuard(Model& model, Sampling sampling);
+  ~SamplingGuard();
+  SamplingGuard(const SamplingGuard&) = delete;
+  SamplingGuard& operator=(const SamplingGuard&) = delete;
+
+ private:
+  Model& model_;
+  Sampling saved_;
 };
 
 }  // namespace imbench::models

@@ -84,10 +84,24 @@ TrainOptions preset_options(const std::string& preset) {
   throw_unknown_name("preset", preset, preset_names());
 }
 
+TrainOptions apply_preset(const std::string& preset, ModelSpec& spec) {
+  TrainOptions o = preset_options(preset);
+  const auto& family = find_family(spec.family);
+  spec.hyper = family.default_hyper(spec.hidden.size());
+  if (spec.hyper.contains("train_samples") && spec.hyper["train_samples"].is_array()) {
+    // SFNN / IMB families: branching samples per layer.
+    if (preset == "quick") {
+      spec.hyper["train_samples"] = std::vector<int64_t>(spec.hidden.size(), 8);
+      o.epochs = 10;
+    }
+  }
+  return o;
+}
+
 nlohmann::json TrainResult::to_json() const {
   nlohmann::json h = nlohmann::json::array();
   for (const auto& e : history)
-    h.push_back({{"epoch", e.epoch}, {"train_loss", e.train_loss}, {"validation_accuracy", e.validation_accuracy},
+    h.push_back({{"epoch", e.epoch}, {"stage", e.stage}, {"train_loss", e.train_loss}, {"validation_accuracy", e.validation_accuracy},
                  {"seconds", e.seconds}, {"images_per_second", e.images_per_second}});
   return {{"history", h}, {"best_epoch", best_epoch}, {"best_validation_accuracy", best_validation_accuracy},
           {"stopped_early", stopped_early}, {"seconds", seconds}, {"images_per_second", images_per_second}};
@@ -96,7 +110,7 @@ nlohmann::json TrainResult::to_json() const {
 TrainResult TrainResult::from_json(const nlohmann::json& j) {
   TrainResult r;
   for (const auto& e : j.at("history"))
-    r.history.push_back({e.at("epoch").get<int64_t>(), e.at("train_loss").get<double>(),
+    r.history.push_back({e.at("epoch").get<int64_t>(), e.value("stage", int64_t{1}), e.at("train_loss").get<double>(),
                          e.at("validation_accuracy").get<double>(), e.at("seconds").get<double>(),
                          e.at("images_per_second").get<double>()});
   r.best_epoch = j.at("best_epoch").get<int64_t>();
@@ -140,6 +154,11 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
                                  model.num_classes()));
   if (!torch::isfinite(train_set.images).all().item<bool>())
     throw Error(fmt::format("{} {}: training images contain NaN or Inf", train_set.name, train_set.split));
+  const int64_t stages = model.stages();
+  if (o.epochs < stages)
+    throw UsageError(fmt::format("--epochs {} is fewer than the {} training stages of this family", o.epochs, stages));
+  // Greedy families split the epoch budget equally between their stages.
+  const int64_t stage_epochs = o.epochs / stages;
   model.to(device);
   // The whole split lives on the training device; batches are gathered there.
   const auto images = train_set.images.to(device);
@@ -147,72 +166,89 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
   const int64_t n = train_set.size();
   const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
   auto shuffle_gen = at::detail::createCPUGenerator(o.seed);
-  Optimizer rule(model.module().parameters(), o.optimizer, o.learning_rate, o.momentum);
+  const bool use_validation = validation && validation->size() > 0;
 
   TrainResult result;
-  std::vector<torch::Tensor> best;
-  int64_t since_best = 0;
   double train_seconds = 0;
-  int64_t trained_images = 0;
+  int64_t trained_images = 0, epoch = 0;
   const auto run_start = Clock::now();
-  for (int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
-    model.set_training(true);
-    auto order = o.shuffle ? torch::randperm(n, shuffle_gen, torch::kLong).to(device)
-                           : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
-    auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-    const auto epoch_start = Clock::now();
-    auto last_draw = epoch_start;
-    for (int64_t b = 0; b < batches; ++b) {
-      const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
-      auto idx = order.slice(0, lo, hi);
-      auto x = images.index_select(0, idx);
-      auto y = labels.index_select(0, idx);
-      rule.zero_grad();
-      auto loss = model.loss(x, y);
-      loss.backward();
-      if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(rule.params(), o.grad_clip);
-      rule.step();
-      loss_sum += loss.detach() * static_cast<double>(hi - lo);
-      if (progress && seconds_since(last_draw) > 0.25) {
-        last_draw = Clock::now();
-        const double s = seconds_since(epoch_start);
-        progress({epoch, o.epochs, b + 1, batches, loss_sum.item<double>() / static_cast<double>(hi),
-                  result.best_validation_accuracy, static_cast<double>(hi) / s, false});
+  for (int64_t stage = 1; stage <= stages; ++stage) {
+    if (stages > 1) model.set_stage(stage);
+    std::vector<torch::Tensor> trainable;
+    for (auto& p : model.module().parameters())
+      if (p.requires_grad()) trainable.push_back(p);
+    Optimizer rule(trainable, o.optimizer, o.learning_rate, o.momentum);
+    std::vector<torch::Tensor> best;
+    double stage_best = -1;
+    int64_t since_best = 0;
+    for (int64_t stage_epoch = 1; stage_epoch <= stage_epochs; ++stage_epoch) {
+      ++epoch;
+      model.set_training(true);
+      auto order = o.shuffle ? torch::randperm(n, shuffle_gen, torch::kLong).to(device)
+                             : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
+      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+      const auto epoch_start = Clock::now();
+      auto last_draw = epoch_start;
+      for (int64_t b = 0; b < batches; ++b) {
+        const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
+        auto idx = order.slice(0, lo, hi);
+        auto x = images.index_select(0, idx);
+        auto y = labels.index_select(0, idx);
+        rule.zero_grad();
+        auto loss = model.loss(x, y);
+        loss.backward();
+        if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(rule.params(), o.grad_clip);
+        rule.step();
+        loss_sum += loss.detach() * static_cast<double>(hi - lo);
+        if (progress && seconds_since(last_draw) > 0.25) {
+          last_draw = Clock::now();
+          const double s = seconds_since(epoch_start);
+          progress({epoch, stage_epochs * stages, b + 1, batches, loss_sum.item<double>() / static_cast<double>(hi),
+                    result.best_validation_accuracy, static_cast<double>(hi) / s, false});
+        }
+      }
+      EpochRecord rec;
+      rec.epoch = epoch;
+      rec.stage = stage;
+      rec.seconds = seconds_since(epoch_start);
+      rec.train_loss = loss_sum.item<double>() / static_cast<double>(n);
+      rec.images_per_second = static_cast<double>(n) / rec.seconds;
+      train_seconds += rec.seconds;
+      trained_images += n;
+      if (!std::isfinite(rec.train_loss))
+        throw Error(fmt::format("training diverged: the mean loss of epoch {} is {} (try a smaller --lr or --grad-clip)",
+                                epoch, rec.train_loss));
+      bool improved = true;
+      if (use_validation) {
+        rec.validation_accuracy = evaluate(model, *validation).mean_accuracy;
+        improved = rec.validation_accuracy > stage_best;
+      }
+      if (improved) {
+        stage_best = rec.validation_accuracy;
+        result.best_epoch = epoch;
+        result.best_validation_accuracy = rec.validation_accuracy;
+        if (use_validation && o.patience > 0) best = snapshot(model.module());
+        since_best = 0;
+      } else {
+        ++since_best;
+      }
+      result.history.push_back(rec);
+      if (progress)
+        progress({epoch, stage_epochs * stages, batches, batches, rec.train_loss, rec.validation_accuracy,
+                  rec.images_per_second, true});
+      if (o.patience > 0 && since_best >= o.patience) {
+        result.stopped_early = true;
+        break;
       }
     }
-    EpochRecord rec;
-    rec.epoch = epoch;
-    rec.seconds = seconds_since(epoch_start);
-    rec.train_loss = loss_sum.item<double>() / static_cast<double>(n);
-    rec.images_per_second = static_cast<double>(n) / rec.seconds;
-    train_seconds += rec.seconds;
-    trained_images += n;
-    if (!std::isfinite(rec.train_loss))
-      throw Error(fmt::format("training diverged: the mean loss of epoch {} is {} (try a smaller --lr or --grad-clip)",
-                              epoch, rec.train_loss));
-    bool improved = true;
-    if (validation && validation->size() > 0) {
-      rec.validation_accuracy = evaluate(model, *validation).mean_accuracy;
-      improved = rec.validation_accuracy > result.best_validation_accuracy;
-    }
-    if (improved) {
-      result.best_epoch = epoch;
-      result.best_validation_accuracy = rec.validation_accuracy;
-      if (validation && o.patience > 0) best = snapshot(model.module());
-      since_best = 0;
-    } else {
-      ++since_best;
-    }
-    result.history.push_back(rec);
-    if (progress)
-      progress({epoch, o.epochs, batches, batches, rec.train_loss, rec.validation_accuracy, rec.images_per_second, true});
-    if (o.patience > 0 && since_best >= o.patience) {
-      result.stopped_early = true;
-      break;
-    }
+    if (!best.empty()) restore(model.module(), best);
   }
-  if (!best.empty()) restore(model.module(), best);
-  else result.best_epoch = static_cast<int64_t>(result.history.size());
+  if (o.patience == 0 || !use_validation) {
+    // The last weights are kept.
+    result.best_epoch = epoch;
+    result.best_validation_accuracy = result.history.back().validation_accuracy;
+  }
+  for (auto& p : model.module().parameters()) p.requires_grad_(true);
   model.set_training(false);
   result.seconds = seconds_since(run_start);
   result.images_per_second = static_cast<double>(trained_images) / std::max(train_seconds, 1e-9);

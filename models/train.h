@@ -38,10 +38,16 @@ struct TrainOptions {
 /// and "paper" (Adamax 0.01, clip 5, batch 16, patience 20 on the last 1000
 /// training images, <= 200 epochs).
 TrainOptions preset_options(const std::string& preset);
+/// A preset for a family: the TrainOptions above, plus family-specific
+/// changes to the spec (quick: 8 training samples per stochastic layer and
+/// 10 epochs for the SFNN/IMB families; paper: 16 per layer). Sets
+/// spec.hyper from the family's defaults for the spec's depth first.
+TrainOptions apply_preset(const std::string& preset, ModelSpec& spec);
 std::vector<std::string> preset_names();
 
 struct EpochRecord {
   int64_t epoch = 0;
+  int64_t stage = 1;            ///< training stage (IMB-Greedy); 1 otherwise
   double train_loss = 0;        ///< mean objective over the epoch
   double validation_accuracy = -1;  ///< -1 when there is no validation split
   double seconds = 0;           ///< optimisation time (validation excluded)
@@ -50,8 +56,8 @@ struct EpochRecord {
 
 struct TrainResult {
   std::vector<EpochRecord> history;
-  int64_t best_epoch = 0;       ///< the epoch whose weights were kept
-  double best_validation_accuracy = -1;
+  int64_t best_epoch = 0;       ///< the epoch whose weights were kept (of the last stage)
+  double best_validation_accuracy = -1;  ///< validation accuracy of the kept weights
   bool stopped_early = false;
   double seconds = 0;           ///< whole run, validation included
   double images_per_second = 0; ///< training images per second of optimisation time
