@@ -3,6 +3,8 @@
 // ctest runs it briefly as a smoke test.
 #include <benchmark/benchmark.h>
 
+#include <fmt/format.h>
+
 #include <thread>
 
 #include "data/synthetic.h"
@@ -50,34 +52,87 @@ void BM_DetForwardBackward(benchmark::State& state) {
 }
 
 // One optimisation step as the training loop does it (gather the batch,
-// loss, backward, Adam step): the number behind "training images/s".
-void BM_DetTrainStep(benchmark::State& state) {
+// loss, backward, optimiser step): the number behind "training images/s".
+// Args: family index, preset index, batch size (0 = the preset's).
+const char* const kFamilies[] = {"det", "sfnn", "imb-joint", "imb-greedy", "vib"};
+const char* const kPresets[] = {"quick", "paper"};
+
+void BM_TrainStep(benchmark::State& state) {
   torch::manual_seed(0);
-  auto model = imbench::models::create_model(mnist_det());
+  ModelSpec spec = mnist_det();
+  spec.family = kFamilies[state.range(0)];
+  const auto options = imbench::models::apply_preset(kPresets[state.range(1)], spec);
+  auto model = imbench::models::create_model(spec);
   model->set_training(true);
-  const int64_t batch = state.range(0);
+  const int64_t batch = state.range(2) > 0 ? state.range(2) : options.batch_size;  // 0: the preset's
   imbench::data::SyntheticOptions o;
   o.size = 6000;
   const auto ds = imbench::data::make_synthetic(o);
-  imbench::models::Optimizer adam(model->parameters(), imbench::models::OptimizerKind::kAdam, 1e-3);
+  imbench::models::Optimizer opt(model->parameters(), options.optimizer, options.learning_rate, options.momentum);
   for (auto _ : state) {
     auto idx = torch::randint(ds.size(), {batch}, torch::kLong);
     auto x = ds.images.index_select(0, idx);
     auto y = ds.labels.index_select(0, idx);
-    adam.zero_grad();
+    opt.zero_grad();
     auto loss = model->loss(x, y);
     loss.backward();
-    adam.step();
+    if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(opt.params(), options.grad_clip);
+    opt.step();
   }
   state.SetItemsProcessed(state.iterations() * batch);
+  state.SetLabel(fmt::format("{} {} batch {}", spec.family, kPresets[state.range(1)], batch));
   state.counters["threads"] = torch::get_num_threads();
+}
+
+// S samples of the logits per image in one call (what attacks with EOT use)
+// against S separate single-sample calls.
+void BM_SampleLogits(benchmark::State& state) {
+  torch::manual_seed(0);
+  ModelSpec spec = mnist_det();
+  spec.family = kFamilies[state.range(0)];
+  imbench::models::apply_preset("paper", spec);
+  auto model = imbench::models::create_model(spec);
+  model->set_training(false);
+  const int64_t samples = state.range(1), batch = 100;
+  const bool looped = state.range(2) != 0;
+  auto x = torch::rand({batch, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  for (auto _ : state) {
+    if (looped) {
+      for (int64_t s = 0; s < samples; ++s) benchmark::DoNotOptimize(model->sample_logits(x, 1));
+    } else {
+      benchmark::DoNotOptimize(model->sample_logits(x, samples));
+    }
+  }
+  state.SetItemsProcessed(state.iterations() * batch);
+  state.SetLabel(fmt::format("{} {} samples {}", spec.family, samples, looped ? "as separate calls" : "in one call"));
+}
+
+// The prediction rule over all test-time samples (SFNN: 32x32 branching paths).
+void BM_PredictProba(benchmark::State& state) {
+  torch::manual_seed(0);
+  ModelSpec spec = mnist_det();
+  spec.family = kFamilies[state.range(0)];
+  imbench::models::apply_preset("paper", spec);
+  auto model = imbench::models::create_model(spec);
+  model->set_training(false);
+  auto x = torch::rand({100, 1, 28, 28});
+  for (auto _ : state) benchmark::DoNotOptimize(model->predict_proba(x));
+  state.SetItemsProcessed(state.iterations() * 100);
+  state.SetLabel(fmt::format("{}, {} samples", spec.family, model->prediction_samples()));
 }
 
 }  // namespace
 
 BENCHMARK(BM_DetForward)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DetForwardBackward)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
-BENCHMARK(BM_DetTrainStep)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
+// DET at batch 100 and 1000; every family with its quick and paper settings.
+BENCHMARK(BM_TrainStep)->Args({0, 0, 100})->Args({0, 0, 1000})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep)
+    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}, {0}})
+    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SampleLogits)->ArgsProduct({{1, 4}, {1, 16}, {0, 1}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_PredictProba)->DenseRange(1, 4, 3)->Unit(benchmark::kMillisecond);
 
 // LibTorch here defaults to one thread; benchmark with all cores, like the CLI.
 int main(int argc, char** argv) {

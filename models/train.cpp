@@ -248,7 +248,10 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
     result.best_epoch = epoch;
     result.best_validation_accuracy = result.history.back().validation_accuracy;
   }
-  for (auto& p : model.module().parameters()) p.requires_grad_(true);
+  for (auto& p : model.module().parameters()) {
+    p.requires_grad_(true);
+    if (p.grad().defined()) p.mutable_grad() = torch::Tensor();  // no stale gradients for later users
+  }
   model.set_training(false);
   result.seconds = seconds_since(run_start);
   result.images_per_second = static_cast<double>(trained_images) / std::max(train_seconds, 1e-9);
