@@ -49,7 +49,8 @@ struct DataPaths {
   std::string cifar10_dir;  ///< a cifar-10-batches-bin folder, overrides data_dir
 };
 
-/// --data-dir, else $IMBENCH_DATA_DIR, else $XDG_CACHE_HOME/imbench, else ~/.cache/imbench.
+/// --data-dir, else $IMBENCH_DATA_DIR, else $XDG_CACHE_HOME/imbench, else
+/// ~/.cache/imbench, else (no HOME) ./.imbench-data.
 std::string resolve_data_dir(const std::string& data_dir_option);
 /// --cifar10-dir, else $IMBENCH_CIFAR10_DIR, else <data dir>/cifar-10-batches-bin.
 std::string resolve_cifar10_dir(const DataPaths& paths);

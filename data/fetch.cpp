@@ -28,7 +28,7 @@ std::vector<std::string> verify_mnist(const std::string& dir) {
   std::vector<std::string> bad;
   for (const auto& f : mnist_files()) {
     const fs::path p = fs::path(dir) / f.name;
-    if (!fs::exists(p) || sha256_file(p.string()) != f.sha256) bad.push_back(f.name);
+    if (!fs::is_regular_file(p) || sha256_file(p.string()) != f.sha256) bad.push_back(f.name);
   }
   return bad;
 }

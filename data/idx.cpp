@@ -77,8 +77,9 @@ IdxArray parse_idx(const std::vector<std::uint8_t>& bytes, const std::string& na
   for (int d = 0; d < ndims; ++d) {
     const std::uint32_t n = be32(&bytes[4 + 4 * d]);
     if (n == 0) throw Error(fmt::format("{}: IDX dimension {} is zero", name, d));
+    // Checked before multiplying so the product cannot wrap around.
+    if (count > (std::uint64_t(1) << 40) / n) throw Error(fmt::format("{}: IDX dimensions are implausibly large", name));
     count *= n;
-    if (count > (std::uint64_t(1) << 40)) throw Error(fmt::format("{}: IDX dimensions are implausibly large", name));
     out.dims.push_back(n);
   }
   const std::uint64_t have = bytes.size() - header;
