@@ -3,11 +3,15 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <unistd.h>
+
+#include <cstdio>
 #include <filesystem>
 #include <optional>
 #include <thread>
 
 #include "core/errors.h"
+#include "attacks/attack.h"
 #include "core/version.h"
 #include "data/dataset.h"
 #include "data/fetch.h"
@@ -16,6 +20,7 @@
 #include "models/evaluate.h"
 #include "models/torchscript.h"
 #include "models/train.h"
+#include "reports/h5_records.h"
 #include "reports/markdown.h"
 
 namespace fs = std::filesystem;
@@ -39,6 +44,30 @@ torch::Device prepare(const CommonOptions& c) {
   const auto device = models::parse_device(c.device);
   models::seed_everything(c.seed);
   return device;
+}
+
+// An imbench checkpoint or a TorchScript file, and a line saying where it came from.
+std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std::string& path,
+                                                                      const TorchScriptFlags& ts,
+                                                                      torch::Device device) {
+  if (models::is_checkpoint_file(path)) {
+    if (ts.any())
+      throw UsageError("--input-shape/--num-classes/--samples/--stochastic apply to TorchScript models only; "
+                       "an imbench checkpoint records them");
+    auto loaded = models::load_checkpoint(path, device);
+    const auto& t = loaded.meta.training;
+    std::string provenance = fmt::format("{}: trained on {} with preset {} (seed {}), imbench {} ({})", path,
+                                         t.value("dataset", "?"), t.value("preset", "?"),
+                                         t.contains("options") ? t["options"].value("seed", uint64_t{0}) : 0,
+                                         loaded.meta.imbench_version, loaded.meta.git_revision);
+    return {std::move(loaded.model), provenance};
+  }
+  models::TorchScriptOptions o;
+  o.input_shape = ts.input_shape;
+  o.num_classes = ts.num_classes;
+  o.samples = ts.samples;
+  o.stochastic = ts.stochastic;
+  return {models::TorchScriptModel::load(path, o, device), path + ": TorchScript module"};
 }
 
 std::string model_kind(const models::Model& m) {
@@ -195,28 +224,7 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
   if (cmd.repeats < 1) throw UsageError("--repeats must be >= 1");
   const auto device = prepare(cmd.common);
-  std::unique_ptr<models::Model> model;
-  std::string provenance;
-  if (models::is_checkpoint_file(cmd.model)) {
-    if (cmd.input_shape || cmd.num_classes || cmd.samples || cmd.stochastic)
-      throw UsageError("--input-shape/--num-classes/--samples/--stochastic apply to TorchScript models only; "
-                       "an imbench checkpoint records them");
-    auto loaded = models::load_checkpoint(cmd.model, device);
-    const auto& t = loaded.meta.training;
-    provenance = fmt::format("trained on {} with preset {} (seed {}), imbench {} ({})",
-                             t.value("dataset", "?"), t.value("preset", "?"),
-                             t.contains("options") ? t["options"].value("seed", uint64_t{0}) : 0,
-                             loaded.meta.imbench_version, loaded.meta.git_revision);
-    model = std::move(loaded.model);
-  } else {
-    models::TorchScriptOptions ts;
-    ts.input_shape = cmd.input_shape;
-    ts.num_classes = cmd.num_classes;
-    ts.samples = cmd.samples;
-    ts.stochastic = cmd.stochastic;
-    model = models::TorchScriptModel::load(cmd.model, ts, device);
-    provenance = "TorchScript module";
-  }
+  auto [model, provenance] = load_any_model(cmd.model, cmd.torchscript, device);
   const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
   const auto ds = full.first(cmd.limit);
   models::EvalOptions eo;
@@ -251,6 +259,218 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
 int run_info(const InfoCommand& cmd, std::ostream& out) {
   const auto meta = models::read_checkpoint_meta(cmd.path);
   fmt::print(out, "{}\n", meta.to_json().dump(2));
+  return 0;
+}
+
+}  // namespace imbench::cli
+
+namespace imbench::cli {
+
+int run_attack_list(std::ostream& out) {
+  reports::MarkdownTable t({"attack", "norms", "description", "default options"});
+  for (const auto& info : attacks::attack_registry()) {
+    const auto a = info.create(nlohmann::json::object());
+    std::string norms = a->supports(attacks::Norm::kLinf) ? "linf" : "";
+    if (a->supports(attacks::Norm::kL2)) norms += norms.empty() ? "l2" : ", l2";
+    t.add_row({info.name, norms, info.description, a->options_json().dump()});
+  }
+  fmt::print(out, "{}", t.render());
+  return 0;
+}
+
+namespace {
+
+// Accumulates per-example tensors of the batches of one evaluated set.
+struct Collected {
+  std::vector<torch::Tensor> clean, adv, success, linf, l2, l0, loss, evals, targets;
+  double seconds = 0;
+  void add(const attacks::AttackResult& r) {
+    clean.push_back(r.clean_correct.cpu());
+    adv.push_back(r.adversarial_correct.cpu());
+    success.push_back(r.success.cpu());
+    linf.push_back(r.linf.cpu());
+    l2.push_back(r.l2.cpu());
+    l0.push_back(r.l0.cpu());
+    loss.push_back(r.final_loss.cpu());
+    evals.push_back(r.gradient_evaluations.cpu());
+    if (r.targets.defined()) targets.push_back(r.targets.cpu());
+    seconds += r.seconds;
+  }
+};
+
+template <typename T>
+std::vector<T> to_vector(const torch::Tensor& t) {
+  const auto c = t.contiguous();
+  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+}
+
+struct SetSummary {
+  double clean, robust, robust_std, worst, success;
+  int64_t repeats;
+};
+
+SetSummary summarise(const torch::Tensor& clean, const torch::Tensor& adv, const torch::Tensor& success) {
+  const auto adv_d = adv.to(torch::kDouble);
+  return {clean.to(torch::kDouble).mean().item<double>(), adv_d.mean().item<double>(),
+          adv.size(0) > 1 ? adv_d.mean(1).std().item<double>() : 0.0, adv.all(0).to(torch::kDouble).mean().item<double>(),
+          success.to(torch::kDouble).mean().item<double>(), adv.size(0)};
+}
+
+}  // namespace
+
+int run_attack(const AttackCommand& cmd, std::ostream& out) {
+  if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
+  if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
+  if (cmd.eot < 0 || cmd.repeats < 0) throw UsageError("--eot and --repeats must be >= 0 (0 = automatic)");
+  nlohmann::json attack_options;
+  try {
+    attack_options = nlohmann::json::parse(cmd.attack_options_json);
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(fmt::format("attack options are not valid JSON: {}", e.what()));
+  }
+  auto attack = attacks::create_attack(cmd.attack, attack_options);
+  attacks::ThreatModel threat;
+  threat.norm = attacks::parse_norm(cmd.norm);
+  threat.eps = cmd.eps;
+  threat.target = cmd.targeted ? attacks::parse_target_rule(cmd.target_rule) : attacks::TargetRule::kNone;
+  if (threat.target == attacks::TargetRule::kGiven)
+    throw UsageError("--target-rule given is for the library API; on the command line use random, least-likely or next");
+  if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
+  const auto device = prepare(cmd.common);
+  auto [model, provenance] = load_any_model(cmd.model, cmd.torchscript, device);
+  const auto bounds = model->input_bounds();
+  threat.lower = bounds.lower;
+  threat.upper = bounds.upper;
+  threat.validate();
+  if (!attack->supports(threat.norm))
+    throw UsageError(fmt::format("attack '{}' does not support --norm {}", cmd.attack, cmd.norm));
+  std::vector<std::pair<std::unique_ptr<models::Model>, std::string>> targets;
+  for (const auto& path : cmd.transfer_to) targets.push_back(load_any_model(path, {}, device));
+
+  attacks::RunOptions run;
+  run.seed = cmd.common.seed;
+  run.eot.samples = cmd.eot > 0 ? cmd.eot : (model->is_stochastic() ? 16 : 1);
+  run.eot.reduction = attacks::parse_eot_reduction(cmd.eot_reduction);
+  run.repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
+  const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
+  const auto ds = full.first(cmd.limit);
+  model->check_input(ds.images.slice(0, 0, 1));
+  if (ds.num_classes != model->num_classes())
+    throw UsageError(fmt::format("{} has {} classes but the model outputs {}", cmd.dataset, ds.num_classes,
+                                 model->num_classes()));
+
+  Collected white;
+  std::vector<Collected> transferred(targets.size());
+  const int64_t n = ds.size();
+  for (int64_t b = 0; b < n; b += cmd.batch_size) {
+    const int64_t e = std::min(n, b + cmd.batch_size);
+    auto x = ds.images.slice(0, b, e).to(device);
+    auto y = ds.labels.slice(0, b, e).to(device);
+    attacks::RunOptions batch_run = run;
+    batch_run.seed = run.seed + static_cast<uint64_t>(b);  // every batch its own stream, fixed by the master seed
+    const auto r = attack->run(*model, x, y, threat, batch_run);
+    white.add(r);
+    for (std::size_t i = 0; i < targets.size(); ++i) {
+      auto& target = *targets[i].first;
+      const int64_t reps = target.is_stochastic() ? run.repeats : 1;
+      torch::NoGradGuard no_grad;
+      target.set_training(false);
+      std::vector<torch::Tensor> clean, adv, success;
+      for (int64_t k = 0; k < reps; ++k) {
+        clean.push_back(target.predict(x).eq(y));
+        const auto pred = target.predict(r.x_adv);
+        adv.push_back(pred.eq(y));
+        success.push_back(r.targets.defined() ? pred.eq(r.targets) : pred.ne(y));
+      }
+      attacks::AttackResult t = r;
+      t.clean_correct = torch::stack(clean);
+      t.adversarial_correct = torch::stack(adv);
+      t.success = torch::stack(success);
+      t.seconds = 0;
+      transferred[i].add(t);
+    }
+    if (::isatty(fileno(stderr)))
+      fmt::print(stderr, "\r\033[Kattacked {}/{} images", e, n);
+  }
+  if (::isatty(fileno(stderr))) fmt::print(stderr, "\n");
+
+  const auto cat = [](const std::vector<torch::Tensor>& v, int64_t dim) { return torch::cat(v, dim); };
+  const double evals_per_example = cat(white.evals, 0).to(torch::kDouble).mean().item<double>();
+  fmt::print(out, "model: {} ({})\n", model->description(), provenance);
+  fmt::print(out, "threat model: {}\n", threat.describe());
+  fmt::print(out, "attack: {} {} (loss {}); EOT {} sample(s) per gradient ({}); R = {} evaluation repeat(s)\n",
+             cmd.attack, attack->options_json().dump(), attacks::to_string(attack->loss_kind()), run.eot.samples,
+             attacks::to_string(run.eot.reduction), model->is_stochastic() ? run.repeats : 1);
+  fmt::print(out, "prediction rule: {}{}\n", models::to_string(model->prediction_rule()),
+             model->is_stochastic() ? fmt::format(" over {} samples, fresh samples per repeat", model->prediction_samples()) : "");
+  fmt::print(out, "data: first {} of {} {} {} images; seed {}; device {}; imbench {} ({})\n\n", n, full.size(),
+             cmd.dataset, cmd.split, cmd.common.seed, models::device_description(device), kVersion, kGitRevision);
+  reports::MarkdownTable table({"evaluated on", "clean accuracy", "robust accuracy", "worst repeat", "attack success",
+                                "median L2", "median Linf", "grad evals / image", "images/s"});
+  auto row = [&](const std::string& who, const Collected& c, bool timed) {
+    const auto s = summarise(cat(c.clean, 1), cat(c.adv, 1), cat(c.success, 1));
+    table.add_row({who, reports::format_percent(s.clean), reports::format_percent(s.robust, s.robust_std),
+                   reports::format_percent(s.worst), reports::format_percent(s.success),
+                   fmt::format("{:.4f}", cat(c.l2, 0).median().item<double>()),
+                   fmt::format("{:.4f}", cat(c.linf, 0).median().item<double>()),
+                   fmt::format("{:.0f}", evals_per_example),
+                   timed ? fmt::format("{:.1f}", static_cast<double>(n) / std::max(c.seconds, 1e-9)) : "-"});
+    return s;
+  };
+  row(fmt::format("{} (white-box)", model->description()), white, true);
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    row(fmt::format("{} (transfer)", targets[i].first->description()), transferred[i], false);
+  fmt::print(out, "{}", table.render());
+  fmt::print(out,
+             "\nrobust accuracy: accuracy on x_adv under the prediction rule, mean (± std) over repeats; worst repeat: "
+             "share of images right in every repeat.\n{:.2f} s in the attack, {:.0f} gradient evaluations/s\n",
+             white.seconds, evals_per_example * static_cast<double>(n) / std::max(white.seconds, 1e-9));
+
+  if (!cmd.out.empty()) {
+    std::map<std::string, std::string> root{
+        {"imbench_version", kVersion},
+        {"git_revision", kGitRevision},
+        {"torch_version", TORCH_VERSION},
+        {"device", models::device_description(device)},
+        {"threads", std::to_string(torch::get_num_threads())},
+        {"seed", std::to_string(cmd.common.seed)},
+        {"threat_model", threat.describe()},
+        {"attack", cmd.attack},
+        {"attack_options", attack->options_json().dump()},
+        {"loss", attacks::to_string(attack->loss_kind())},
+        {"eot_samples", std::to_string(run.eot.samples)},
+        {"eot_reduction", attacks::to_string(run.eot.reduction)},
+        {"dataset", fmt::format("{} {}: first {} of {}", cmd.dataset, cmd.split, n, full.size())},
+        {"source_model", provenance},
+    };
+    auto records = [&](const std::string& name, const Collected& c, const std::string& who) {
+      reports::AttackRecords r;
+      r.name = name;
+      const auto adv = cat(c.adv, 1);
+      r.repeats = adv.size(0);
+      r.index = to_vector<int64_t>(torch::arange(n, torch::kLong));
+      r.label = to_vector<int64_t>(ds.labels.contiguous());
+      if (!c.targets.empty()) r.target = to_vector<int64_t>(cat(c.targets, 0));
+      r.clean_correct = to_vector<uint8_t>(cat(c.clean, 1).to(torch::kUInt8));
+      r.adversarial_correct = to_vector<uint8_t>(adv.to(torch::kUInt8));
+      r.linf = to_vector<float>(cat(c.linf, 0));
+      r.l2 = to_vector<float>(cat(c.l2, 0));
+      r.l0 = to_vector<float>(cat(c.l0, 0));
+      r.final_loss = to_vector<float>(cat(c.loss, 0).to(torch::kFloat));
+      r.gradient_evaluations = to_vector<int64_t>(cat(c.evals, 0));
+      const auto s = summarise(cat(c.clean, 1), adv, cat(c.success, 1));
+      r.attributes = {{"model", who}, {"prediction", name == "white-box" ? "white-box" : "transfer"}};
+      r.summary = {{"clean_accuracy", s.clean}, {"robust_accuracy", s.robust}, {"robust_accuracy_std", s.robust_std},
+                   {"robust_accuracy_worst", s.worst}, {"attack_success", s.success}, {"seconds", c.seconds}};
+      return r;
+    };
+    std::vector<reports::AttackRecords> groups{records("white-box", white, model->description())};
+    for (std::size_t i = 0; i < targets.size(); ++i)
+      groups.push_back(records(fmt::format("transfer-{}", i), transferred[i],
+                               targets[i].first->description() + " (" + targets[i].second + ")"));
+    reports::write_attack_records(cmd.out, root, groups);
+    fmt::print(out, "per-example records: {}\n", cmd.out);
+  }
   return 0;
 }
 

@@ -18,6 +18,14 @@ struct CommonOptions {
   uint64_t seed = 0;
 };
 
+/// How a TorchScript model is described (imbench checkpoints record this).
+struct TorchScriptFlags {
+  std::optional<std::vector<int64_t>> input_shape;
+  std::optional<int64_t> num_classes, samples;
+  std::optional<bool> stochastic;
+  bool any() const { return input_shape || num_classes || samples || stochastic; }
+};
+
 struct DataFetchCommand {
   CommonOptions common;
   std::string dataset = "mnist";  ///< mnist, fashion-mnist, cifar10 or all
@@ -48,10 +56,28 @@ struct EvalCommand {
   int64_t limit = 0;               ///< first N examples; 0 = all
   int64_t repeats = 1;
   int64_t batch_size = 1000;
-  // TorchScript models only:
-  std::optional<std::vector<int64_t>> input_shape;
-  std::optional<int64_t> num_classes, samples;
-  std::optional<bool> stochastic;
+  TorchScriptFlags torchscript;  ///< TorchScript models only
+};
+
+struct AttackCommand {
+  CommonOptions common;
+  std::string model;
+  std::vector<std::string> transfer_to;  ///< evaluate the adversarial examples on these models too
+  std::string dataset = "mnist";
+  std::string split = "test";
+  int64_t limit = 1000;
+  int64_t batch_size = 1000;
+  std::string attack = "pgd";
+  std::string attack_options_json = "{}";  ///< the attack's own options as JSON
+  std::string norm = "linf";
+  double eps = 0.3;
+  bool targeted = false;
+  std::string target_rule = "random";
+  int64_t eot = 0;       ///< 0: 16 for stochastic models, 1 otherwise
+  std::string eot_reduction = "prediction-rule";
+  int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
+  std::string out;       ///< HDF5 file for per-example records
+  TorchScriptFlags torchscript;
 };
 
 struct InfoCommand {
@@ -63,6 +89,9 @@ int run_data_list(const CommonOptions& common, std::ostream& out);
 int run_train(const TrainCommand& cmd, std::ostream& out);
 int run_eval(const EvalCommand& cmd, std::ostream& out);
 int run_info(const InfoCommand& cmd, std::ostream& out);
+int run_attack(const AttackCommand& cmd, std::ostream& out);
+/// `imbench attack --list`: the registry with descriptions.
+int run_attack_list(std::ostream& out);
 
 /// Names for "did you mean" in the option parser.
 std::vector<std::string> dataset_names();

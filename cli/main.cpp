@@ -6,6 +6,8 @@
 
 #include <cmath>
 #include <iostream>
+#include <limits>
+#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "cli/commands.h"
@@ -26,6 +28,7 @@ commands:
   data list    show which datasets are available and where
   train        train a model family with a preset and write a checkpoint
   eval         clean accuracy of a checkpoint or TorchScript model
+  attack       accuracy under attack (FGSM, PGD, CW-L2, APGD) with EOT for stochastic models
   info         print what a checkpoint records (spec, training, metrics, provenance)
 
 options:
@@ -69,6 +72,27 @@ std::vector<double> parse_double_list(const std::string& s, const std::string& o
   }
   if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
   return out;
+}
+
+// "0.3", "8/255" or "inf".
+double parse_eps(const std::string& s) {
+  try {
+    if (s == "inf") return std::numeric_limits<double>::infinity();
+    const auto slash = s.find('/');
+    std::size_t used = 0;
+    if (slash == std::string::npos) {
+      const double v = std::stod(s, &used);
+      if (used != s.size()) throw std::invalid_argument("");
+      return v;
+    }
+    const double a = std::stod(s.substr(0, slash), &used);
+    if (used != slash) throw std::invalid_argument("");
+    const double b = std::stod(s.substr(slash + 1), &used);
+    if (used != s.size() - slash - 1 || b == 0) throw std::invalid_argument("");
+    return a / b;
+  } catch (const std::exception&) {
+    throw UsageError(fmt::format("--eps: '{}' is not a number, a fraction like 8/255, or inf", s));
+  }
 }
 
 void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
@@ -235,11 +259,95 @@ int cmd_eval(const std::vector<std::string>& args) {
              "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
              "with fresh samples (mean, std and worst repeat).",
              d, args, vm, &pos)) return 0;
-  if (vm.count("input-shape")) c.input_shape = parse_int_list(shape, "input-shape");
-  if (vm.count("num-classes")) c.num_classes = classes;
-  if (vm.count("samples")) c.samples = samples;
-  if (stochastic) c.stochastic = true;
+  if (vm.count("input-shape")) c.torchscript.input_shape = parse_int_list(shape, "input-shape");
+  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
+  if (vm.count("samples")) c.torchscript.samples = samples;
+  if (stochastic) c.torchscript.stochastic = true;
   return cli::run_eval(c, std::cout);
+}
+
+int cmd_attack(const std::vector<std::string>& args) {
+  cli::AttackCommand c;
+  std::string shape, eps, options_json = "{}";
+  bool list = false;
+  int64_t classes = 0, samples = 0;
+  bool stochastic = false;
+  int64_t steps = 0, restarts = 0, bss = 0;
+  double step_size = 0, confidence = 0, initial_const = 0, lr = 0;
+  std::string loss, random_start, early_stop;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("list", po::bool_switch(&list), "list the attacks and their default options")
+    ("model", po::value(&c.model), "the attacked model: an imbench checkpoint or a TorchScript file")
+    ("attack", po::value(&c.attack)->default_value("pgd"), "fgsm, pgd, cw, apgd-ce or apgd-dlr")
+    ("norm", po::value(&c.norm)->default_value("linf"), "linf or l2 (cw: l2)")
+    ("eps", po::value(&eps), "radius of the threat model in pixel units of [0, 1], e.g. 0.3 or 8/255; 'inf' for cw (required)")
+    ("targeted", po::bool_switch(&c.targeted), "targeted attack (see --target-rule)")
+    ("target-rule", po::value(&c.target_rule)->default_value("random"), "random (another class, seeded), least-likely or next")
+    ("steps", po::value(&steps), "iterations (pgd 40, cw 1000 per search step, apgd 100)")
+    ("step-size", po::value(&step_size), "pgd: step size (default 2.5 eps / steps)")
+    ("restarts", po::value(&restarts), "pgd, apgd: restarts, the best per example is kept")
+    ("random-start", po::value(&random_start), "pgd: true or false (default true)")
+    ("early-stop", po::value(&early_stop), "pgd: true or false (default false)")
+    ("loss", po::value(&loss), "fgsm, pgd: ce, margin or dlr")
+    ("binary-search-steps", po::value(&bss), "cw: binary search steps over c (9)")
+    ("confidence", po::value(&confidence), "cw: kappa (0)")
+    ("initial-const", po::value(&initial_const), "cw: c_0 (1e-3)")
+    ("learning-rate", po::value(&lr), "cw: Adam step (0.01)")
+    ("options", po::value(&options_json), "any attack option as JSON, e.g. '{\"check_every\": 5}'")
+    ("eot", po::value(&c.eot)->default_value(0), "EOT samples per gradient (0 = 16 for stochastic models, 1 otherwise)")
+    ("eot-reduction", po::value(&c.eot_reduction)->default_value("prediction-rule"), "prediction-rule (loss on the mean softmax) or mean-loss")
+    ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
+    ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the adversarial examples on these models")
+    ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
+    ("split", po::value(&c.split)->default_value("test"), "test or train")
+    ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
+    ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
+    ("out", po::value(&c.out), "write per-example records to this HDF5 file")
+    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
+    ("num-classes", po::value(&classes), "TorchScript: number of classes")
+    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
+    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+  add_common(d, c.common);
+  po::variables_map vm;
+  if (!parse("attack", "attack --model FILE --attack NAME --norm linf|l2 --eps E [options]",
+             "Attacks the first --limit images of a split and prints clean and robust accuracy under the model's\n"
+             "prediction rule with the full threat model, EOT samples, repeats, seed, device and throughput.\n"
+             "Stochastic models get EOT gradients (one batched pass of S samples) and R re-evaluations with fresh\n"
+             "samples by default. --transfer-to evaluates the same adversarial examples on other models.",
+             d, args, vm)) return 0;
+  if (list) return cli::run_attack_list(std::cout);
+  if (c.model.empty()) throw UsageError("imbench attack: --model is required (or --list)");
+  if (eps.empty()) throw UsageError("imbench attack: --eps is required (e.g. --eps 0.3, --eps 8/255, --eps inf for cw)");
+  c.eps = parse_eps(eps);
+  nlohmann::json o;
+  try {
+    o = nlohmann::json::parse(options_json);
+  } catch (const nlohmann::json::exception&) {
+    throw UsageError(fmt::format("--options: '{}' is not valid JSON", options_json));
+  }
+  auto parse_bool = [](const std::string& v, const char* option) {
+    if (v == "true" || v == "1" || v == "yes") return true;
+    if (v == "false" || v == "0" || v == "no") return false;
+    throw UsageError(fmt::format("--{}: expected true or false, got '{}'", option, v));
+  };
+  if (vm.count("steps")) o["steps"] = steps;
+  if (vm.count("step-size")) o["step_size"] = step_size;
+  if (vm.count("restarts")) o["restarts"] = restarts;
+  if (vm.count("random-start")) o["random_start"] = parse_bool(random_start, "random-start");
+  if (vm.count("early-stop")) o["early_stop"] = parse_bool(early_stop, "early-stop");
+  if (vm.count("loss")) o["loss"] = loss;
+  if (vm.count("binary-search-steps")) o["binary_search_steps"] = bss;
+  if (vm.count("confidence")) o["confidence"] = confidence;
+  if (vm.count("initial-const")) o["initial_const"] = initial_const;
+  if (vm.count("learning-rate")) o["learning_rate"] = lr;
+  c.attack_options_json = o.dump();
+  if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
+  if (vm.count("input-shape")) c.torchscript.input_shape = parse_int_list(shape, "input-shape");
+  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
+  if (vm.count("samples")) c.torchscript.samples = samples;
+  if (stochastic) c.torchscript.stochastic = true;
+  return cli::run_attack(c, std::cout);
 }
 
 int cmd_info(const std::vector<std::string>& args) {
@@ -274,7 +382,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "train") return cmd_train(rest);
   if (cmd == "eval") return cmd_eval(rest);
   if (cmd == "info") return cmd_info(rest);
-  throw_unknown_name("command", cmd, {"data", "train", "eval", "info"});
+  if (cmd == "attack") return cmd_attack(rest);
+  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "info"});
 }
 
 }  // namespace

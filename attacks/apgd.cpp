@@ -1,0 +1,108 @@
+#include "attacks/apgd.h"
+
+#include <cmath>
+
+#include "attacks/options.h"
+
+namespace imbench::attacks {
+
+ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const std::string& name) {
+  OptionReader r(j, name);
+  ApgdOptions o;
+  o.loss = loss;
+  o.steps = r.get("steps", o.steps);
+  o.restarts = r.get("restarts", o.restarts);
+  o.rho = r.get("rho", o.rho);
+  o.momentum = r.get("momentum", o.momentum);
+  r.finish();
+  if (o.steps < 2 || o.restarts < 1 || !(o.rho > 0 && o.rho <= 1) || !(o.momentum > 0 && o.momentum <= 1))
+    throw UsageError(fmt::format("{}: steps >= 2, restarts >= 1, rho and momentum in (0, 1]", name));
+  return o;
+}
+
+nlohmann::json ApgdOptions::to_json() const {
+  return {{"steps", steps}, {"restarts", restarts}, {"rho", rho}, {"momentum", momentum}, {"loss", to_string(loss)}};
+}
+
+std::vector<int64_t> Apgd::checkpoints(int64_t steps) {
+  std::vector<double> p{0.0, 0.22};
+  while (p.back() < 1.0) p.push_back(p.back() + std::max(p.back() - p[p.size() - 2] - 0.03, 0.06));
+  std::vector<int64_t> w;
+  for (double q : p)
+    if (q <= 1.0) w.push_back(static_cast<int64_t>(std::ceil(q * static_cast<double>(steps))));
+  return w;
+}
+
+std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
+  const auto loss = make_loss(o_.loss);
+  const auto& x = ctx.x;
+  const int64_t n = x.size(0);
+  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = n;
+  const auto norm = ctx.threat.norm;
+  const auto checks = checkpoints(o_.steps);
+  auto eta = torch::full({n}, 2 * ctx.threat.eps, x.options());
+  auto x_k = random_start_point(ctx);
+  auto out = ctx.oracle.loss_and_grad(x_k, ctx.y, ctx.targets, loss);
+  auto loss_k = out.loss, grad = out.grad;
+  auto x_best = x_k.clone(), loss_best = loss_k.clone(), grad_best = grad.clone();
+  // First step without momentum.
+  auto x_prev = x_k;
+  x_k = ctx.project(x_k + eta.view(shape) * steepest_direction(grad, norm));
+  auto increases = torch::zeros({n}, x.options());
+  auto eta_at_check = eta.clone(), best_at_check = loss_best.clone();
+  std::size_t next_check = 1;
+  for (int64_t k = 1; k < o_.steps; ++k) {
+    out = ctx.oracle.loss_and_grad(x_k, ctx.y, ctx.targets, loss);
+    increases += (out.loss > loss_k).to(x.scalar_type());
+    loss_k = out.loss;
+    grad = out.grad;
+    const auto better = loss_k > loss_best;
+    x_best = torch::where(better.view(shape), x_k, x_best);
+    grad_best = torch::where(better.view(shape), grad, grad_best);
+    loss_best = torch::where(better, loss_k, loss_best);
+    const auto z = ctx.project(x_k + eta.view(shape) * steepest_direction(grad, norm));
+    auto x_next = ctx.project(x_k + o_.momentum * (z - x_k) + (1 - o_.momentum) * (x_k - x_prev));
+    if (next_check < checks.size() && k == checks[next_check]) {
+      const double span = static_cast<double>(checks[next_check] - checks[next_check - 1]);
+      const auto few_increases = increases < o_.rho * span;
+      const auto stalled = eta.eq(eta_at_check) & loss_best.eq(best_at_check);
+      const auto reduce = few_increases | stalled;
+      eta = torch::where(reduce, eta / 2, eta);
+      // Halving restarts from the best point, with its gradient.
+      x_next = torch::where(reduce.view(shape),
+                            ctx.project(x_best + eta.view(shape) * steepest_direction(grad_best, norm)), x_next);
+      increases.zero_();
+      eta_at_check = eta.clone();
+      best_at_check = loss_best.clone();
+      ++next_check;
+    }
+    x_prev = x_k;
+    x_k = x_next;
+  }
+  // The last iterate has not been scored yet.
+  out = ctx.oracle.loss_only(x_k, ctx.y, ctx.targets, loss);
+  const auto better = out.loss > loss_best;
+  x_best = torch::where(better.view(shape), x_k, x_best);
+  loss_best = torch::where(better, out.loss, loss_best);
+  return {x_best, loss_best};
+}
+
+torch::Tensor Apgd::perturb(AttackContext& ctx) {
+  torch::Tensor best, best_loss;
+  std::vector<int64_t> shape(static_cast<std::size_t>(ctx.x.dim()), 1);
+  shape[0] = ctx.x.size(0);
+  for (int64_t r = 0; r < o_.restarts; ++r) {
+    auto [xa, la] = one_restart(ctx);
+    if (!best.defined()) {
+      best = xa, best_loss = la;
+      continue;
+    }
+    const auto better = la > best_loss;
+    best = torch::where(better.view(shape), xa, best);
+    best_loss = torch::where(better, la, best_loss);
+  }
+  return best;
+}
+
+}  // namespace imbench::attacks

@@ -1,0 +1,88 @@
+#include "attacks/cw.h"
+
+#include <cmath>
+
+#include "attacks/options.h"
+
+namespace imbench::attacks {
+
+CwOptions CwOptions::from_json(const nlohmann::json& j) {
+  OptionReader r(j, "cw");
+  CwOptions o;
+  o.steps = r.get("steps", o.steps);
+  o.binary_search_steps = r.get("binary_search_steps", o.binary_search_steps);
+  o.learning_rate = r.get("learning_rate", o.learning_rate);
+  o.initial_const = r.get("initial_const", o.initial_const);
+  o.confidence = r.get("confidence", o.confidence);
+  o.abort_early = r.get("abort_early", o.abort_early);
+  r.finish();
+  if (o.steps < 1 || o.binary_search_steps < 1 || !(o.learning_rate > 0) || !(o.initial_const > 0) ||
+      !(o.confidence >= 0))
+    throw UsageError("cw: steps and binary_search_steps must be >= 1, learning_rate and initial_const > 0, "
+                     "confidence >= 0");
+  return o;
+}
+
+nlohmann::json CwOptions::to_json() const {
+  return {{"steps", steps}, {"binary_search_steps", binary_search_steps}, {"learning_rate", learning_rate},
+          {"initial_const", initial_const}, {"confidence", confidence}, {"abort_early", abort_early}};
+}
+
+torch::Tensor CarliniWagnerL2::perturb(AttackContext& ctx) {
+  const auto& x = ctx.x;
+  const double lo = ctx.threat.lower, hi = ctx.threat.upper, half = (hi - lo) / 2;
+  const int64_t n = x.size(0);
+  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = n;
+  const double kappa = o_.confidence;
+  // g(x) = min(m(x), kappa) is maximised; c g enters the objective with a minus sign.
+  const LossFn g = [kappa](const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& t) {
+    return (t.defined() ? -margin(z, t) : margin(z, y)).clamp_max(kappa);
+  };
+  const auto w0 = torch::atanh(((x - lo) / half - 1).clamp(-1 + 1e-6, 1 - 1e-6));
+  const auto opts = x.options();
+  auto c = torch::full({n}, o_.initial_const, opts);
+  auto c_lo = torch::zeros({n}, opts), c_hi = torch::full({n}, 1e10, opts);
+  auto best_l2 = torch::full({n}, std::numeric_limits<float>::infinity(), opts);
+  auto best_x = x.clone();
+  const double b1 = 0.9, b2 = 0.999, eps = 1e-8;
+  const int64_t check = std::max<int64_t>(1, o_.steps / 10);
+  for (int64_t search = 0; search < o_.binary_search_steps; ++search) {
+    auto w = w0.clone(), m = torch::zeros_like(w), v = torch::zeros_like(w);
+    auto found = torch::zeros({n}, opts.dtype(torch::kBool));
+    double previous = std::numeric_limits<double>::infinity();
+    for (int64_t k = 1; k <= o_.steps; ++k) {
+      const auto tw = torch::tanh(w);
+      const auto xa = lo + (tw + 1) * half;
+      const auto out = ctx.oracle.loss_and_grad(xa, ctx.y, ctx.targets, g);
+      const auto d = xa - x;
+      const auto l2sq = d.flatten(1).pow(2).sum(1);
+      // Success at xa: margin above kappa under the (EOT-reduced) scores.
+      const auto score = ctx.targeted() ? -margin(out.log_probs, ctx.targets) : margin(out.log_probs, ctx.y);
+      const auto success = kappa > 0 ? score.ge(kappa) : is_adversarial(out.log_probs, ctx.y, ctx.targets);
+      const auto improved = success & (l2sq < best_l2.pow(2));
+      best_l2 = torch::where(improved, l2sq.sqrt(), best_l2);
+      best_x = torch::where(improved.view(shape), xa, best_x);
+      found = found | success;
+      // Gradient of ||d||^2 - c g with respect to w, then Adam.
+      const auto grad_x = 2 * d - c.view(shape) * out.grad;
+      const auto grad_w = grad_x * (1 - tw.pow(2)) * half;
+      m.mul_(b1).add_(grad_w, 1 - b1);
+      v.mul_(b2).addcmul_(grad_w, grad_w, 1 - b2);
+      const double step = o_.learning_rate * std::sqrt(1 - std::pow(b2, k)) / (1 - std::pow(b1, k));
+      w.addcdiv_(m, v.sqrt().add_(eps), -step);
+      if (o_.abort_early && k % check == 0) {
+        const double objective = (l2sq - c * out.loss).sum().item<double>();
+        if (objective > previous * 0.9999) break;
+        previous = objective;
+      }
+    }
+    // Binary search on c: smaller after a success, larger (x10 until bracketed) after a failure.
+    c_hi = torch::where(found, torch::minimum(c_hi, c), c_hi);
+    c_lo = torch::where(found, c_lo, torch::maximum(c_lo, c));
+    c = torch::where(c_hi < 1e9, (c_lo + c_hi) / 2, c * 10);
+  }
+  return best_x;
+}
+
+}  // namespace imbench::attacks

@@ -1,0 +1,73 @@
+#pragma once
+/// The one place where attacks get input gradients: expectation over
+/// transformation (EOT, Athalye et al. 2018) for stochastic models.
+///
+/// For a batch x [N, ...] the oracle draws S samples of the logits in ONE
+/// batched call (Model::sample_logits, [S, N, C]; chunked over N when
+/// S x N exceeds max_rows), reduces them, evaluates a per-example loss and
+/// returns its gradient with respect to x only (torch::autograd::grad;
+/// parameters are frozen by the attack, nothing accumulates in .grad).
+///
+/// Reductions:
+///   kPredictionRule  loss on log mean_s softmax(z_s): the attack targets
+///                    exactly what the model predicts with (default)
+///   kMeanLoss        mean over samples of the per-sample loss
+/// With S = 1 on a deterministic model both equal the plain gradient.
+#include <torch/torch.h>
+
+#include <functional>
+
+#include "attacks/losses.h"
+#include "models/model.h"
+
+namespace imbench::attacks {
+
+enum class EotReduction { kPredictionRule, kMeanLoss };
+std::string to_string(EotReduction r);
+EotReduction parse_eot_reduction(const std::string& name);  ///< "prediction-rule", "mean-loss"
+
+struct EotOptions {
+  int64_t samples = 1;  ///< S; deterministic models always use 1
+  EotReduction reduction = EotReduction::kPredictionRule;
+  int64_t max_rows = int64_t{1} << 16;  ///< largest S x chunk of examples per forward pass
+  void validate() const;
+};
+
+/// A per-example loss [N] to maximise from reduced scores z [N, C] (for
+/// kPredictionRule, z = log mean softmax) with labels y and targets t
+/// (undefined when untargeted).
+using LossFn = std::function<torch::Tensor(const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& t)>;
+LossFn make_loss(LossKind kind);
+
+struct OracleOutput {
+  torch::Tensor loss;       ///< [N], detached
+  torch::Tensor grad;       ///< d loss_n / d x_n, [N, ...]; undefined without gradient
+  torch::Tensor log_probs;  ///< log mean_s softmax [N, C], detached: what the prediction rule sees
+};
+
+class GradientOracle {
+ public:
+  GradientOracle(models::Model& model, EotOptions options);
+  /// Loss and its input gradient for x (which is not modified).
+  OracleOutput loss_and_grad(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& targets,
+                             const LossFn& loss);
+  /// Loss only (no autograd graph).
+  OracleOutput loss_only(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& targets,
+                         const LossFn& loss);
+  /// Samples actually drawn per example and call (1 for deterministic models).
+  int64_t samples() const { return samples_; }
+  /// Gradient evaluations so far, summed over examples: each example of each
+  /// loss_and_grad call counts `samples()`.
+  int64_t gradient_evaluations() const { return gradient_evaluations_; }
+  const EotOptions& options() const { return options_; }
+
+ private:
+  OracleOutput evaluate(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t, const LossFn& loss,
+                        bool with_grad);
+  models::Model& model_;
+  EotOptions options_;
+  int64_t samples_;
+  int64_t gradient_evaluations_ = 0;
+};
+
+}  // namespace imbench::attacks

@@ -1,0 +1,96 @@
+#include "attacks/pgd.h"
+
+#include "attacks/options.h"
+
+namespace imbench::attacks {
+
+PgdOptions PgdOptions::from_json(const nlohmann::json& j) {
+  OptionReader r(j, "pgd");
+  PgdOptions o;
+  o.steps = r.get("steps", o.steps);
+  o.step_size = r.get("step_size", o.step_size);
+  o.random_start = r.get("random_start", o.random_start);
+  o.restarts = r.get("restarts", o.restarts);
+  o.early_stop = r.get("early_stop", o.early_stop);
+  o.check_every = r.get("check_every", o.check_every);
+  o.loss = parse_loss(r.get<std::string>("loss", to_string(o.loss)));
+  r.finish();
+  if (o.steps < 1 || o.restarts < 1 || o.check_every < 1 || !(o.step_size >= 0))
+    throw UsageError("pgd: steps, restarts and check_every must be >= 1 and step_size >= 0");
+  return o;
+}
+
+nlohmann::json PgdOptions::to_json() const {
+  return {{"steps", steps}, {"step_size", step_size}, {"random_start", random_start}, {"restarts", restarts},
+          {"early_stop", early_stop}, {"check_every", check_every}, {"loss", to_string(loss)}};
+}
+
+double Pgd::step_size(double eps) const {
+  return o_.step_size > 0 ? o_.step_size : 2.5 * eps / static_cast<double>(o_.steps);
+}
+
+torch::Tensor random_start_point(const AttackContext& ctx) {
+  const auto& x = ctx.x;
+  const double eps = ctx.threat.eps;
+  if (ctx.threat.norm == Norm::kLinf) return ctx.project(x + (torch::rand_like(x) * 2 - 1) * eps);
+  // Uniform in the L2 ball: Gaussian direction, radius eps u^(1/d).
+  auto g = torch::randn_like(x);
+  const auto d = static_cast<double>(x[0].numel());
+  const auto radius = eps * torch::rand({x.size(0)}, x.options()).pow(1.0 / d);
+  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  return ctx.project(x + steepest_direction(g, Norm::kL2) * radius.view(shape));
+}
+
+torch::Tensor Pgd::one_restart(AttackContext& ctx, bool random_start) {
+  const auto loss = make_loss(o_.loss);
+  const double alpha = step_size(ctx.threat.eps);
+  auto xa = random_start ? random_start_point(ctx) : ctx.x.clone();
+  if (!o_.early_stop) {
+    for (int64_t k = 0; k < o_.steps; ++k) {
+      const auto g = ctx.oracle.loss_and_grad(xa, ctx.y, ctx.targets, loss).grad;
+      xa = ctx.project(xa + alpha * steepest_direction(g, ctx.threat.norm));
+    }
+    return xa;
+  }
+  // Early stop: every check_every steps, examples already adversarial leave
+  // the working set (the only host synchronisation of the loop).
+  auto active = torch::arange(ctx.x.size(0), torch::TensorOptions().dtype(torch::kLong).device(ctx.x.device()));
+  for (int64_t k = 0; k < o_.steps && active.numel() > 0; ++k) {
+    const auto x0 = ctx.x.index_select(0, active), y = ctx.y.index_select(0, active);
+    const auto t = ctx.targeted() ? ctx.targets.index_select(0, active) : torch::Tensor();
+    auto xs = xa.index_select(0, active);
+    const auto g = ctx.oracle.loss_and_grad(xs, y, t, loss).grad;
+    xs = project_to_threat(xs + alpha * steepest_direction(g, ctx.threat.norm), x0, ctx.threat);
+    xa.index_copy_(0, active, xs);
+    if ((k + 1) % o_.check_every == 0) {
+      const auto done = is_adversarial(ctx.oracle.loss_only(xs, y, t, loss).log_probs, y, t);
+      active = active.index_select(0, done.logical_not().nonzero().squeeze(1));
+    }
+  }
+  return xa;
+}
+
+torch::Tensor Pgd::perturb(AttackContext& ctx) {
+  const auto loss = make_loss(o_.loss);
+  torch::Tensor best, best_adv, best_loss;
+  for (int64_t r = 0; r < o_.restarts; ++r) {
+    auto xa = one_restart(ctx, o_.random_start);
+    if (o_.restarts == 1) return xa;
+    const auto out = ctx.oracle.loss_only(xa, ctx.y, ctx.targets, loss);
+    const auto adv = is_adversarial(out.log_probs, ctx.y, ctx.targets);
+    if (!best.defined()) {
+      best = xa, best_adv = adv, best_loss = out.loss;
+      continue;
+    }
+    const auto better = (adv & best_adv.logical_not()) | (adv.eq(best_adv) & (out.loss > best_loss));
+    std::vector<int64_t> shape(static_cast<std::size_t>(xa.dim()), 1);
+    shape[0] = xa.size(0);
+    best = torch::where(better.view(shape), xa, best);
+    best_adv = best_adv | adv;
+    best_loss = torch::where(better, out.loss, best_loss);
+  }
+  return best;
+}
+
+}  // namespace imbench::attacks
