@@ -14,6 +14,7 @@ ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const
   o.restarts = r.get("restarts", o.restarts);
   o.rho = r.get("rho", o.rho);
   o.momentum = r.get("momentum", o.momentum);
+  o.random_start = r.get("random_start", o.random_start);
   r.finish();
   if (o.steps < 2 || o.restarts < 1 || !(o.rho > 0 && o.rho <= 1) || !(o.momentum > 0 && o.momentum <= 1))
     throw UsageError(fmt::format("{}: steps >= 2, restarts >= 1, rho and momentum in (0, 1]", name));
@@ -21,7 +22,8 @@ ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const
 }
 
 nlohmann::json ApgdOptions::to_json() const {
-  return {{"steps", steps}, {"restarts", restarts}, {"rho", rho}, {"momentum", momentum}, {"loss", to_string(loss)}};
+  return {{"steps", steps},       {"restarts", restarts},         {"rho", rho},
+          {"momentum", momentum}, {"random_start", random_start}, {"loss", to_string(loss)}};
 }
 
 std::vector<int64_t> Apgd::checkpoints(int64_t steps) {
@@ -42,7 +44,7 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
   const auto norm = ctx.threat.norm;
   const auto checks = checkpoints(o_.steps);
   auto eta = torch::full({n}, 2 * ctx.threat.eps, x.options());
-  auto x_k = random_start_point(ctx);
+  auto x_k = o_.random_start ? random_start_point(ctx) : x.clone();
   auto out = ctx.oracle.loss_and_grad(x_k, ctx.y, ctx.targets, loss);
   auto loss_k = out.loss, grad = out.grad;
   auto x_best = x_k.clone(), loss_best = loss_k.clone(), grad_best = grad.clone();

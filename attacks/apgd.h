@@ -17,6 +17,7 @@ struct ApgdOptions {
   int64_t restarts = 1;      ///< "restarts"
   double rho = 0.75;         ///< "rho" checkpoint condition (AutoAttack: 0.75)
   double momentum = 0.75;    ///< "momentum" a (AutoAttack: 0.75)
+  bool random_start = true;  ///< "random_start" uniform start in the ball (AutoAttack: true)
   LossKind loss = LossKind::kCrossEntropy;
   static ApgdOptions from_json(const nlohmann::json& j, LossKind loss, const std::string& name);
   nlohmann::json to_json() const;

@@ -50,7 +50,10 @@ torch::Tensor CarliniWagnerL2::perturb(AttackContext& ctx) {
   for (int64_t search = 0; search < o_.binary_search_steps; ++search) {
     auto w = w0.clone(), m = torch::zeros_like(w), v = torch::zeros_like(w);
     auto found = torch::zeros({n}, opts.dtype(torch::kBool));
-    double previous = std::numeric_limits<double>::infinity();
+    // Abort early per example: an example whose objective fell by less than
+    // 0.01% over the last steps/10 iterations stops moving.
+    auto moving = torch::ones({n}, opts.dtype(torch::kBool));
+    auto previous = torch::full({n}, std::numeric_limits<float>::infinity(), opts);
     for (int64_t k = 1; k <= o_.steps; ++k) {
       const auto tw = torch::tanh(w);
       const auto xa = lo + (tw + 1) * half;
@@ -64,17 +67,18 @@ torch::Tensor CarliniWagnerL2::perturb(AttackContext& ctx) {
       best_l2 = torch::where(improved, l2sq.sqrt(), best_l2);
       best_x = torch::where(improved.view(shape), xa, best_x);
       found = found | success;
-      // Gradient of ||d||^2 - c g with respect to w, then Adam.
+      // Gradient of ||d||^2 - c g with respect to w, then Adam (frozen examples do not move).
       const auto grad_x = 2 * d - c.view(shape) * out.grad;
-      const auto grad_w = grad_x * (1 - tw.pow(2)) * half;
+      const auto grad_w = grad_x * (1 - tw.pow(2)) * half * moving.view(shape);
       m.mul_(b1).add_(grad_w, 1 - b1);
       v.mul_(b2).addcmul_(grad_w, grad_w, 1 - b2);
       const double step = o_.learning_rate * std::sqrt(1 - std::pow(b2, k)) / (1 - std::pow(b1, k));
-      w.addcdiv_(m, v.sqrt().add_(eps), -step);
+      w = torch::where(moving.view(shape), w - step * m / (v.sqrt() + eps), w);
       if (o_.abort_early && k % check == 0) {
-        const double objective = (l2sq - c * out.loss).sum().item<double>();
-        if (objective > previous * 0.9999) break;
+        const auto objective = l2sq - c * out.loss;
+        moving = moving & (objective <= previous * 0.9999);
         previous = objective;
+        if (!moving.any().item<bool>()) break;
       }
     }
     // Binary search on c: smaller after a success, larger (x10 until bracketed) after a failure.

@@ -65,5 +65,41 @@ expect 1 "truncated checkpoint" -- "$bin" eval --model "$tmp/cut.ckpt" --dataset
 expect 2 "failed train keeps old file" -- "$bin" train --dataset synthetic --lr -1 --out "$tmp/keep.ckpt"
 if cmp -s "$tmp/m.ckpt" "$tmp/keep.ckpt"; then echo "ok: old checkpoint intact"; else echo "FAIL: checkpoint changed"; fail=1; fi
 
+# Attacks: list, a white-box PGD with transfer to a second model, HDF5 records read back with h5py.
+expect 0 "attack --list" -- "$bin" attack --list
+contains out "apgd-dlr" "the registry lists apgd-dlr"
+expect 0 "train second model" -- "$bin" train --dataset synthetic --epochs 1 --hidden 32 --quiet --threads 1 --seed 4 --out "$tmp/m2.ckpt"
+expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
+  --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
+contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
+contains out "(transfer)" "attack prints the transfer row"
+if command -v python3 >/dev/null && python3 -c "import h5py" 2>/dev/null; then
+  if python3 - "$tmp/pgd.h5" <<'PY'
+import sys, h5py
+f = h5py.File(sys.argv[1], "r")
+assert f.attrs["schema"] == b"imbench-attack-records" or f.attrs["schema"] == "imbench-attack-records", f.attrs["schema"]
+g = f["white-box"]
+assert g["adversarial_correct"].shape == (1, 50), g["adversarial_correct"].shape
+assert g["linf"].shape == (50,)
+assert float(g["linf"][:].max()) <= 8 / 255 + 1e-6
+assert "transfer-0" in f
+assert 0.0 <= g.attrs["robust_accuracy"] <= 1.0
+print("h5py ok")
+PY
+  then echo "ok: HDF5 records read back with h5py"; else echo "FAIL: h5py could not read the records"; fail=1; fi
+else
+  echo "FAIL: python3-h5py is not installed (scripts/setup.sh installs it)"; fail=1
+fi
+cp "$tmp/pgd.h5" "$tmp/pgd.keep"
+expect 2 "unknown attack" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pdg --eps 0.1 --out "$tmp/pgd.h5"
+contains err "did you mean 'pgd'" "unknown attack suggests pgd"
+expect 2 "bad eps" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --eps 8/0 --out "$tmp/pgd.h5"
+expect 2 "missing eps" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic
+expect 2 "cw with linf" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --eps 0.1 --out "$tmp/pgd.h5"
+expect 2 "option the attack lacks" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --steps 3 --eps 0.1
+if cmp -s "$tmp/pgd.h5" "$tmp/pgd.keep"; then echo "ok: failed attacks leave the HDF5 file intact"; else echo "FAIL: HDF5 file changed"; fail=1; fi
+expect 0 "cw unbounded" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --norm l2 --eps inf \
+  --steps 20 --binary-search-steps 2 --limit 20 --threads 1
+
 if [ $fail = 0 ]; then echo "cli_smoke: all passed"; else echo "cli_smoke: FAILED"; fi
 exit $fail

@@ -2,6 +2,7 @@
 // CIFAR-10 readers, datasets and their registry, data paths, synthetic data,
 // and (skipped when absent) the real MNIST, Fashion-MNIST and CIFAR-10 files.
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 #include <unistd.h>
 #include <zlib.h>

@@ -1,7 +1,9 @@
 // Tests of the models library: DET, training, optimisers, checkpoints,
 // TorchScript models, evaluation, devices.
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <filesystem>
 #include <fstream>

@@ -2,7 +2,9 @@
 // estimator, branching Monte Carlo, the VCR and KL terms, VIB, staging,
 // and checkpoints of every family.
 #include <gmock/gmock.h>
+#include <fmt/format.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cmath>
 #include <filesystem>

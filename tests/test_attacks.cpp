@@ -1,0 +1,354 @@
+// Tests of the attack engine: invariants of every registered attack,
+// closed forms on a linear model, orderings, EOT, and a differential test of
+// PGD against a plain reference loop.
+#include <gmock/gmock.h>
+#include <fmt/format.h>
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <cmath>
+
+#include "attacks/apgd.h"
+#include "attacks/attack.h"
+#include "attacks/cw.h"
+#include "attacks/pgd.h"
+#include "core/errors.h"
+#include "data/synthetic.h"
+#include "models/det.h"
+#include "models/stochastic.h"
+#include "models/train.h"
+
+using namespace imbench;
+using namespace imbench::attacks;
+using testing::HasSubstr;
+
+namespace {
+
+data::Dataset toy(int64_t n, const std::string& split, std::vector<int64_t> shape = {1, 8, 8}) {
+  data::SyntheticOptions o;
+  o.size = n;
+  o.noise = 0.2;
+  o.seed = 5;
+  o.example_shape = std::move(shape);
+  return data::make_synthetic(o, split);
+}
+
+models::ModelSpec spec_for(const std::string& family) {
+  models::ModelSpec s;
+  s.family = family;
+  s.input_shape = {1, 8, 8};
+  s.hidden = {32, 32};
+  s.num_classes = 10;
+  s.hyper = models::find_family(family).default_hyper(2);
+  if (family != "det" && family != "vib") {
+    s.hyper["train_samples"] = std::vector<int64_t>{4, 4};
+    s.hyper["test_samples"] = std::vector<int64_t>{8, 8};
+  }
+  return s;
+}
+
+// A small undefended classifier trained once per family and shared by the tests.
+models::TrainableModel& trained(const std::string& family) {
+  static std::map<std::string, std::unique_ptr<models::TrainableModel>> cache;
+  auto& slot = cache[family];
+  if (!slot) {
+    torch::manual_seed(0);
+    slot = models::create_model(spec_for(family));
+    models::TrainOptions o;
+    o.epochs = 8;
+    o.validation_size = 0;
+    o.learning_rate = 3e-3;
+    models::train(*slot, toy(2000, "train"), nullptr, o);
+  }
+  return *slot;
+}
+
+// A linear two-class model: logits = (0, w.x + b), built on DET's layers.
+struct LinearTwoClass {
+  std::unique_ptr<models::TrainableModel> model;
+  torch::Tensor w;
+  double b;
+};
+LinearTwoClass linear_model() {
+  models::ModelSpec s;
+  s.family = "det";
+  s.input_shape = {4};
+  s.hidden = {};
+  s.num_classes = 2;
+  LinearTwoClass l{models::create_model(s), torch::tensor({0.5f, -1.0f, 2.0f, 0.25f}), 0.1};
+  auto& layer = *dynamic_cast<models::MlpImpl&>(l.model->module()).layers[0]->as<torch::nn::Linear>();
+  torch::NoGradGuard g;
+  layer.weight.zero_();
+  layer.weight[1].copy_(l.w);
+  layer.bias.copy_(torch::tensor({0.0f, static_cast<float>(l.b)}));
+  return l;
+}
+
+ThreatModel threat(Norm norm, double eps) {
+  ThreatModel t;
+  t.norm = norm;
+  t.eps = eps;
+  return t;
+}
+
+// Every registered attack with options small enough for tests.
+std::unique_ptr<Attack> quick_attack(const std::string& name, bool randomness = true) {
+  nlohmann::json o = nlohmann::json::object();
+  if (name == "pgd") o = {{"steps", 10}, {"random_start", randomness}};
+  if (name == "cw") o = {{"steps", 50}, {"binary_search_steps", 3}};
+  if (name == "apgd-ce" || name == "apgd-dlr") o = {{"steps", 20}, {"random_start", randomness}};
+  return create_attack(name, o);
+}
+
+std::vector<std::pair<std::string, Norm>> every_attack_and_norm() {
+  std::vector<std::pair<std::string, Norm>> out;
+  for (const auto& name : attack_names())
+    for (Norm n : {Norm::kLinf, Norm::kL2})
+      if (create_attack(name)->supports(n)) out.emplace_back(name, n);
+  return out;
+}
+
+double eps_for(Norm n) { return n == Norm::kLinf ? 0.1 : 1.0; }
+
+}  // namespace
+
+TEST(AttackRegistry, ListsTheAttacksAndRejectsUnknownNamesAndOptions) {
+  EXPECT_EQ(attack_names(), (std::vector<std::string>{"fgsm", "pgd", "cw", "apgd-ce", "apgd-dlr"}));
+  try {
+    create_attack("pgdd");
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("did you mean 'pgd'"));
+  }
+  try {
+    create_attack("pgd", {{"stpes", 3}});
+    FAIL();
+  } catch (const UsageError& e) {
+    EXPECT_THAT(e.what(), HasSubstr("did you mean 'steps'"));
+  }
+  EXPECT_THROW(create_attack("pgd", {{"steps", "many"}}), UsageError);
+  EXPECT_THROW(create_attack("pgd", {{"steps", 0}}), UsageError);
+  EXPECT_EQ(Apgd::checkpoints(100), (std::vector<int64_t>{0, 22, 41, 57, 70, 80, 87, 93, 99}));
+}
+
+class EveryAttack : public testing::TestWithParam<std::pair<std::string, Norm>> {};
+
+TEST_P(EveryAttack, InvariantsHold) {
+  const auto& [name, norm] = GetParam();
+  auto& model = trained("det");
+  const auto ds = toy(64, "test");
+  const auto x = ds.images.clone(), y = ds.labels.clone();
+  const auto t = threat(norm, eps_for(norm));
+  RunOptions run;
+  run.seed = 3;
+  auto attack = quick_attack(name);
+  const auto r = attack->run(model, x, y, t, run);
+  // The input is unchanged.
+  EXPECT_TRUE(torch::equal(x, ds.images));
+  // Inside the ball (with tolerance) and the box; finite.
+  const auto d = r.x_adv - x;
+  const auto dist = norm == Norm::kLinf ? linf_norm(d) : l2_norm(d);
+  EXPECT_LE(dist.max().item<double>(), t.eps + 1e-6) << name;
+  EXPECT_GE(r.x_adv.min().item<double>(), 0.0);
+  EXPECT_LE(r.x_adv.max().item<double>(), 1.0);
+  EXPECT_TRUE(torch::isfinite(r.x_adv).all().item<bool>());
+  // Recorded norms match x_adv.
+  EXPECT_TRUE(torch::allclose(r.linf, linf_norm(d)));
+  EXPECT_TRUE(torch::allclose(r.l2, l2_norm(d)));
+  EXPECT_EQ(r.adversarial_correct.sizes(), (std::vector<int64_t>{1, 64}));
+  EXPECT_GE(r.gradient_evaluations.min().item<int64_t>(), 1);
+  // The attack does something on an undefended model.
+  EXPECT_LT(r.robust_accuracy(), r.clean_accuracy()) << name;
+  // Same seed, same x_adv.
+  EXPECT_TRUE(torch::equal(attack->run(model, x, y, t, run).x_adv, r.x_adv)) << name;
+  // eps = 0 is the identity.
+  EXPECT_TRUE(torch::equal(attack->run(model, x, y, threat(norm, 0.0), run).x_adv, x)) << name;
+  // Parameters are left as they were and collect no gradient.
+  for (const auto& p : model.parameters()) {
+    EXPECT_TRUE(p.requires_grad());
+    EXPECT_FALSE(p.grad().defined());
+  }
+}
+
+TEST_P(EveryAttack, ABatchEqualsEachExampleAlone) {
+  const auto& [name, norm] = GetParam();
+  auto& model = trained("det");
+  const auto ds = toy(6, "test");
+  auto attack = quick_attack(name, /*randomness=*/false);
+  const auto t = threat(norm, eps_for(norm));
+  const auto batch = attack->run(model, ds.images, ds.labels, t, {}).x_adv;
+  for (int64_t i = 0; i < 6; ++i) {
+    const auto single = attack->run(model, ds.images.slice(0, i, i + 1), ds.labels.slice(0, i, i + 1), t, {}).x_adv;
+    // BLAS may round a batch differently from one row; a sign flip of a
+    // near-zero gradient component moves single pixels, so compare with a
+    // tolerance on at most 1% of the pixels.
+    const auto differ = ((single[0] - batch[i]).abs() > 1e-4).to(torch::kDouble).mean().item<double>();
+    EXPECT_LE(differ, 0.01) << name << " example " << i;
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Attacks, EveryAttack, testing::ValuesIn(every_attack_and_norm()), [](const auto& info) {
+  std::string n = info.param.first + (info.param.second == Norm::kLinf ? "_linf" : "_l2");
+  std::replace(n.begin(), n.end(), '-', '_');
+  return n;
+});
+
+TEST(ClosedForm, FgsmOnALinearTwoClassModel) {
+  auto l = linear_model();
+  auto x = torch::full({3, 4}, 0.5f);
+  auto y = torch::tensor({0, 0, 1}, torch::kLong);
+  const double eps = 0.1;
+  auto fgsm = create_attack("fgsm");
+  const auto r = fgsm->run(*l.model, x, y, threat(Norm::kLinf, eps), {});
+  // Class 0 is attacked by raising w.x (sign(w)), class 1 by lowering it.
+  const auto s = l.w.sign();
+  EXPECT_TRUE(torch::allclose(r.x_adv[0], x[0] + eps * s, 0, 1e-7));
+  EXPECT_TRUE(torch::allclose(r.x_adv[2], x[2] - eps * s, 0, 1e-7));
+  // The logit difference moves by exactly eps ||w||_1 (Linf) and eps ||w||_2 (L2).
+  const auto margin_of = [&](const torch::Tensor& v) {
+    torch::NoGradGuard g;
+    const auto z = l.model->logits(v);
+    return (z.select(1, 1) - z.select(1, 0));
+  };
+  const auto before = margin_of(x);
+  EXPECT_NEAR((margin_of(r.x_adv) - before)[0].item<double>(), eps * l.w.abs().sum().item<double>(), 1e-5);
+  EXPECT_NEAR((before - margin_of(r.x_adv))[2].item<double>(), eps * l.w.abs().sum().item<double>(), 1e-5);
+  const auto r2 = fgsm->run(*l.model, x, y, threat(Norm::kL2, eps), {});
+  EXPECT_NEAR((margin_of(r2.x_adv) - before)[0].item<double>(), eps * l.w.norm().item<double>(), 1e-5);
+  EXPECT_NEAR(r2.l2[0].item<double>(), eps, 1e-6);
+}
+
+TEST(Differential, PgdMatchesAPlainReferenceLoop) {
+  auto& model = trained("det");
+  const auto ds = toy(50, "test");
+  const double eps = 0.1, alpha = 0.02;
+  const int64_t steps = 15;
+  auto pgd = create_attack("pgd", {{"steps", steps}, {"step_size", alpha}, {"random_start", false}});
+  const auto r = pgd->run(model, ds.images, ds.labels, threat(Norm::kLinf, eps), {});
+  // The reference: the textbook loop, written independently here.
+  auto x0 = ds.images;
+  auto xa = x0.clone();
+  for (int64_t k = 0; k < steps; ++k) {
+    auto xv = xa.detach().requires_grad_(true);
+    auto loss = torch::nn::functional::cross_entropy(model.logits(xv), ds.labels,
+                                                     torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    auto g = torch::autograd::grad({loss}, {xv})[0];
+    xa = xa + alpha * g.sign();
+    xa = torch::min(torch::max(xa, x0 - eps), x0 + eps).clamp(0, 1);
+  }
+  EXPECT_TRUE(torch::allclose(r.x_adv, xa, 0, 1e-5)) << (r.x_adv - xa).abs().max();
+  EXPECT_EQ(r.gradient_evaluations[0].item<int64_t>(), steps);
+}
+
+TEST(Orderings, PgdBeatsFgsmAndMoreRestartsNeverHurt) {
+  auto& model = trained("det");
+  const auto ds = toy(300, "test");
+  const auto t = threat(Norm::kLinf, 0.05);
+  RunOptions run;
+  run.seed = 1;
+  const auto fgsm = create_attack("fgsm")->run(model, ds.images, ds.labels, t, run);
+  const auto pgd = create_attack("pgd", {{"steps", 20}})->run(model, ds.images, ds.labels, t, run);
+  EXPECT_GE(pgd.success.to(torch::kDouble).mean().item<double>(), fgsm.success.to(torch::kDouble).mean().item<double>());
+  // Per example: PGD fails where FGSM succeeds on at most 1% of the examples.
+  const double worse = (fgsm.success & pgd.success.logical_not()).to(torch::kDouble).mean().item<double>();
+  EXPECT_LE(worse, 0.01);
+  const auto one = create_attack("pgd", {{"steps", 5}, {"restarts", 1}})->run(model, ds.images, ds.labels, t, run);
+  const auto three = create_attack("pgd", {{"steps", 5}, {"restarts", 3}})->run(model, ds.images, ds.labels, t, run);
+  EXPECT_FALSE((one.success & three.success.logical_not()).any().item<bool>());
+}
+
+TEST(Targeted, PgdAndApgdReachTheTargetOnAnUndefendedModel) {
+  auto& model = trained("det");
+  const auto ds = toy(100, "test");
+  auto t = threat(Norm::kLinf, 0.3);
+  t.target = TargetRule::kNextClass;
+  for (const char* name : {"pgd", "apgd-dlr"}) {
+    const auto r = create_attack(name)->run(model, ds.images, ds.labels, t, {});
+    EXPECT_TRUE(torch::equal(r.targets, (ds.labels + 1).remainder(10)));
+    EXPECT_GE(r.success.to(torch::kDouble).mean().item<double>(), 0.9) << name;
+  }
+  t.target = TargetRule::kRandom;
+  const auto r = create_attack("fgsm")->run(model, ds.images, ds.labels, t, {});
+  EXPECT_FALSE(r.targets.eq(ds.labels).any().item<bool>());
+}
+
+TEST(Cw, UnboundedReachesAllExamplesAndIsSmallerThanItsStart) {
+  auto& model = trained("det");
+  const auto ds = toy(100, "test");
+  const auto t = threat(Norm::kL2, std::numeric_limits<double>::infinity());
+  const auto r = create_attack("cw", {{"steps", 200}, {"binary_search_steps", 5}})->run(model, ds.images, ds.labels, t, {});
+  EXPECT_GE(r.success.to(torch::kDouble).mean().item<double>(), 0.99);
+  EXPECT_THROW(create_attack("pgd")->run(model, ds.images, ds.labels, t, {}), UsageError);
+  // A larger confidence needs larger perturbations.
+  const auto confident = create_attack("cw", {{"steps", 200}, {"binary_search_steps", 5}, {"confidence", 5.0}})
+                             ->run(model, ds.images, ds.labels, t, {});
+  EXPECT_GT(confident.l2.median().item<double>(), r.l2.median().item<double>());
+}
+
+TEST(Eot, OneSampleOnADeterministicModelIsThePlainGradient) {
+  auto& model = trained("det");
+  const auto ds = toy(20, "test");
+  for (auto reduction : {EotReduction::kPredictionRule, EotReduction::kMeanLoss}) {
+    EotOptions o;
+    o.samples = 4;  // ignored: the model is deterministic
+    o.reduction = reduction;
+    GradientOracle oracle(model, o);
+    EXPECT_EQ(oracle.samples(), 1);
+    const auto out = oracle.loss_and_grad(ds.images, ds.labels, {}, make_loss(LossKind::kCrossEntropy));
+    auto xv = ds.images.clone().requires_grad_(true);
+    auto loss = torch::nn::functional::cross_entropy(
+        model.logits(xv), ds.labels, torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum));
+    const auto plain = torch::autograd::grad({loss}, {xv})[0];
+    EXPECT_TRUE(torch::allclose(out.grad, plain, 1e-5, 1e-7));
+    EXPECT_EQ(oracle.gradient_evaluations(), 20);
+  }
+}
+
+TEST(Eot, GradientVarianceFallsWithSamplesOnAStochasticModel) {
+  for (const char* family : {"sfnn", "vib"}) {
+    auto& model = trained(family);
+    const auto ds = toy(8, "test");
+    auto variance = [&](int64_t s) {
+      EotOptions o;
+      o.samples = s;
+      o.reduction = EotReduction::kMeanLoss;
+      GradientOracle oracle(model, o);
+      std::vector<torch::Tensor> grads;
+      for (int k = 0; k < 30; ++k)
+        grads.push_back(oracle.loss_and_grad(ds.images, ds.labels, {}, make_loss(LossKind::kCrossEntropy)).grad);
+      return torch::stack(grads).var(0).mean().item<double>();
+    };
+    const double v1 = variance(1), v16 = variance(16);
+    EXPECT_GT(v1, 0) << family;
+    // Expected ratio 16; allow sampling noise in the variance estimates.
+    EXPECT_LT(v16, v1 / 4) << family << ": " << v1 << " vs " << v16;
+  }
+}
+
+TEST(Stochastic, ResultsKeepEveryRepeatAndUseEot) {
+  auto& model = trained("sfnn");
+  const auto ds = toy(40, "test");
+  RunOptions run;
+  run.eot.samples = 8;
+  run.repeats = 5;
+  const auto r = create_attack("pgd", {{"steps", 5}})->run(model, ds.images, ds.labels, threat(Norm::kLinf, 0.1), run);
+  EXPECT_EQ(r.adversarial_correct.sizes(), (std::vector<int64_t>{5, 40}));
+  EXPECT_EQ(r.eot_samples, 8);
+  EXPECT_EQ(r.gradient_evaluations[0].item<int64_t>(), 5 * 8);
+  EXPECT_LE(r.robust_accuracy_worst(), r.robust_accuracy());
+  EXPECT_LE(r.robust_accuracy(), r.clean_accuracy());
+}
+
+TEST(RunValidation, BadInputsAreUsageErrors) {
+  auto& model = trained("det");
+  const auto ds = toy(4, "test");
+  auto pgd = create_attack("pgd");
+  EXPECT_THROW(pgd->run(model, ds.images * 2, ds.labels, threat(Norm::kLinf, 0.1), {}), UsageError);
+  EXPECT_THROW(pgd->run(model, ds.images.flatten(1), ds.labels, threat(Norm::kLinf, 0.1), {}), UsageError);
+  EXPECT_THROW(pgd->run(model, ds.images, ds.labels + 10, threat(Norm::kLinf, 0.1), {}), UsageError);
+  EXPECT_THROW(pgd->run(model, ds.images, ds.labels, threat(Norm::kLinf, -1), {}), UsageError);
+  auto nan = ds.images.clone();
+  nan[0][0][0][0] = std::nanf("");
+  EXPECT_THROW(pgd->run(model, nan, ds.labels, threat(Norm::kLinf, 0.1), {}), Error);
+  EXPECT_THROW(create_attack("cw")->run(model, ds.images, ds.labels, threat(Norm::kLinf, 0.1), {}), UsageError);
+}
