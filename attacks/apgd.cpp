@@ -27,11 +27,16 @@ nlohmann::json ApgdOptions::to_json() const {
 }
 
 std::vector<int64_t> Apgd::checkpoints(int64_t steps) {
-  std::vector<double> p{0.0, 0.22};
-  while (p.back() < 1.0) p.push_back(p.back() + std::max(p.back() - p[p.size() - 2] - 0.03, 0.06));
-  std::vector<int64_t> w;
-  for (double q : p)
-    if (q <= 1.0) w.push_back(static_cast<int64_t>(std::ceil(q * static_cast<double>(steps))));
+  // p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), in whole
+  // steps as AutoAttack computes them (gaps shrink by int(0.03 N) down to int(0.06 N)).
+  const auto whole = [steps](double f) { return std::max<int64_t>(static_cast<int64_t>(f * static_cast<double>(steps)), 1); };
+  std::vector<int64_t> w{0};
+  int64_t gap = whole(0.22);
+  const int64_t shrink = whole(0.03), min_gap = whole(0.06);
+  while (w.back() + gap < steps) {
+    w.push_back(w.back() + gap);
+    gap = std::max(gap - shrink, min_gap);
+  }
   return w;
 }
 

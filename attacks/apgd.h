@@ -11,7 +11,9 @@ namespace imbench::attacks {
 /// the steps since the last checkpoint raised the loss, or when neither eta
 /// nor the best loss changed; the iterate then restarts from the best point.
 /// Per example the best point found is returned. "apgd-ce" uses the
-/// cross-entropy, "apgd-dlr" the DLR loss (targeted DLR when targeted).
+/// cross-entropy, "apgd-dlr" the DLR loss (targeted DLR when targeted: as in
+/// AutoAttack's APGD-T it raises z_t against z_y to cause a misclassification;
+/// use apgd-ce or pgd to reach a given target class).
 struct ApgdOptions {
   int64_t steps = 100;       ///< "steps" (AutoAttack: 100)
   int64_t restarts = 1;      ///< "restarts"

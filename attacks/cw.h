@@ -10,6 +10,9 @@ namespace imbench::attacks {
 /// smallest successful perturbation. For stochastic models z is the EOT
 /// reduction (log mean softmax by default). A minimum-norm attack: it may run
 /// with eps = inf; with a finite eps the result is projected onto the ball.
+/// It always minimises the L2 norm; under a Linf threat model its result is
+/// projected onto the Linf ball (a weaker Linf attack than PGD, reported for
+/// comparison with papers that quote CW numbers).
 struct CwOptions {
   int64_t steps = 1000;              ///< "steps" Adam iterations per search step (paper: up to 10000)
   int64_t binary_search_steps = 9;   ///< "binary_search_steps" (paper: 9)
@@ -27,7 +30,7 @@ class CarliniWagnerL2 : public Attack {
   std::string name() const override { return "cw"; }
   nlohmann::json options_json() const override { return o_.to_json(); }
   LossKind loss_kind() const override { return LossKind::kMargin; }
-  bool supports(Norm norm) const override { return norm == Norm::kL2; }
+  bool supports(Norm) const override { return true; }
   bool minimises_norm() const override { return true; }
 
  protected:

@@ -69,9 +69,10 @@ OracleOutput GradientOracle::evaluate(const torch::Tensor& x, const torch::Tenso
     log_probs.push_back(lp.detach());
   }
   OracleOutput out;
-  out.loss = torch::cat(losses);
-  out.log_probs = torch::cat(log_probs);
-  if (with_grad) out.grad = torch::cat(grads);
+  const auto join = [](std::vector<torch::Tensor>& v) { return v.size() == 1 ? v[0] : torch::cat(v); };
+  out.loss = join(losses);
+  out.log_probs = join(log_probs);
+  if (with_grad) out.grad = join(grads);
   return out;
 }
 

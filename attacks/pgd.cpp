@@ -1,5 +1,10 @@
 #include "attacks/pgd.h"
 
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <limits>
+
 #include "attacks/options.h"
 
 namespace imbench::attacks {
@@ -29,6 +34,32 @@ double Pgd::step_size(double eps) const {
   return o_.step_size > 0 ? o_.step_size : 2.5 * eps / static_cast<double>(o_.steps);
 }
 
+torch::Tensor ascent_step(const torch::Tensor& xa, const torch::Tensor& g, const torch::Tensor& x0, double alpha,
+                          const ThreatModel& t) {
+  const bool fused = t.norm == Norm::kLinf && xa.device().is_cpu() && xa.scalar_type() == torch::kFloat &&
+                     g.scalar_type() == torch::kFloat && x0.scalar_type() == torch::kFloat;
+  if (!fused) return project_to_threat(xa + alpha * steepest_direction(g, t.norm), x0, t);
+  // Six element-wise kernels (sign, scale, add, subtract, two clamps) as one
+  // pass: they cost about a fifth of a forward+backward of the MNIST MLP.
+  const auto a = xa.contiguous(), gc = g.contiguous(), x = x0.contiguous();
+  auto out = torch::empty_like(a);
+  const float* pa = a.data_ptr<float>();
+  const float* pg = gc.data_ptr<float>();
+  const float* px = x.data_ptr<float>();
+  float* po = out.data_ptr<float>();
+  const float step = static_cast<float>(alpha), lo = static_cast<float>(t.lower), hi = static_cast<float>(t.upper);
+  const float eps = std::isfinite(t.eps) ? static_cast<float>(t.eps) : std::numeric_limits<float>::infinity();
+  at::parallel_for(0, a.numel(), 1 << 14, [&](int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) {
+      const float s = static_cast<float>((pg[i] > 0.0f) - (pg[i] < 0.0f));
+      float v = pa[i] + step * s;
+      v = std::min(std::max(v, px[i] - eps), px[i] + eps);
+      po[i] = std::min(std::max(v, lo), hi);
+    }
+  });
+  return out;
+}
+
 torch::Tensor random_start_point(const AttackContext& ctx) {
   const auto& x = ctx.x;
   const double eps = ctx.threat.eps;
@@ -49,7 +80,7 @@ torch::Tensor Pgd::one_restart(AttackContext& ctx, bool random_start) {
   if (!o_.early_stop) {
     for (int64_t k = 0; k < o_.steps; ++k) {
       const auto g = ctx.oracle.loss_and_grad(xa, ctx.y, ctx.targets, loss).grad;
-      xa = ctx.project(xa + alpha * steepest_direction(g, ctx.threat.norm));
+      xa = ascent_step(xa, g, ctx.x, alpha, ctx.threat);
     }
     return xa;
   }
@@ -61,7 +92,7 @@ torch::Tensor Pgd::one_restart(AttackContext& ctx, bool random_start) {
     const auto t = ctx.targeted() ? ctx.targets.index_select(0, active) : torch::Tensor();
     auto xs = xa.index_select(0, active);
     const auto g = ctx.oracle.loss_and_grad(xs, y, t, loss).grad;
-    xs = project_to_threat(xs + alpha * steepest_direction(g, ctx.threat.norm), x0, ctx.threat);
+    xs = ascent_step(xs, g, x0, alpha, ctx.threat);
     xa.index_copy_(0, active, xs);
     if ((k + 1) % o_.check_every == 0) {
       const auto done = is_adversarial(ctx.oracle.loss_only(xs, y, t, loss).log_probs, y, t);

@@ -37,6 +37,11 @@ class Pgd : public Attack {
   PgdOptions o_;
 };
 
+/// One ascent step x + alpha d(g) projected onto the threat around x0 and the
+/// box. On the CPU the Linf step is one fused pass over the pixels.
+torch::Tensor ascent_step(const torch::Tensor& xa, const torch::Tensor& g, const torch::Tensor& x0, double alpha,
+                          const ThreatModel& threat);
+
 /// A uniform random point of the eps-ball around x (Linf: per pixel; L2:
 /// uniform in the ball), projected to the box.
 torch::Tensor random_start_point(const AttackContext& ctx);

@@ -36,7 +36,7 @@ TargetRule parse_target_rule(const std::string& name) {
 }
 
 void ThreatModel::validate() const {
-  if (!std::isfinite(eps) || eps < 0) throw UsageError(fmt::format("--eps must be a finite number >= 0, got {}", eps));
+  if (std::isnan(eps) || eps < 0) throw UsageError(fmt::format("--eps must be a number >= 0 (or inf), got {}", eps));
   if (!(std::isfinite(lower) && std::isfinite(upper) && lower < upper))
     throw UsageError(fmt::format("input bounds [{}, {}] are empty or not finite", lower, upper));
 }

@@ -16,7 +16,7 @@ TargetRule parse_target_rule(const std::string& name);  ///< "given", "random", 
 
 struct ThreatModel {
   Norm norm = Norm::kLinf;
-  double eps = 0.3;                 ///< radius of the ball, in input units ([0, 1] pixels)
+  double eps = 0.3;                 ///< radius of the ball, in input units ([0, 1] pixels); inf: unbounded (minimum-norm attacks)
   TargetRule target = TargetRule::kNone;  ///< kNone = untargeted
   double lower = 0.0, upper = 1.0;  ///< input box
 

@@ -280,7 +280,7 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("list", po::bool_switch(&list), "list the attacks and their default options")
     ("model", po::value(&c.model), "the attacked model: an imbench checkpoint or a TorchScript file")
     ("attack", po::value(&c.attack)->default_value("pgd"), "fgsm, pgd, cw, apgd-ce or apgd-dlr")
-    ("norm", po::value(&c.norm)->default_value("linf"), "linf or l2 (cw: l2)")
+    ("norm", po::value(&c.norm)->default_value("linf"), "linf or l2 (cw minimises L2; under linf its result is projected)")
     ("eps", po::value(&eps), "radius of the threat model in pixel units of [0, 1], e.g. 0.3 or 8/255; 'inf' for cw (required)")
     ("targeted", po::bool_switch(&c.targeted), "targeted attack (see --target-rule)")
     ("target-rule", po::value(&c.target_rule)->default_value("random"), "random (another class, seeded), least-likely or next")

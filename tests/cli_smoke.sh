@@ -73,8 +73,10 @@ expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.c
   --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
 contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
 contains out "(transfer)" "attack prints the transfer row"
-if command -v python3 >/dev/null && python3 -c "import h5py" 2>/dev/null; then
-  if python3 - "$tmp/pgd.h5" <<'PY'
+# Debian's python3 (python3-h5py), not a python3 earlier on PATH.
+py=/usr/bin/python3
+if [ -x $py ] && $py -c "import h5py" 2>/dev/null; then
+  if $py - "$tmp/pgd.h5" <<'PY'
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f.attrs["schema"] == b"imbench-attack-records" or f.attrs["schema"] == "imbench-attack-records", f.attrs["schema"]
@@ -95,7 +97,7 @@ expect 2 "unknown attack" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synth
 contains err "did you mean 'pgd'" "unknown attack suggests pgd"
 expect 2 "bad eps" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --eps 8/0 --out "$tmp/pgd.h5"
 expect 2 "missing eps" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic
-expect 2 "cw with linf" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --eps 0.1 --out "$tmp/pgd.h5"
+expect 2 "pgd with eps inf" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd --eps inf --out "$tmp/pgd.h5"
 expect 2 "option the attack lacks" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --steps 3 --eps 0.1
 if cmp -s "$tmp/pgd.h5" "$tmp/pgd.keep"; then echo "ok: failed attacks leave the HDF5 file intact"; else echo "FAIL: HDF5 file changed"; fail=1; fi
 expect 0 "cw unbounded" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --norm l2 --eps inf \

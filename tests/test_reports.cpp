@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 
 #include "attacks/threat_model.h"
 #include "core/errors.h"
@@ -33,6 +34,9 @@ TEST(ThreatModel, DescribeAndValidate) {
   EXPECT_THROW(t.validate(), UsageError);
   t.eps = std::nan("");
   EXPECT_THROW(t.validate(), UsageError);
+  t.eps = std::numeric_limits<double>::infinity();  // unbounded: for minimum-norm attacks
+  EXPECT_NO_THROW(t.validate());
+  EXPECT_EQ(t.describe(), "L2 eps=inf targeted, target least-likely, inputs in [0, 1]");
   t.eps = 0.1;
   t.lower = 1;
   EXPECT_THROW(t.validate(), UsageError);
