@@ -44,8 +44,7 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
   const auto loss = make_loss(o_.loss);
   const auto& x = ctx.x;
   const int64_t n = x.size(0);
-  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-  shape[0] = n;
+  const auto shape = per_example_shape(x);
   const auto norm = ctx.threat.norm;
   const auto checks = checkpoints(o_.steps);
   auto eta = torch::full({n}, 2 * ctx.threat.eps, x.options());
@@ -97,8 +96,7 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
 
 torch::Tensor Apgd::perturb(AttackContext& ctx) {
   torch::Tensor best, best_loss;
-  std::vector<int64_t> shape(static_cast<std::size_t>(ctx.x.dim()), 1);
-  shape[0] = ctx.x.size(0);
+  const auto shape = per_example_shape(ctx.x);
   for (int64_t r = 0; r < o_.restarts; ++r) {
     auto [xa, la] = one_restart(ctx);
     if (!best.defined()) {

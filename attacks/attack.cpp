@@ -50,6 +50,12 @@ double AttackResult::robust_accuracy_worst() const {
   return adversarial_correct.all(0).to(torch::kDouble).mean().item<double>();
 }
 
+std::vector<int64_t> per_example_shape(const torch::Tensor& x) {
+  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
+  shape[0] = x.size(0);
+  return shape;
+}
+
 torch::Tensor linf_norm(const torch::Tensor& d) { return std::get<0>(per_example(d).abs().max(1)); }
 torch::Tensor l2_norm(const torch::Tensor& d) { return per_example(d).norm(2, 1); }
 torch::Tensor l0_norm(const torch::Tensor& d) { return (per_example(d).abs() > 1e-6).sum(1).to(torch::kFloat); }
@@ -62,9 +68,7 @@ torch::Tensor project_to_threat(const torch::Tensor& x_adv, const torch::Tensor&
     } else {
       const auto n = l2_norm(d);
       const auto factor = (t.eps / n.clamp_min(1e-12)).clamp_max(1.0);
-      std::vector<int64_t> shape(static_cast<std::size_t>(d.dim()), 1);
-      shape[0] = d.size(0);
-      d = d * factor.view(shape);
+      d = d * factor.view(per_example_shape(d));
     }
   }
   return (x + d).clamp(t.lower, t.upper);

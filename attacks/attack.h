@@ -92,6 +92,9 @@ class Attack {
 
 /// Projection of x_adv onto {x' : ||x' - x|| <= eps} intersected with [lower, upper].
 torch::Tensor project_to_threat(const torch::Tensor& x_adv, const torch::Tensor& x, const ThreatModel& threat);
+/// The shape [N, 1, ..., 1] that broadcasts a per-example value [N] over a batch like x.
+std::vector<int64_t> per_example_shape(const torch::Tensor& x);
+
 /// Per-example norms of d [N, ...]: Linf, L2, L0.
 torch::Tensor linf_norm(const torch::Tensor& d);
 torch::Tensor l2_norm(const torch::Tensor& d);

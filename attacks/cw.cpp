@@ -32,8 +32,7 @@ torch::Tensor CarliniWagnerL2::perturb(AttackContext& ctx) {
   const auto& x = ctx.x;
   const double lo = ctx.threat.lower, hi = ctx.threat.upper, half = (hi - lo) / 2;
   const int64_t n = x.size(0);
-  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-  shape[0] = n;
+  const auto shape = per_example_shape(x);
   const double kappa = o_.confidence;
   // g(x) = min(m(x), kappa) is maximised; c g enters the objective with a minus sign.
   const LossFn g = [kappa](const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& t) {

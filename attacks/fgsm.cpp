@@ -6,9 +6,7 @@ namespace imbench::attacks {
 
 torch::Tensor steepest_direction(const torch::Tensor& g, Norm norm) {
   if (norm == Norm::kLinf) return g.sign();
-  std::vector<int64_t> shape(static_cast<std::size_t>(g.dim()), 1);
-  shape[0] = g.size(0);
-  return g / l2_norm(g).clamp_min(1e-12).view(shape);
+  return g / l2_norm(g).clamp_min(1e-12).view(per_example_shape(g));
 }
 
 torch::Tensor is_adversarial(const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& targets) {

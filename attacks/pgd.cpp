@@ -68,9 +68,7 @@ torch::Tensor random_start_point(const AttackContext& ctx) {
   auto g = torch::randn_like(x);
   const auto d = static_cast<double>(x[0].numel());
   const auto radius = eps * torch::rand({x.size(0)}, x.options()).pow(1.0 / d);
-  std::vector<int64_t> shape(static_cast<std::size_t>(x.dim()), 1);
-  shape[0] = x.size(0);
-  return ctx.project(x + steepest_direction(g, Norm::kL2) * radius.view(shape));
+  return ctx.project(x + steepest_direction(g, Norm::kL2) * radius.view(per_example_shape(x)));
 }
 
 torch::Tensor Pgd::one_restart(AttackContext& ctx, bool random_start) {
@@ -115,9 +113,7 @@ torch::Tensor Pgd::perturb(AttackContext& ctx) {
       continue;
     }
     const auto better = (adv & best_adv.logical_not()) | (adv.eq(best_adv) & (out.loss > best_loss));
-    std::vector<int64_t> shape(static_cast<std::size_t>(xa.dim()), 1);
-    shape[0] = xa.size(0);
-    best = torch::where(better.view(shape), xa, best);
+    best = torch::where(better.view(per_example_shape(xa)), xa, best);
     best_adv = best_adv | adv;
     best_loss = torch::where(better, out.loss, best_loss);
   }

@@ -9,6 +9,7 @@
 #include <limits>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 
 #include "cli/commands.h"
 #include "core/errors.h"
@@ -38,36 +39,23 @@ options:
 exit codes: 0 ok, 1 runtime error, 2 usage error
 )";
 
-std::vector<int64_t> parse_int_list(const std::string& s, const std::string& option) {
-  std::vector<int64_t> out;
+// "512,512" -> {512, 512}: positive integers (T = int64_t) or non-negative
+// finite numbers (T = double); anything else is a usage error naming the option.
+template <typename T>
+std::vector<T> parse_list(const std::string& s, const std::string& option) {
+  std::vector<T> out;
   std::stringstream in(s);
   std::string item;
   while (std::getline(in, item, ',')) {
     try {
       std::size_t used = 0;
-      const long long v = std::stoll(item, &used);
-      if (used != item.size() || v <= 0) throw std::invalid_argument("");
+      const T v = std::is_integral_v<T> ? static_cast<T>(std::stoll(item, &used)) : static_cast<T>(std::stod(item, &used));
+      const bool ok = std::is_integral_v<T> ? v > 0 : (std::isfinite(static_cast<double>(v)) && v >= 0);
+      if (used != item.size() || !ok) throw std::invalid_argument("");
       out.push_back(v);
     } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of positive integers", option, s));
-    }
-  }
-  if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
-  return out;
-}
-
-std::vector<double> parse_double_list(const std::string& s, const std::string& option) {
-  std::vector<double> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      const double v = std::stod(item, &used);
-      if (used != item.size() || !std::isfinite(v) || v < 0) throw std::invalid_argument("");
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of non-negative numbers", option, s));
+      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of {}", option, s,
+                                   std::is_integral_v<T> ? "positive integers" : "non-negative numbers"));
     }
   }
   if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
@@ -223,11 +211,11 @@ int cmd_train(const std::vector<std::string>& args) {
   if (vm.count("epochs")) c.epochs = epochs;
   if (vm.count("patience")) c.patience = patience;
   if (vm.count("validation-size")) c.validation_size = val;
-  if (vm.count("hidden")) c.hidden = parse_int_list(hidden, "hidden");
-  if (vm.count("train-samples")) c.train_samples = parse_int_list(train_samples, "train-samples");
-  if (vm.count("test-samples")) c.test_samples = parse_int_list(test_samples, "test-samples");
-  if (vm.count("gamma")) c.gamma = parse_double_list(gamma, "gamma");
-  if (vm.count("beta")) c.beta = parse_double_list(beta, "beta");
+  if (vm.count("hidden")) c.hidden = parse_list<int64_t>(hidden, "hidden");
+  if (vm.count("train-samples")) c.train_samples = parse_list<int64_t>(train_samples, "train-samples");
+  if (vm.count("test-samples")) c.test_samples = parse_list<int64_t>(test_samples, "test-samples");
+  if (vm.count("gamma")) c.gamma = parse_list<double>(gamma, "gamma");
+  if (vm.count("beta")) c.beta = parse_list<double>(beta, "beta");
   if (vm.count("k")) c.bottleneck = bottleneck;
   c.seed_given = !vm["seed"].defaulted();
   return cli::run_train(c, std::cout);
@@ -259,7 +247,7 @@ int cmd_eval(const std::vector<std::string>& args) {
              "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
              "with fresh samples (mean, std and worst repeat).",
              d, args, vm, &pos)) return 0;
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_int_list(shape, "input-shape");
+  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
   if (vm.count("num-classes")) c.torchscript.num_classes = classes;
   if (vm.count("samples")) c.torchscript.samples = samples;
   if (stochastic) c.torchscript.stochastic = true;
@@ -343,7 +331,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   if (vm.count("learning-rate")) o["learning_rate"] = lr;
   c.attack_options_json = o.dump();
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_int_list(shape, "input-shape");
+  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
   if (vm.count("num-classes")) c.torchscript.num_classes = classes;
   if (vm.count("samples")) c.torchscript.samples = samples;
   if (stochastic) c.torchscript.stochastic = true;
