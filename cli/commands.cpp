@@ -111,7 +111,7 @@ int run_data_list(const CommonOptions& common, std::ostream& out) {
       const auto train = d.load(data::Split::kTrain, paths);
       const auto test = d.load(data::Split::kTest, paths);
       status = fmt::format("ok: {} train / {} test", train.size(), test.size());
-    } catch (const std::exception& e) {
+    } catch (const std::exception&) {
       status = "missing";
     }
     t.add_row({d.name, status, d.description});
@@ -306,14 +306,13 @@ std::vector<T> to_vector(const torch::Tensor& t) {
 
 struct SetSummary {
   double clean, robust, robust_std, worst, success;
-  int64_t repeats;
 };
 
 SetSummary summarise(const torch::Tensor& clean, const torch::Tensor& adv, const torch::Tensor& success) {
   const auto adv_d = adv.to(torch::kDouble);
   return {clean.to(torch::kDouble).mean().item<double>(), adv_d.mean().item<double>(),
           adv.size(0) > 1 ? adv_d.mean(1).std().item<double>() : 0.0, adv.all(0).to(torch::kDouble).mean().item<double>(),
-          success.to(torch::kDouble).mean().item<double>(), adv.size(0)};
+          success.to(torch::kDouble).mean().item<double>()};
 }
 
 }  // namespace

@@ -21,6 +21,7 @@
 #include "data/fetch.h"
 #include "data/idx.h"
 #include "data/synthetic.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace imbench;
@@ -29,21 +30,10 @@ using testing::HasSubstr;
 using Bytes = std::vector<std::uint8_t>;
 using Shape = std::vector<int64_t>;
 
-namespace {
+using imbench::testing_support::error_of;
+using imbench::testing_support::TempDir;
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / fmt::format("imbench-data-{}-{}", ::getpid(), counter++);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-};
+namespace {
 
 // Saves environment variables and restores them on destruction.
 struct EnvGuard {
@@ -55,21 +45,6 @@ struct EnvGuard {
     for (const auto& [n, v] : saved) v ? ::setenv(n.c_str(), v->c_str(), 1) : ::unsetenv(n.c_str());
   }
 };
-
-// Runs f, expects an exception of exactly the family E and returns its message.
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  } catch (const std::exception& e) {
-    ADD_FAILURE() << "wrong exception type: " << e.what();
-    return "";
-  }
-  ADD_FAILURE() << "expected exception not thrown";
-  return "";
-}
 
 // Matches a string that contains every one of the parts.
 template <typename... S>

@@ -18,41 +18,17 @@
 #include "models/optimizer.h"
 #include "models/torchscript.h"
 #include "models/train.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace imbench;
 using namespace imbench::models;
 using testing::HasSubstr;
+using imbench::testing_support::error_of;
+using imbench::testing_support::TempDir;
+using imbench::testing_support::toy;
 
 namespace {
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    path = fs::temp_directory_path() / fmt::format("imbench-models-{}-{}", ::getpid(), counter()++);
-    fs::create_directories(path);
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  std::string file(const std::string& name) const { return (path / name).string(); }
-  static int& counter() {
-    static int c = 0;
-    return c;
-  }
-};
-
-template <typename E, typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const E& e) {
-    return e.what();
-  }
-  ADD_FAILURE() << "expected exception not thrown";
-  return "";
-}
 
 ModelSpec small_spec(std::vector<int64_t> hidden = {32, 32}) {
   ModelSpec s;
@@ -61,14 +37,6 @@ ModelSpec small_spec(std::vector<int64_t> hidden = {32, 32}) {
   s.hidden = std::move(hidden);
   s.num_classes = 10;
   return s;
-}
-
-data::Dataset toy(int64_t n, const std::string& split) {
-  data::SyntheticOptions o;
-  o.size = n;
-  o.noise = 0.2;
-  o.seed = 3;
-  return data::make_synthetic(o, split);
 }
 
 std::string read_all(const std::string& path) {

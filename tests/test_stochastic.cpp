@@ -16,10 +16,12 @@
 #include "models/evaluate.h"
 #include "models/stochastic.h"
 #include "models/train.h"
+#include "tests/test_support.h"
 
 namespace fs = std::filesystem;
 using namespace imbench;
 using namespace imbench::models;
+using imbench::testing_support::toy;
 
 namespace {
 
@@ -59,14 +61,6 @@ double max_fd_error(const std::function<torch::Tensor(const torch::Tensor&)>& f,
 }
 
 SfnnModel& as_sfnn(TrainableModel& m) { return dynamic_cast<SfnnModel&>(m); }
-
-data::Dataset toy(int64_t n, const std::string& split) {
-  data::SyntheticOptions o;
-  o.size = n;
-  o.noise = 0.2;
-  o.seed = 3;
-  return data::make_synthetic(o, split);
-}
 
 }  // namespace
 
