@@ -146,7 +146,7 @@ AttackResult Attack::run(models::Model& model, const torch::Tensor& x_in, const 
     std::vector<torch::Tensor> clean, adv, success;
     if (!model.is_stochastic()) {
       // One forward of x_adv serves the prediction and the final loss.
-      clean.push_back(model.predict(x).eq(y));
+      if (options.evaluate_clean) clean.push_back(model.predict(x).eq(y));
       const auto z = model.logits(x_adv);
       const auto pred = z.argmax(1);
       adv.push_back(pred.eq(y));
@@ -154,14 +154,14 @@ AttackResult Attack::run(models::Model& model, const torch::Tensor& x_in, const 
       r.final_loss = attack_loss(loss_kind(), z, y, targets);
     } else {
       for (int64_t k = 0; k < r.repeats; ++k) {
-        clean.push_back(model.predict(x).eq(y));
+        if (options.evaluate_clean) clean.push_back(model.predict(x).eq(y));
         const auto pred = model.predict(x_adv);
         adv.push_back(pred.eq(y));
         success.push_back(targets.defined() ? pred.eq(targets) : pred.ne(y));
       }
       r.final_loss = oracle.loss_only(x_adv, y, targets, make_loss(loss_kind())).loss;
     }
-    r.clean_correct = torch::stack(clean);
+    if (options.evaluate_clean) r.clean_correct = torch::stack(clean);
     r.adversarial_correct = torch::stack(adv);
     r.success = torch::stack(success);
     const auto d = x_adv - x;

@@ -27,6 +27,9 @@ struct RunOptions {
   int64_t repeats = 1;         ///< R: evaluations of x_adv with fresh samples (deterministic models: 1)
   uint64_t seed = 0;           ///< random starts, random targets, model sampling
   torch::Tensor targets;       ///< for TargetRule::kGiven: int64 [N]
+  /// false: skip the clean predictions (clean_correct stays undefined), for
+  /// callers that evaluated the clean inputs once already (the harness).
+  bool evaluate_clean = true;
   void validate() const;
 };
 

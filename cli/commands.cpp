@@ -7,6 +7,7 @@
 
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <optional>
 #include <thread>
 
@@ -20,6 +21,10 @@
 #include "models/evaluate.h"
 #include "models/torchscript.h"
 #include "models/train.h"
+#include "harness/checks.h"
+#include "harness/runner.h"
+#include "harness/training.h"
+#include "reports/results.h"
 #include "reports/h5_records.h"
 #include "reports/markdown.h"
 
@@ -50,24 +55,13 @@ torch::Device prepare(const CommonOptions& c) {
 std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std::string& path,
                                                                       const TorchScriptFlags& ts,
                                                                       torch::Device device) {
-  if (models::is_checkpoint_file(path)) {
-    if (ts.any())
-      throw UsageError("--input-shape/--num-classes/--samples/--stochastic apply to TorchScript models only; "
-                       "an imbench checkpoint records them");
-    auto loaded = models::load_checkpoint(path, device);
-    const auto& t = loaded.meta.training;
-    std::string provenance = fmt::format("{}: trained on {} with preset {} (seed {}), imbench {} ({})", path,
-                                         t.value("dataset", "?"), t.value("preset", "?"),
-                                         t.contains("options") ? t["options"].value("seed", uint64_t{0}) : 0,
-                                         loaded.meta.imbench_version, loaded.meta.git_revision);
-    return {std::move(loaded.model), provenance};
-  }
   models::TorchScriptOptions o;
   o.input_shape = ts.input_shape;
   o.num_classes = ts.num_classes;
   o.samples = ts.samples;
   o.stochastic = ts.stochastic;
-  return {models::TorchScriptModel::load(path, o, device), path + ": TorchScript module"};
+  auto loaded = harness::load_model_file(path, o, device);
+  return {std::move(loaded.model), loaded.provenance};
 }
 
 std::string model_kind(const models::Model& m) {
@@ -121,102 +115,34 @@ int run_data_list(const CommonOptions& common, std::ostream& out) {
 }
 
 int run_train(const TrainCommand& cmd, std::ostream& out) {
-  const auto& info = data::find_dataset(cmd.dataset);
-  models::ModelSpec spec = models::default_spec(cmd.family, info.example_shape, info.num_classes);
-  if (cmd.hidden) spec.hidden = *cmd.hidden;
-  if (cmd.activation) spec.activation = *cmd.activation;
-  models::TrainOptions o = models::apply_preset(cmd.preset, spec);
-  // Overrides keep the shape of the family's value: a list per layer, or one number (vib).
-  auto set_hyper = [&](const char* key, const auto& value, const char* option) {
-    if (!value) return;
-    if (!spec.hyper.contains(key))
-      throw UsageError(fmt::format("--{} does not apply to family '{}'", option, cmd.family));
-    if (spec.hyper[key].is_array()) {
-      spec.hyper[key] = *value;
-    } else if (value->size() == 1) {
-      spec.hyper[key] = (*value)[0];
-    } else {
-      throw UsageError(fmt::format("--{} takes one value for family '{}'", option, cmd.family));
-    }
-  };
-  set_hyper("train_samples", cmd.train_samples, "train-samples");
-  set_hyper("test_samples", cmd.test_samples, "test-samples");
-  set_hyper("gamma", cmd.gamma, "gamma");
-  set_hyper("beta", cmd.beta, "beta");
-  if (cmd.bottleneck) {
-    if (cmd.family != "vib") throw UsageError(fmt::format("--k does not apply to family '{}'", cmd.family));
-    spec.hyper["k"] = *cmd.bottleneck;
-  }
-  if (cmd.optimizer) o.optimizer = models::parse_optimizer(*cmd.optimizer);
-  if (cmd.learning_rate) o.learning_rate = *cmd.learning_rate;
-  if (cmd.grad_clip) o.grad_clip = *cmd.grad_clip;
-  if (cmd.momentum) o.momentum = *cmd.momentum;
-  if (cmd.batch_size) o.batch_size = *cmd.batch_size;
-  if (cmd.epochs) o.epochs = *cmd.epochs;
-  if (cmd.patience) o.patience = *cmd.patience;
-  if (cmd.validation_size) o.validation_size = *cmd.validation_size;
-  if (cmd.seed_given) o.seed = cmd.common.seed;
-  o.device = cmd.common.device;
-  o.validate();
-  spec.validate();
-  models::create_model(spec);  // rejects bad hyper-parameters before any data is loaded
+  // The flags become the same overrides a matrix file's [models.train] table gives.
+  nlohmann::json o = nlohmann::json::object();
+  if (cmd.hidden) o["hidden"] = *cmd.hidden;
+  if (cmd.activation) o["activation"] = *cmd.activation;
+  if (cmd.optimizer) o["optimizer"] = *cmd.optimizer;
+  if (cmd.learning_rate) o["learning_rate"] = *cmd.learning_rate;
+  if (cmd.grad_clip) o["grad_clip"] = *cmd.grad_clip;
+  if (cmd.momentum) o["momentum"] = *cmd.momentum;
+  if (cmd.batch_size) o["batch_size"] = *cmd.batch_size;
+  if (cmd.epochs) o["epochs"] = *cmd.epochs;
+  if (cmd.patience) o["patience"] = *cmd.patience;
+  if (cmd.validation_size) o["validation_size"] = *cmd.validation_size;
+  if (cmd.train_samples) o["train_samples"] = *cmd.train_samples;
+  if (cmd.test_samples) o["test_samples"] = *cmd.test_samples;
+  if (cmd.gamma) o["gamma"] = *cmd.gamma;
+  if (cmd.beta) o["beta"] = *cmd.beta;
+  if (cmd.bottleneck) o["k"] = *cmd.bottleneck;
+  if (cmd.seed_given) o["seed"] = cmd.common.seed;
+  auto plan = harness::plan_training(cmd.family, cmd.dataset, cmd.preset, o);
+  plan.options.device = cmd.common.device;
+  plan.options.validate();
   const std::string path =
       cmd.out.empty() ? fmt::format("checkpoints/{}-{}-{}.ckpt", cmd.family, cmd.dataset, cmd.preset) : cmd.out;
   if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
-
   CommonOptions common = cmd.common;
-  common.seed = o.seed;
-  const auto device = prepare(common);
-  const auto paths = paths_of(cmd.common);
-  const auto full_train = data::load_dataset(cmd.dataset, data::Split::kTrain, paths);
-  const auto test = data::load_dataset(cmd.dataset, data::Split::kTest, paths);
-  const auto split = data::split_validation(full_train, o.validation_size);
-
-  auto model = models::create_model(spec);
-  fmt::print(out, "training {} on {} ({} train / {} validation images), preset {}, seed {}, device {}\n",
-             model->description(), cmd.dataset, split.train.size(), split.validation.size(), cmd.preset, o.seed,
-             models::device_description(device));
-  fmt::print(out, "objective: {}\noptions: {}\n", model->objective(), o.to_json().dump());
-  out.flush();
-  const auto result = models::train(*model, split.train, o.validation_size > 0 ? &split.validation : nullptr, o,
-                                    cmd.quiet ? models::ProgressSink{} : models::stderr_progress());
-  const auto eval = models::evaluate(*model, test);
-  std::optional<models::EvalResult> mean_field;
-  if (model->is_stochastic()) {
-    models::SamplingGuard guard(*model, models::Sampling::kMeanField);
-    mean_field = models::evaluate(*model, test);
-  }
-
-  models::CheckpointMeta meta;
-  meta.training = {{"dataset", cmd.dataset},
-                   {"train_examples", split.train.size()},
-                   {"train_split", split.train.split},
-                   {"validation_split", split.validation.split},
-                   {"preset", cmd.preset},
-                   {"options", o.to_json()},
-                   {"threads", torch::get_num_threads()},
-                   {"device", models::device_description(device)},
-                   {"objective", model->objective()},
-                   {"result", result.to_json()}};
-  meta.metrics = {{"test_accuracy", eval.mean_accuracy},
-                  {"test_examples", eval.examples},
-                  {"prediction_rule", models::to_string(model->prediction_rule())},
-                  {"prediction_samples", model->prediction_samples()},
-                  {"best_validation_accuracy", result.best_validation_accuracy}};
-  if (mean_field) meta.metrics["mean_field_test_accuracy"] = mean_field->mean_accuracy;
-  models::save_checkpoint(path, *model, meta);
-
-  fmt::print(out, "trained {} epochs (best {}{}) in {:.1f} s, {:.0f} training images/s\n", result.history.size(),
-             result.best_epoch, result.stopped_early ? ", early stop" : "", result.seconds, result.images_per_second);
-  fmt::print(out, "test accuracy: {} ({} {} test images, {}{}, seed {}, device {})\n",
-             reports::format_percent(eval.mean_accuracy), eval.examples, cmd.dataset,
-             models::to_string(model->prediction_rule()),
-             model->is_stochastic() ? fmt::format(" over {} samples, one pass", model->prediction_samples()) : "",
-             o.seed, models::device_description(device));
-  if (mean_field)
-    fmt::print(out, "mean-field test accuracy: {} (probabilities propagated instead of samples)\n",
-               reports::format_percent(mean_field->mean_accuracy));
-  fmt::print(out, "checkpoint: {}\n", path);
+  common.seed = plan.options.seed;
+  prepare(common);
+  harness::train_to_checkpoint(plan, paths_of(cmd.common), path, out, cmd.quiet);
   return 0;
 }
 
@@ -471,6 +397,93 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
     fmt::print(out, "per-example records: {}\n", cmd.out);
   }
   return 0;
+}
+
+int run_run(const RunCommand& cmd, std::ostream& out) {
+  prepare(cmd.common);
+  harness::RunRequest r;
+  r.matrix_path = cmd.matrix;
+  r.out = cmd.out;
+  r.report = cmd.report;
+  r.shard = cmd.shard;
+  r.audit = cmd.audit;
+  if (cmd.device_given) r.device = cmd.common.device;
+  r.data_dir = cmd.common.data_dir;
+  r.cifar10_dir = cmd.common.cifar10_dir;
+  r.quiet = cmd.quiet;
+  return harness::run_matrix(r, out);
+}
+
+namespace {
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
+  const fs::path p(path);
+  if (p.has_parent_path()) fs::create_directories(p.parent_path());
+  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f) throw Error(fmt::format("{}: cannot be written", path));
+  }
+  fs::rename(tmp, p);
+}
+
+}  // namespace
+
+int run_report(const ReportCommand& cmd, std::ostream& out) {
+  const auto file = reports::read_results(cmd.file);
+  reports::ReportOptions o;
+  if (!cmd.out.empty()) {
+    const fs::path p(cmd.out);
+    const std::string stem = p.stem().string();
+    o.curves_dir = (p.parent_path() / (stem + "-curves")).string();
+    o.curves_link_prefix = stem + "-curves/";
+  }
+  const std::string text = reports::render_report(file, o);
+  if (cmd.out.empty()) {
+    out << text;
+  } else {
+    write_text_atomically(cmd.out, text);
+    fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
+  }
+  return 0;
+}
+
+int run_merge(const MergeCommand& cmd, std::ostream& out) {
+  if (cmd.inputs.size() < 2) throw UsageError("imbench merge: give at least two result files");
+  for (const auto& in : cmd.inputs)
+    if (fs::exists(cmd.out) && fs::equivalent(in, cmd.out))
+      throw UsageError(fmt::format("--out {} is one of the inputs; write the merge to a new file", cmd.out));
+  std::vector<reports::ResultFile> files;
+  for (const auto& in : cmd.inputs) files.push_back(reports::read_results(in));
+  auto merged = reports::merge_results(files);
+  harness::apply_cross_cell_checks(merged);
+  reports::write_results(cmd.out, merged);
+  fmt::print(out, "merged {} files: {} models, {} cells -> {}\n", files.size(), merged.models.size(), merged.cells.size(),
+             cmd.out);
+  return 0;
+}
+
+int run_compare(const CompareCommand& cmd, std::ostream& out) {
+  if (!(cmd.tolerance >= 0 && cmd.tolerance < 1)) throw UsageError("--tolerance must be in [0, 1) (0.02 = 2 points)");
+  if (!(cmd.alpha > 0 && cmd.alpha < 1)) throw UsageError("--alpha must be in (0, 1)");
+  const auto base = reports::read_results(cmd.base);
+  const auto next = reports::read_results(cmd.next);
+  reports::CompareOptions o;
+  o.tolerance = cmd.tolerance;
+  o.alpha = cmd.alpha;
+  const auto r = reports::compare_results(base, next, o);
+  const std::string text = fmt::format(
+      "# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\ntolerance {:.2f} points, alpha {}\n\n{}\n{} cells compared, {} "
+      "significant regressions, {} significant improvements\n",
+      cmd.base, base.root.count("git_revision") ? base.root.at("git_revision") : "?", cmd.next,
+      next.root.count("git_revision") ? next.root.at("git_revision") : "?", cmd.tolerance * 100, cmd.alpha, r.markdown,
+      r.matched, r.regressions, r.improvements);
+  out << text;
+  if (!cmd.out.empty()) write_text_atomically(cmd.out, text);
+  if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
+  return r.regressions > 0 ? 1 : 0;
 }
 
 }  // namespace imbench::cli

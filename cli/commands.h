@@ -80,6 +80,34 @@ struct AttackCommand {
   TorchScriptFlags torchscript;
 };
 
+struct RunCommand {
+  CommonOptions common;
+  bool device_given = false;  ///< --device was passed (else the matrix's)
+  std::string matrix;
+  std::string out;            ///< "" = results/<matrix name>.h5
+  std::string report;         ///< "" = next to the .h5 file; "-" = none
+  std::string shard;          ///< "" or "i/n"
+  bool audit = false;
+  bool quiet = false;
+};
+
+struct ReportCommand {
+  std::string file;
+  std::string out;  ///< "" = standard output
+};
+
+struct MergeCommand {
+  std::vector<std::string> inputs;
+  std::string out;
+};
+
+struct CompareCommand {
+  std::string base, next;
+  double tolerance = 0.0;
+  double alpha = 0.05;
+  std::string out;  ///< also write the table here ("" = no file)
+};
+
 struct InfoCommand {
   std::string path;
 };
@@ -90,6 +118,11 @@ int run_train(const TrainCommand& cmd, std::ostream& out);
 int run_eval(const EvalCommand& cmd, std::ostream& out);
 int run_info(const InfoCommand& cmd, std::ostream& out);
 int run_attack(const AttackCommand& cmd, std::ostream& out);
+int run_run(const RunCommand& cmd, std::ostream& out);
+int run_report(const ReportCommand& cmd, std::ostream& out);
+int run_merge(const MergeCommand& cmd, std::ostream& out);
+/// 0 when no cell regresses significantly by more than the tolerance, 1 otherwise.
+int run_compare(const CompareCommand& cmd, std::ostream& out);
 /// `imbench attack --list`: the registry with descriptions.
 int run_attack_list(std::ostream& out);
 

@@ -13,6 +13,7 @@
 
 #include "cli/commands.h"
 #include "core/errors.h"
+#include "core/parse.h"
 #include "core/version.h"
 
 namespace po = boost::program_options;
@@ -30,6 +31,10 @@ commands:
   train        train a model family with a preset and write a checkpoint
   eval         clean accuracy of a checkpoint or TorchScript model
   attack       accuracy under attack (FGSM, PGD, CW-L2, APGD) with EOT for stochastic models
+  run          evaluate a benchmark matrix (models x attacks x eps) into HDF5 and a Markdown report
+  report       render the Markdown report of a results file
+  merge        join the results files of shards of one matrix
+  compare      compare two results files per cell; exit 1 on a significant robustness regression
   info         print what a checkpoint records (spec, training, metrics, provenance)
 
 options:
@@ -64,23 +69,8 @@ std::vector<T> parse_list(const std::string& s, const std::string& option) {
 
 // "0.3", "8/255" or "inf".
 double parse_eps(const std::string& s) {
-  try {
-    if (s == "inf") return std::numeric_limits<double>::infinity();
-    const auto slash = s.find('/');
-    std::size_t used = 0;
-    if (slash == std::string::npos) {
-      const double v = std::stod(s, &used);
-      if (used != s.size()) throw std::invalid_argument("");
-      return v;
-    }
-    const double a = std::stod(s.substr(0, slash), &used);
-    if (used != slash) throw std::invalid_argument("");
-    const double b = std::stod(s.substr(slash + 1), &used);
-    if (used != s.size() - slash - 1 || b == 0) throw std::invalid_argument("");
-    return a / b;
-  } catch (const std::exception&) {
-    throw UsageError(fmt::format("--eps: '{}' is not a number, a fraction like 8/255, or inf", s));
-  }
+  if (const auto v = parse_eps_text(s)) return *v;
+  throw UsageError(fmt::format("--eps: '{}' is not a number, a fraction like 8/255, or inf", s));
 }
 
 void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
@@ -338,6 +328,84 @@ int cmd_attack(const std::vector<std::string>& args) {
   return cli::run_attack(c, std::cout);
 }
 
+int cmd_run(const std::vector<std::string>& args) {
+  cli::RunCommand c;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("matrix", po::value(&c.matrix)->required(), "the matrix file (TOML), e.g. benchmarks/matrices/quick.toml")
+    ("out", po::value(&c.out), "results file (default: results/<matrix name>.h5; shards add -shard-i-of-n)")
+    ("report", po::value(&c.report), "Markdown report (default: the results file with .md; '-' for none)")
+    ("shard", po::value(&c.shard), "run shard i of n (i/n): every n-th cascade job starting at the i-th; merge later")
+    ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
+                                         "doubled budget, noise, unbounded attack) on the first audit_examples")
+    ("quiet", po::bool_switch(&c.quiet), "no live progress line");
+  add_common(d, c.common, false);
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("matrix", 1);
+  if (!parse("run", "run MATRIX.toml [--out FILE.h5] [--shard i/n] [--audit]",
+             "Evaluates every cell (model x attack x eps) of a matrix. Attacks on one model with the same threat\n"
+             "run as a cascade. Models whose checkpoint is missing are trained first. The results file is\n"
+             "rewritten atomically after every cell: re-running the same command resumes, skipping finished\n"
+             "cells. Soundness checks land in the file and the report's diagnostics. --device overrides the matrix.",
+             d, args, vm, &pos)) return 0;
+  c.device_given = !vm["device"].defaulted();
+  return cli::run_run(c, std::cout);
+}
+
+int cmd_report(const std::vector<std::string>& args) {
+  cli::ReportCommand c;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("file", po::value(&c.file)->required(), "a results file written by imbench run or merge")
+    ("out", po::value(&c.out), "write the report here (robustness curves as SVG files next to it); default: stdout");
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  if (!parse("report", "report FILE.h5 [--out report.md]",
+             "Renders the Markdown report of a results file: configuration and threat models, accuracy tables\n"
+             "with 95% confidence intervals and the worst case over attacks, robustness curves, throughput,\n"
+             "and the soundness diagnostics.",
+             d, args, vm, &pos)) return 0;
+  return cli::run_report(c, std::cout);
+}
+
+int cmd_merge(const std::vector<std::string>& args) {
+  cli::MergeCommand c;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("inputs", po::value(&c.inputs)->multitoken()->required(), "the shard files")
+    ("out", po::value(&c.out)->required(), "the merged results file");
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("inputs", -1);
+  if (!parse("merge", "merge A.h5 B.h5 ... --out ALL.h5",
+             "Joins the results of shards of one matrix. Refuses files of different matrices and cells whose\n"
+             "results disagree.",
+             d, args, vm, &pos)) return 0;
+  return cli::run_merge(c, std::cout);
+}
+
+int cmd_compare(const std::vector<std::string>& args) {
+  cli::CompareCommand c;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("base", po::value(&c.base)->required(), "the baseline results file")
+    ("new", po::value(&c.next)->required(), "the results file to check")
+    ("tolerance", po::value(&c.tolerance)->default_value(0.0), "allowed drop of robust accuracy (fraction: 0.02 = 2 points)")
+    ("alpha", po::value(&c.alpha)->default_value(0.05), "significance level of the per-cell test")
+    ("out", po::value(&c.out), "also write the comparison (Markdown) to this file");
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("base", 1).add("new", 1);
+  if (!parse("compare", "compare BASE.h5 NEW.h5 [--tolerance T] [--alpha A]",
+             "Compares robust accuracy cell by cell: McNemar's exact test when both files hold the same\n"
+             "examples, a two-proportion test otherwise. Exit code 1 when any cell drops by more than the\n"
+             "tolerance with p < alpha (a CI gate), 0 otherwise.",
+             d, args, vm, &pos)) return 0;
+  return cli::run_compare(c, std::cout);
+}
+
 int cmd_info(const std::vector<std::string>& args) {
   cli::InfoCommand c;
   po::options_description d("options", 100);
@@ -371,7 +439,11 @@ int dispatch(int argc, char** argv) {
   if (cmd == "eval") return cmd_eval(rest);
   if (cmd == "info") return cmd_info(rest);
   if (cmd == "attack") return cmd_attack(rest);
-  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "info"});
+  if (cmd == "run") return cmd_run(rest);
+  if (cmd == "report") return cmd_report(rest);
+  if (cmd == "merge") return cmd_merge(rest);
+  if (cmd == "compare") return cmd_compare(rest);
+  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "run", "report", "merge", "compare", "info"});
 }
 
 }  // namespace

@@ -10,7 +10,7 @@ packages=(
   libfmt-dev libboost-program-options-dev
   libhdf5-dev hdf5-tools
   libgtest-dev libgmock-dev libbenchmark-dev
-  zlib1g-dev nlohmann-json3-dev
+  zlib1g-dev nlohmann-json3-dev libtomlplusplus-dev
   dataset-fashion-mnist
   python3 python3-h5py python3-numpy
 )

@@ -1,0 +1,125 @@
+#include "harness/training.h"
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include "core/errors.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "models/evaluate.h"
+#include "reports/markdown.h"
+
+namespace imbench::harness {
+
+TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
+                        const nlohmann::json& overrides) {
+  if (!overrides.is_object()) throw UsageError("training overrides must be a JSON object");
+  const auto& info = data::find_dataset(dataset);
+  TrainPlan p{family, dataset, preset, models::default_spec(family, info.example_shape, info.num_classes), {}};
+  auto bad = [&](const std::string& key, const std::string& what) {
+    return UsageError(fmt::format("training option {}: {}", key, what));
+  };
+  try {
+    // The architecture first: the preset derives per-layer hyper-parameters from the depth.
+    if (overrides.contains("hidden")) p.spec.hidden = overrides["hidden"].get<std::vector<int64_t>>();
+    if (overrides.contains("activation")) p.spec.activation = overrides["activation"].get<std::string>();
+    p.options = models::apply_preset(preset, p.spec);
+    for (const auto& [key, value] : overrides.items()) {
+      if (key == "hidden" || key == "activation") continue;
+      if (key == "epochs") p.options.epochs = value.get<int64_t>();
+      else if (key == "batch_size") p.options.batch_size = value.get<int64_t>();
+      else if (key == "learning_rate") p.options.learning_rate = value.get<double>();
+      else if (key == "patience") p.options.patience = value.get<int64_t>();
+      else if (key == "validation_size") p.options.validation_size = value.get<int64_t>();
+      else if (key == "grad_clip") p.options.grad_clip = value.get<double>();
+      else if (key == "momentum") p.options.momentum = value.get<double>();
+      else if (key == "optimizer") p.options.optimizer = models::parse_optimizer(value.get<std::string>());
+      else if (key == "seed") p.options.seed = value.get<uint64_t>();
+      else if (key == "k") {
+        if (family != "vib") throw bad(key, fmt::format("does not apply to family '{}'", family));
+        p.spec.hyper["k"] = value.get<int64_t>();
+      } else if (key == "train_samples" || key == "test_samples" || key == "gamma" || key == "beta") {
+        if (!p.spec.hyper.contains(key)) throw bad(key, fmt::format("does not apply to family '{}'", family));
+        // Keep the shape of the family's value: a list per layer, or one number.
+        if (p.spec.hyper[key].is_array()) {
+          // One number for a per-layer setting applies to every layer.
+          p.spec.hyper[key] = value.is_array() ? value
+                                               : nlohmann::json(std::vector<nlohmann::json>(p.spec.hyper[key].size(), value));
+        } else if (!value.is_array() || value.size() == 1) {
+          p.spec.hyper[key] = value.is_array() ? value[0] : value;
+        } else {
+          throw bad(key, fmt::format("takes one value for family '{}'", family));
+        }
+      } else {
+        throw bad(key, "unknown");
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    throw UsageError(fmt::format("training options {}: wrong type ({})", overrides.dump(), e.what()));
+  }
+  p.options.validate();
+  p.spec.validate();
+  models::create_model(p.spec);  // rejects bad hyper-parameters before any data is loaded
+  return p;
+}
+
+TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
+                                 std::ostream& out, bool quiet) {
+  const auto& o = plan.options;
+  const auto device = models::parse_device(o.device);
+  models::seed_everything(o.seed);
+  const auto full_train = data::load_dataset(plan.dataset, data::Split::kTrain, paths);
+  const auto test = data::load_dataset(plan.dataset, data::Split::kTest, paths);
+  const auto split = data::split_validation(full_train, o.validation_size);
+
+  auto model = models::create_model(plan.spec);
+  fmt::print(out, "training {} on {} ({} train / {} validation images), preset {}, seed {}, device {}\n",
+             model->description(), plan.dataset, split.train.size(), split.validation.size(), plan.preset, o.seed,
+             models::device_description(device));
+  fmt::print(out, "objective: {}\noptions: {}\n", model->objective(), o.to_json().dump());
+  out.flush();
+  TrainOutcome outcome;
+  outcome.result = models::train(*model, split.train, o.validation_size > 0 ? &split.validation : nullptr, o,
+                                 quiet ? models::ProgressSink{} : models::stderr_progress());
+  const auto eval = models::evaluate(*model, test);
+  outcome.test_accuracy = eval.mean_accuracy;
+  if (model->is_stochastic()) {
+    models::SamplingGuard guard(*model, models::Sampling::kMeanField);
+    outcome.mean_field_test_accuracy = models::evaluate(*model, test).mean_accuracy;
+  }
+
+  models::CheckpointMeta meta;
+  meta.training = {{"dataset", plan.dataset},
+                   {"train_examples", split.train.size()},
+                   {"train_split", split.train.split},
+                   {"validation_split", split.validation.split},
+                   {"preset", plan.preset},
+                   {"options", o.to_json()},
+                   {"threads", torch::get_num_threads()},
+                   {"device", models::device_description(device)},
+                   {"objective", model->objective()},
+                   {"result", outcome.result.to_json()}};
+  meta.metrics = {{"test_accuracy", eval.mean_accuracy},
+                  {"test_examples", eval.examples},
+                  {"prediction_rule", models::to_string(model->prediction_rule())},
+                  {"prediction_samples", model->prediction_samples()},
+                  {"best_validation_accuracy", outcome.result.best_validation_accuracy}};
+  if (outcome.mean_field_test_accuracy) meta.metrics["mean_field_test_accuracy"] = *outcome.mean_field_test_accuracy;
+  models::save_checkpoint(path, *model, meta);
+
+  const auto& r = outcome.result;
+  fmt::print(out, "trained {} epochs (best {}{}) in {:.1f} s, {:.0f} training images/s\n", r.history.size(), r.best_epoch,
+             r.stopped_early ? ", early stop" : "", r.seconds, r.images_per_second);
+  fmt::print(out, "test accuracy: {} ({} {} test images, {}{}, seed {}, device {})\n",
+             reports::format_percent(eval.mean_accuracy), eval.examples, plan.dataset,
+             models::to_string(model->prediction_rule()),
+             model->is_stochastic() ? fmt::format(" over {} samples, one pass", model->prediction_samples()) : "", o.seed,
+             models::device_description(device));
+  if (outcome.mean_field_test_accuracy)
+    fmt::print(out, "mean-field test accuracy: {} (probabilities propagated instead of samples)\n",
+               reports::format_percent(*outcome.mean_field_test_accuracy));
+  fmt::print(out, "checkpoint: {}\n", path);
+  return outcome;
+}
+
+}  // namespace imbench::harness

@@ -1,0 +1,45 @@
+#pragma once
+/// Training a model family into a checkpoint: shared by `imbench train` and
+/// by `imbench run` (which trains the matrix's models when their checkpoints
+/// are missing).
+#include <nlohmann/json.hpp>
+
+#include <optional>
+#include <ostream>
+#include <string>
+
+#include "data/dataset.h"
+#include "models/family.h"
+#include "models/train.h"
+
+namespace imbench::harness {
+
+/// A family, dataset and preset with overrides, resolved into a spec and options.
+struct TrainPlan {
+  std::string family, dataset, preset;
+  models::ModelSpec spec;
+  models::TrainOptions options;
+};
+
+/// Builds the plan: the paper architecture for the dataset, the preset, then
+/// `overrides` (a JSON object with any of epochs, batch_size, learning_rate,
+/// patience, validation_size, grad_clip, momentum, optimizer, seed, hidden,
+/// activation, train_samples, test_samples, gamma, beta, k). Per-layer
+/// hyper-parameters take a list, or one number for a one-value family
+/// setting. UsageError names the bad key.
+TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
+                        const nlohmann::json& overrides);
+
+struct TrainOutcome {
+  double test_accuracy = 0;
+  std::optional<double> mean_field_test_accuracy;
+  models::TrainResult result;
+};
+
+/// Trains, evaluates on the full test split and writes the checkpoint
+/// atomically to `path`, recording how the model was trained. Prints what
+/// it does to `out`; progress goes to stderr unless quiet.
+TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
+                                 std::ostream& out, bool quiet);
+
+}  // namespace imbench::harness

@@ -1,0 +1,147 @@
+#pragma once
+/// Benchmark-matrix results (schema "imbench-results", version 1): the data
+/// model of `imbench run`, its HDF5 reader and writer, merging of shards, the
+/// Markdown report and the regression comparison. Torch-free: everything
+/// here works on plain vectors, so `imbench report/compare/merge` and their
+/// tests build without LibTorch headers. The file layout is documented in
+/// docs/results-h5.md.
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace imbench::reports {
+
+/// The outcome of one soundness check (EVALUATION.md, checks 1-12).
+struct Flag {
+  int check = 0;          ///< number in EVALUATION.md's table, 1-12
+  std::string name;       ///< short name, e.g. "randomness", "gradient-health"
+  bool failed = false;    ///< true: the check flags the result as unreliable
+  std::string detail;     ///< one line: what was measured, e.g. "PGD worse than FGSM on 3 of 500 examples"
+};
+
+/// A model of the matrix as it was evaluated.
+struct ModelInfo {
+  std::string name;          ///< name in the matrix (HDF5-safe: [A-Za-z0-9_.-])
+  std::string description;   ///< e.g. "SFNN 784-512-512-10 (sigmoid)"
+  std::string provenance;    ///< file and how it was trained, one line
+  std::string file_sha256;   ///< SHA-256 of the checkpoint / TorchScript file
+  bool stochastic = false;
+  std::string prediction_rule;       ///< e.g. "mean softmax over 32 samples" or "argmax of logits"
+  std::string training_json = "{}";  ///< the checkpoint's training record (JSON), "{}" when unknown
+  std::string paper_json = "{}";     ///< the paper's numbers for this model (JSON object of numbers in %), e.g.
+                                     ///< {"clean_accuracy": 98.27, "robust_targeted": 0.0, "robust_untargeted": 0.0}
+  double clean_accuracy = 0;         ///< on the matrix's examples (mean over repeats)
+  std::vector<Flag> flags;           ///< model-level checks (1 randomness, 4 logits, 5 gradient health, 12 mode)
+};
+
+/// One cell: a model x attack x eps on the matrix's examples.
+///
+/// Attacks on one model with the same threat (norm, eps, targeted) form a
+/// cascade group, run in the matrix's order. `adversarial_correct` is
+/// CUMULATIVE: right on the adversarial examples of this attack AND of every
+/// earlier attack of its group, per repeat. So the last cell of a group holds
+/// the per-example worst case over its attacks. With cascade on, an example
+/// already wrong in every repeat is not attacked again (`attacked` = 0).
+struct CellResult {
+  std::string id;          ///< unique group name "<model>.<attack>.<norm>-<eps>", e.g. "det.pgd.linf-0.3"
+  std::string model;       ///< ModelInfo::name
+  std::string attack;      ///< the attack entry's name in the matrix, e.g. "pgd", "cw-transfer"
+  std::string attack_kind; ///< registry name: fgsm, pgd, cw, apgd-ce, ...
+  std::string norm;        ///< "linf" or "l2"
+  double eps = 0;          ///< may be +inf (unbounded)
+  std::string eps_text;    ///< as written for people: "0.3", "8/255", "inf"
+  bool targeted = false;
+  std::string target_rule; ///< "none", "random", "least-likely", "next"
+  std::string source_model;  ///< transfer attacks: the model the examples were crafted on; "" = white-box
+  std::string group;       ///< cascade group id, e.g. "det.linf-0.3.untargeted"
+  int64_t cascade_position = 0;  ///< 0-based order inside the group
+  std::string threat_model;      ///< one line, e.g. "Linf eps=0.3 untargeted, inputs in [0, 1]"
+  std::string hash;              ///< SHA-256 of config_json and the model files: resume key
+  std::string config_json = "{}";///< the cell's full effective configuration (attack options, EOT, repeats, seed, ...)
+  int64_t repeats = 1;           ///< R (1 for deterministic models)
+  int64_t eot_samples = 1;       ///< S per gradient
+
+  // Per-example records, N examples (the matrix's first N of the test split).
+  std::vector<int64_t> index;             ///< [N] index in the split
+  std::vector<int64_t> label;             ///< [N]
+  std::vector<int64_t> target;            ///< [N] targeted only, else empty
+  std::vector<uint8_t> attacked;          ///< [N] 1 = this attack ran on the example
+  std::vector<uint8_t> clean_correct;     ///< [R * N] repeat-major
+  std::vector<uint8_t> adversarial_correct;  ///< [R * N] repeat-major, cumulative (see above)
+  std::vector<float> linf, l2, l0;        ///< [N] norms of x_adv - x (0 when not attacked)
+  std::vector<float> final_loss;          ///< [N] the attack's loss at x_adv (NaN when not attacked)
+  std::vector<int64_t> gradient_evaluations;  ///< [N]
+
+  /// Numbers: clean_accuracy, robust_accuracy (mean over repeats and
+  /// examples), robust_accuracy_std (over repeats), robust_accuracy_worst
+  /// (right in every repeat), attacked_examples, seconds, images_per_second,
+  /// gradient_evaluations_per_second.
+  std::map<std::string, double> summary;
+  std::vector<Flag> flags;
+
+  int64_t size() const { return static_cast<int64_t>(index.size()); }
+  bool unreliable() const;
+  /// Fills `summary`'s accuracy entries from the per-example records.
+  void summarise();
+};
+
+/// A whole results file.
+struct ResultFile {
+  /// Root attributes (strings): schema, schema_version, imbench_version,
+  /// git_revision, torch_version, device, device_name, threads, date, seed,
+  /// matrix_name, matrix_hash, config_json (the full effective matrix),
+  /// shard ("all" or "i/n"), dataset, examples.
+  std::map<std::string, std::string> root;
+  std::vector<ModelInfo> models;
+  std::vector<CellResult> cells;
+
+  const CellResult* find_cell(const std::string& id) const;
+  const ModelInfo* find_model(const std::string& name) const;
+};
+
+inline constexpr const char* kResultsSchema = "imbench-results";
+inline constexpr int kResultsSchemaVersion = 1;
+
+/// Writes atomically (temporary file in the same folder, renamed when
+/// complete): a kill at any moment leaves either the old or the new file.
+/// Throws imbench::Error.
+void write_results(const std::string& path, const ResultFile& file);
+/// Reads a file written by write_results. Throws imbench::Error with a
+/// one-line message for a missing, unreadable or non-imbench file, or a
+/// schema version this build does not know.
+ResultFile read_results(const std::string& path);
+
+/// Joins shards of one matrix. Refuses (imbench::Error) files of different
+/// matrices (matrix_hash differs) and two different results for one cell
+/// id (different hash); identical duplicates are kept once. Cells come out
+/// in the order of the first file that has them, then the next...
+ResultFile merge_results(const std::vector<ResultFile>& shards);
+
+/// The 95% Wilson score interval of k successes in n trials.
+std::pair<double, double> wilson_interval(double k, double n, double z = 1.959963984540054);
+/// Exact two-sided McNemar p-value for b and c discordant pairs.
+double mcnemar_p_value(int64_t b, int64_t c);
+
+struct ReportOptions {
+  /// Folder the robustness-curve SVG files are written to ("" = no curves).
+  std::string curves_dir;
+  /// How the report links them (relative to the report file).
+  std::string curves_link_prefix;
+};
+/// The Markdown report. Writes one SVG per model and norm into
+/// options.curves_dir when set.
+std::string render_report(const ResultFile& file, const ReportOptions& options);
+
+struct CompareOptions {
+  double tolerance = 0.0;  ///< regressions of at most this much (fraction, 0.01 = 1 point) are allowed
+  double alpha = 0.05;     ///< significance level of the per-cell test
+};
+struct CompareResult {
+  std::string markdown;    ///< table of every matching cell: base, new, change, p-value, verdict
+  int64_t matched = 0, regressions = 0, improvements = 0;
+  std::vector<std::string> unmatched;  ///< cell ids only in one file
+};
+CompareResult compare_results(const ResultFile& base, const ResultFile& next, const CompareOptions& options);
+
+}  // namespace imbench::reports

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# The harness end to end on synthetic data: a matrix run that trains its
+# models, h5py reads the file, a re-run resumes, a run killed at a random
+# moment and re-run equals the uninterrupted run, shards + merge equal one
+# run, compare passes an unchanged file and fails a planted regression,
+# report renders, and bad input leaves existing results untouched.
+# Usage: cli_harness.sh IMBENCH SOURCE_DIR
+set -u
+bin=$1
+src=$2
+py=/usr/bin/python3  # Debian's python3 has h5py; a pyenv python3 on PATH may not
+h5="$py $src/tests/h5_results.py"
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+fail=0
+expect() {  # expect CODE DESCRIPTION -- command...
+  local want=$1 what=$2; shift 3
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local got=$?
+  if [ "$got" != "$want" ]; then
+    echo "FAIL: $what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | tail -20; fail=1
+  else
+    echo "ok: $what"
+  fi
+}
+contains() {  # contains FILE TEXT DESCRIPTION
+  if grep -qF -- "$2" "$tmp/$1"; then echo "ok: $3"; else echo "FAIL: $3: '$2' not in $1"; sed 's/^/  | /' "$tmp/$1" | head -20; fail=1; fi
+}
+unchanged() {  # unchanged FILE SUM DESCRIPTION
+  if [ "$(sha256sum <"$1")" = "$2" ]; then echo "ok: $3"; else echo "FAIL: $3: $1 changed"; fail=1; fi
+}
+
+cat >m.toml <<'EOF'
+name = "smoke"
+dataset = "synthetic"
+examples = 60
+seed = 1
+batch_size = 25
+eot = 2
+repeats = 2
+audit_examples = 20
+
+[[models]]
+name = "det"
+family = "det"
+checkpoint = "det.ckpt"
+train = { epochs = 2, hidden = [32, 32] }
+
+[[models]]
+name = "sfnn"
+family = "sfnn"
+checkpoint = "sfnn.ckpt"
+train = { epochs = 1, hidden = [16, 16], train_samples = 2, test_samples = 2 }
+
+[[attacks]]
+name = "fgsm"
+eps = [0.05, 0.1]
+
+[[attacks]]
+name = "pgd"
+eps = [0.05, 0.1]
+options = { steps = 5 }
+
+[[attacks]]
+name = "cw"
+norm = "l2"
+eps = [1.0]
+options = { steps = 10, binary_search_steps = 2 }
+
+[[attacks]]
+name = "pgd-from-det"
+attack = "pgd"
+eps = [0.1]
+source = "det"
+options = { steps = 5 }
+EOF
+
+expect 0 "run --help" -- "$bin" run --help
+expect 0 "run trains missing models and evaluates the matrix" -- "$bin" run m.toml --out full.h5 --threads 2 --quiet
+contains out "training DET" "the missing DET checkpoint was trained"
+contains out "results: full.h5" "run says where the results are"
+contains out "report: full.md" "run writes the report"
+[ -f det.ckpt ] && [ -f sfnn.ckpt ] && echo "ok: checkpoints written" || { echo "FAIL: checkpoints missing"; fail=1; }
+expect 0 "h5py reads the results file" -- $h5 summary full.h5
+contains out "models=2 cells=12" "12 cells: (3 + 1 + 1 linf/l2 groups) per model, transfer on sfnn only"
+contains full.md "# imbench report" "the report has its title"
+
+# Resume: everything is done, nothing changes.
+cp full.h5 again.h5
+expect 0 "re-run resumes" -- "$bin" run m.toml --out again.h5 --threads 2 --quiet
+contains out "done earlier, kept" "finished cells are skipped"
+expect 0 "resumed file equals the first" -- $h5 same full.h5 again.h5
+
+# Kill at a random moment after the first save, re-run, compare.
+"$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
+pid=$!
+for _ in $(seq 1 600); do [ -f killed.h5 ] && break; sleep 0.05; done
+sleep "0.$((RANDOM % 10))"
+kill -9 "$pid" 2>/dev/null
+wait "$pid" 2>/dev/null
+ls killed.h5.tmp-* >/dev/null 2>&1 && echo "note: a temporary file was left by the killed run (ignored by readers)"
+expect 0 "the killed run's file is readable" -- $h5 summary killed.h5
+expect 0 "re-run after kill -9" -- "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report -
+expect 0 "killed + resumed equals uninterrupted (timings aside)" -- $h5 same full.h5 killed.h5
+
+# Shards and merge.
+expect 0 "shard 1/2" -- "$bin" run m.toml --shard 1/2 --out s1.h5 --threads 2 --quiet --report -
+expect 0 "shard 2/2" -- "$bin" run m.toml --shard 2/2 --out s2.h5 --threads 2 --quiet --report -
+expect 0 "merge" -- "$bin" merge s1.h5 s2.h5 --out merged.h5
+expect 0 "shards merged equal one run" -- $h5 same full.h5 merged.h5
+expect 2 "merge needs two files" -- "$bin" merge s1.h5 --out x.h5
+
+# Compare: unchanged passes; a planted regression fails with exit 1.
+expect 0 "compare unchanged" -- "$bin" compare full.h5 again.h5
+cp full.h5 base.h5
+$py "$src/tests/h5_results.py" plant base.h5 det.pgd.linf-0.1
+expect 1 "compare flags a planted regression" -- "$bin" compare base.h5 full.h5 --tolerance 0.01
+contains out "regression" "the regression is named"
+
+# Report to a file with curves.
+expect 0 "report" -- "$bin" report full.h5 --out rep/report.md
+ls rep/report-curves/*.svg >/dev/null 2>&1 && echo "ok: robustness curves written" || { echo "FAIL: no SVG curves"; fail=1; }
+
+# Bad input: clear errors, existing results untouched.
+sum=$(sha256sum <full.h5)
+sed 's/^seed = 1/sede = 1/' m.toml >bad.toml
+expect 2 "unknown key in the matrix" -- "$bin" run bad.toml --out full.h5
+contains err "bad.toml:4: sede: unknown key (did you mean 'seed'?)" "the error names file, line and key"
+unchanged full.h5 "$sum" "a bad matrix leaves the results file untouched"
+sed 's/^seed = 1/seed = 2/' m.toml >other.toml
+expect 1 "another matrix's results file" -- "$bin" run other.toml --out full.h5
+contains err "holds results of another matrix" "the error says why"
+unchanged full.h5 "$sum" "another matrix leaves the results file untouched"
+printf 'garbage' >broken.ckpt
+sed 's/checkpoint = "det.ckpt"/checkpoint = "broken.ckpt"/; s/^family = "det"$//; s/^train = { epochs = 2.*$//' m.toml >broken.toml
+expect 1 "unreadable model" -- "$bin" run broken.toml --out broken.h5
+[ ! -e broken.h5 ] && echo "ok: no results file for an unreadable model" || { echo "FAIL: broken.h5 written"; fail=1; }
+expect 1 "report of a missing file" -- "$bin" report none.h5
+expect 1 "report of a non-HDF5 file" -- "$bin" report m.toml
+expect 2 "bad shard" -- "$bin" run m.toml --shard 3/2
+expect 2 "missing matrix file" -- "$bin" run none.toml
+"$bin" run other.toml --out other.h5 --threads 2 --quiet --report - >/dev/null 2>&1
+expect 1 "merge refuses files of different matrices" -- "$bin" merge full.h5 other.h5 --out y.h5
+[ ! -e y.h5 ] && echo "ok: no merged file" || { echo "FAIL: y.h5 written"; fail=1; }
+exit $fail

@@ -1,0 +1,314 @@
+// The harness: matrix files (parsing and every error message), job planning
+// and shards, training plans, and the soundness checks on planted defects.
+#include <gtest/gtest.h>
+
+#include <fstream>
+
+#include "core/errors.h"
+#include "harness/checks.h"
+#include "harness/matrix.h"
+#include "harness/training.h"
+#include "models/family.h"
+#include "test_support.h"
+
+namespace {
+
+using namespace imbench;
+using namespace imbench::harness;
+
+const char* kGood = R"(
+name = "t"
+dataset = "synthetic"
+examples = 50
+seed = 3
+eot = 4
+repeats = 2
+
+[[models]]
+name = "det"
+family = "det"
+preset = "quick"
+checkpoint = "x/det.ckpt"
+train = { epochs = 2, hidden = [32, 32] }
+paper = { clean_accuracy = 98.27 }
+
+[[models]]
+name = "sfnn"
+family = "sfnn"
+checkpoint = "x/sfnn.ckpt"
+
+[[attacks]]
+name = "fgsm"
+eps = [0.1, "8/255"]
+
+[[attacks]]
+name = "pgd"
+eps = [0.1]
+options = { steps = 5, random_start = false }
+
+[[attacks]]
+name = "cw-t"
+attack = "cw"
+norm = "l2"
+eps = ["inf"]
+targeted = true
+target_rule = "next"
+options = { steps = 10 }
+
+[[attacks]]
+name = "pgd-transfer"
+attack = "pgd"
+eps = [0.1]
+source = "det"
+)";
+
+std::string error_of_text(const std::string& text) {
+  try {
+    parse_matrix_text(text, "m.toml");
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+// Replaces the first occurrence of `from` in the good matrix.
+std::string good_with(const std::string& from, const std::string& to) {
+  std::string s = kGood;
+  const auto at = s.find(from);
+  EXPECT_NE(at, std::string::npos) << from;
+  return s.replace(at, from.size(), to);
+}
+
+TEST(Matrix, ParsesEveryField) {
+  const auto m = parse_matrix_text(kGood, "m.toml");
+  EXPECT_EQ(m.name, "t");
+  EXPECT_EQ(m.dataset, "synthetic");
+  EXPECT_EQ(m.examples, 50);
+  EXPECT_EQ(m.seed, 3u);
+  EXPECT_EQ(m.eot, 4);
+  EXPECT_EQ(m.repeats, 2);
+  EXPECT_TRUE(m.cascade);
+  ASSERT_EQ(m.models.size(), 2u);
+  EXPECT_EQ(m.models[0].train["epochs"], 2);
+  EXPECT_EQ(m.models[0].paper["clean_accuracy"], 98.27);
+  EXPECT_EQ(m.models[1].preset, "quick");
+  ASSERT_EQ(m.attacks.size(), 4u);
+  EXPECT_EQ(m.attacks[0].kind, "fgsm");
+  ASSERT_EQ(m.attacks[0].eps.size(), 2u);
+  EXPECT_DOUBLE_EQ(m.attacks[0].eps[1], 8.0 / 255.0);
+  EXPECT_EQ(m.attacks[0].eps_text[1], "8/255");
+  EXPECT_TRUE(std::isinf(m.attacks[2].eps[0]));
+  EXPECT_EQ(m.attacks[2].target_rule, "next");
+  EXPECT_EQ(m.attacks[3].source, "det");
+  EXPECT_EQ(m.hash().size(), 64u);
+}
+
+TEST(Matrix, HashIgnoresBatchingButNotSettings) {
+  const auto a = parse_matrix_text(kGood, "m.toml");
+  const auto b = parse_matrix_text(good_with("seed = 3", "seed = 3\nbatch_size = 7"), "m.toml");
+  const auto c = parse_matrix_text(good_with("seed = 3", "seed = 4"), "m.toml");
+  EXPECT_EQ(a.hash(), b.hash());
+  EXPECT_NE(a.hash(), c.hash());
+}
+
+TEST(Matrix, ErrorsNameFileLineAndKey) {
+  EXPECT_EQ(error_of_text(good_with("seed = 3", "sede = 3")), "m.toml:5: sede: unknown key (did you mean 'seed'?)");
+  EXPECT_EQ(error_of_text(good_with("examples = 50", "examples = \"50\"")),
+            "m.toml:4: examples: expected an integer, got a string");
+  EXPECT_EQ(error_of_text(good_with("name = \"fgsm\"", "name = \"fgsn\"")),
+            "m.toml:24: attacks[0].attack: unknown attack 'fgsn' (did you mean 'fgsm'?); known: fgsm, fgm, pgd, cw, apgd-ce, "
+            "apgd-dlr");
+  EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"", "family = \"sfn\"")),
+            "m.toml:19: models[1].family: unknown family 'sfn' (did you mean 'sfnn'?); known: det, sfnn, imb-joint, "
+            "imb-greedy, vib");
+  EXPECT_EQ(error_of_text(good_with("source = \"det\"", "source = \"dte\"")),
+            "m.toml:50: attacks[3].source: unknown model 'dte' (did you mean 'det'?)");
+  EXPECT_EQ(error_of_text(good_with("eps = [0.1, \"8/255\"]", "eps = [0.1, \"8/0\"]")),
+            "m.toml:25: attacks[0].eps: '8/0' is not a number, a fraction like 8/255, or inf");
+  EXPECT_EQ(error_of_text(good_with("eps = [0.1, \"8/255\"]", "eps = [0.1, 0.1]")),
+            "m.toml:25: attacks[0].eps: eps 0.1 is listed twice");
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epoch = 2")),
+            "m.toml:14: models[0].train.epoch: unknown training option (did you mean 'epochs'?)");
+  EXPECT_EQ(error_of_text("name = \"x\"\nexamples = [1,"), error_of_text("name = \"x\"\nexamples = [1,"));
+  EXPECT_NE(error_of_text("name = \"x\"\nexamples = [1,").find("m.toml:2:"), std::string::npos);
+  // The attack rejects its options at parse time, not hours into a run.
+  EXPECT_NE(error_of_text(good_with("steps = 5,", "stpes = 5,")).find("attacks[1].options: "), std::string::npos);
+  EXPECT_NE(error_of_text(good_with("name = \"pgd\"\neps = [0.1]", "name = \"pgd\"\neps = [\"inf\"]")).find("needs a finite eps"),
+            std::string::npos);
+  EXPECT_NE(error_of_text(good_with("checkpoint = \"x/sfnn.ckpt\"", "")).find("exactly one of checkpoint"), std::string::npos);
+  EXPECT_NE(error_of_text(good_with("name = \"sfnn\"", "name = \"det\"")).find("used twice"), std::string::npos);
+  EXPECT_NE(error_of_text(good_with("target_rule = \"next\"", "target_rule = \"nxt\"")).find("expected \"random\""),
+            std::string::npos);
+  EXPECT_NE(error_of_text("name = \"x\"\n[[models]]\nname=\"a\"\ncheckpoint=\"a\"\n").find("no [[attacks]]"), std::string::npos);
+}
+
+TEST(Matrix, MissingFileIsAUsageError) {
+  EXPECT_NE(testing_support::error_of<UsageError>([] { parse_matrix_file("/nonexistent/m.toml"); }).find("cannot be read"),
+            std::string::npos);
+}
+
+TEST(Matrix, PlansCascadeGroupsInOrder) {
+  const auto m = parse_matrix_text(kGood, "m.toml");
+  const auto jobs = plan_jobs(m);
+  // det: linf-0.1 (fgsm, pgd), linf-8/255 (fgsm), l2-inf targeted (cw-t); sfnn: the same plus the transfer from det.
+  ASSERT_EQ(jobs.size(), 6u);
+  EXPECT_EQ(jobs[0].group, "det.linf-0.1.untargeted");
+  ASSERT_EQ(jobs[0].cells.size(), 2u);
+  EXPECT_EQ(jobs[0].cells[0].id, "det.fgsm.linf-0.1");
+  EXPECT_EQ(jobs[0].cells[1].id, "det.pgd.linf-0.1");
+  EXPECT_EQ(jobs[0].cells[1].position, 1);
+  EXPECT_EQ(jobs[1].group, "det.linf-8_255.untargeted");
+  EXPECT_EQ(jobs[2].group, "det.l2-inf.targeted-next");
+  EXPECT_EQ(jobs[3].group, "sfnn.linf-0.1.untargeted");
+  ASSERT_EQ(jobs[3].cells.size(), 3u);
+  EXPECT_EQ(jobs[3].cells[2].id, "sfnn.pgd-transfer.linf-0.1");
+}
+
+TEST(Matrix, ShardsPartitionTheJobs) {
+  EXPECT_EQ(parse_shard("2/3"), (std::pair<int64_t, int64_t>{2, 3}));
+  for (const char* bad : {"0/2", "3/2", "1", "a/b", "1/0", "1/2x"})
+    EXPECT_NE(testing_support::error_of<UsageError>([&] { parse_shard(bad); }).find("--shard"), std::string::npos) << bad;
+  for (std::size_t i = 0; i < 10; ++i) {
+    int owners = 0;
+    for (int64_t k = 1; k <= 3; ++k) owners += in_shard(i, {k, 3});
+    EXPECT_EQ(owners, 1);
+  }
+}
+
+TEST(Training, PlanAppliesOverridesAndRejectsBadOnes) {
+  const auto p = plan_training("sfnn", "synthetic", "quick", {{"epochs", 3}, {"hidden", {16, 8}}, {"train_samples", 4}});
+  EXPECT_EQ(p.options.epochs, 3);
+  EXPECT_EQ(p.spec.hidden, (std::vector<int64_t>{16, 8}));
+  EXPECT_EQ(p.spec.hyper["train_samples"], nlohmann::json({4, 4}));
+  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"train_samples", 4}}); })
+                .find("does not apply to family 'det'"),
+            std::string::npos);
+  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"epochs", "many"}}); }).find("wrong type"),
+            std::string::npos);
+  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"epochs", -1}}); }), "");
+}
+
+// A two-class linear model whose outputs we control.
+class ConstantModel : public models::Model {
+ public:
+  explicit ConstantModel(torch::Tensor out, bool noisy = false) : out_(std::move(out)), noisy_(noisy) {}
+  torch::Tensor logits(const torch::Tensor& x) override {
+    auto z = out_.expand({x.size(0), out_.size(0)}) + x.flatten(1).sum(1, true) * 0;
+    return noisy_ ? z + torch::randn_like(z) : z;
+  }
+  bool is_stochastic() const override { return false; }
+  int64_t num_classes() const override { return out_.size(0); }
+  std::vector<int64_t> input_shape() const override { return {4}; }
+  std::string description() const override { return "constant"; }
+  torch::Device device() const override { return torch::kCPU; }
+  void to(torch::Device) override {}
+  void set_training(bool) override {}
+  std::vector<torch::Tensor> parameters() override { return {}; }
+
+ private:
+  torch::Tensor out_;
+  bool noisy_;
+};
+
+TEST(Checks, RandomnessFlagsAHiddenStochasticModel) {
+  const auto x = torch::rand({8, 4});
+  ConstantModel calm(torch::tensor({1.0f, 2.0f}));
+  EXPECT_FALSE(check_randomness(calm, x).failed);
+  ConstantModel noisy(torch::tensor({1.0f, 2.0f}), true);
+  const auto f = check_randomness(noisy, x);
+  EXPECT_TRUE(f.failed);
+  EXPECT_EQ(f.check, 1);
+}
+
+TEST(Checks, LogitsCheckFlagsProbabilities) {
+  const auto x = torch::rand({8, 4});
+  ConstantModel logits(torch::tensor({-3.0f, 2.0f}));
+  EXPECT_FALSE(check_logits(logits, x).failed);
+  ConstantModel probs(torch::tensor({0.25f, 0.75f}));
+  EXPECT_TRUE(check_logits(probs, x).failed);
+}
+
+TEST(Checks, GradientHealthFlagsZeroGradients) {
+  const auto x = torch::rand({8, 4});
+  const auto y = torch::zeros({8}, torch::kLong);
+  ConstantModel flat(torch::tensor({-3.0f, 2.0f}));  // output independent of x: all-zero gradients
+  const auto f = check_gradient_health(flat, x, y, {});
+  EXPECT_TRUE(f.failed) << f.detail;
+  auto m = models::create_model(models::default_spec("det", {1, 28, 28}, 10));
+  const auto g = check_gradient_health(*m, torch::rand({8, 1, 28, 28}), torch::zeros({8}, torch::kLong), {});
+  EXPECT_FALSE(g.failed) << g.detail;
+}
+
+TEST(Checks, ValidityCountsEveryKindOfViolation) {
+  attacks::ThreatModel t;
+  t.eps = 0.1;
+  const auto x = torch::full({4, 3}, 0.5f);
+  auto adv = x.clone();
+  EXPECT_EQ(count_invalid(adv, x, x.clone(), t), 0);
+  adv[0][0] = 0.7f;                                  // outside the ball
+  adv[1][1] = std::numeric_limits<float>::quiet_NaN();  // not finite
+  auto moved = x.clone();
+  moved[2][2] = 0.0f;                                // the input was modified
+  EXPECT_EQ(count_invalid(adv, x, moved, t), 3);
+  t.eps = 1.0;
+  auto out_of_box = x.clone();
+  out_of_box[3][0] = 1.2f;
+  EXPECT_EQ(count_invalid(out_of_box, x, x.clone(), t), 1);
+}
+
+TEST(Checks, FixedNoiseModelIsDeterministic) {
+  auto spec = models::default_spec("sfnn", {1, 28, 28}, 10);
+  spec.hidden = {16, 16};
+  models::apply_preset("quick", spec);
+  auto m = models::create_model(spec);
+  const auto x = torch::rand({5, 1, 28, 28});
+  torch::NoGradGuard g;
+  EXPECT_FALSE(torch::equal(m->logits(x), m->logits(x)));  // the model itself samples
+  FixedNoiseModel fixed(*m, 7);
+  EXPECT_TRUE(torch::equal(fixed.logits(x), fixed.logits(x)));
+  EXPECT_FALSE(fixed.is_stochastic());
+}
+
+reports::CellResult cell(const std::string& attack, double eps, double acc, const std::string& group, int64_t pos,
+                         const std::string& source = "") {
+  reports::CellResult c;
+  c.id = "m." + attack + "." + std::to_string(eps);
+  c.model = "m";
+  c.attack = attack;
+  c.norm = "linf";
+  c.eps = eps;
+  c.eps_text = std::to_string(eps);
+  c.group = group;
+  c.cascade_position = pos;
+  c.source_model = source;
+  c.index.assign(100, 0);
+  c.summary["robust_accuracy"] = acc;
+  c.summary["robust_accuracy_std"] = 0;
+  return c;
+}
+
+TEST(Checks, CrossCellChecksFlagNonMonotoneEpsAndStrongTransfer) {
+  reports::ResultFile f;
+  f.root["num_classes"] = "10";
+  f.cells = {cell("pgd", 0.1, 0.50, "g1", 0), cell("pgd", 0.2, 0.60, "g2", 0), cell("pgd", 0.3, 0.40, "g3", 0),
+             cell("pgd-t", 0.3, 0.20, "g3", 1, "det"), cell("pgd", 1.0, 0.30, "g4", 0)};
+  apply_cross_cell_checks(f);
+  auto failed = [&](int i, int check) {
+    for (const auto& fl : f.cells[i].flags)
+      if (fl.check == check && fl.failed) return true;
+    return false;
+  };
+  EXPECT_FALSE(failed(0, 7));
+  EXPECT_TRUE(failed(1, 7));   // 60% at 0.2 > 50% at 0.1
+  EXPECT_FALSE(failed(2, 7));
+  EXPECT_TRUE(failed(4, 7));   // 30% at eps 1 is above chance
+  EXPECT_TRUE(failed(3, 9));   // the transfer attack removed 20 points the white-box attack left
+  EXPECT_TRUE(failed(2, 9));   // and the white-box cell is marked too
+  EXPECT_TRUE(f.cells[2].unreliable());
+  // Idempotent: running the checks again does not duplicate flags.
+  const auto before = f.cells[1].flags.size();
+  apply_cross_cell_checks(f);
+  EXPECT_EQ(f.cells[1].flags.size(), before);
+}
+
+}  // namespace
