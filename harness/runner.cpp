@@ -399,7 +399,7 @@ reports::CellResult Runner::run_cell(const JobPlan& job, const CellPlan& plan, c
       const auto survivors = adv_correct.to(torch::kDouble).mean(0) >= 0.5;
       const auto si = survivors.nonzero().squeeze(1);
       if (si.numel() > 0) {
-        auto single = attacks::create_attack(threat.norm == attacks::Norm::kLinf ? "fgsm" : "fgm");
+        auto single = attacks::create_attack("fgsm");  // FGSM under Linf, FGM under L2
         auto so = ro;
         so.seed = ro.seed + 1;
         const auto rs = single->run(source, x.index_select(0, si), y.index_select(0, si), threat, so);
@@ -574,7 +574,7 @@ int Runner::run() {
         prev = &*it;
         prev_hash = cell_hash;
         ++cells_done_;
-        if (!tty_ && !req_.quiet) fmt::print(out_, "[cell {}/{}] {}: done earlier, kept\n", cells_done_, cells_total_, plan.id);
+        fmt::print(out_, "[cell {}/{}] {}: done earlier, kept\n", cells_done_, cells_total_, plan.id);
         continue;
       }
       auto cell = run_cell(*job, plan, prev, cell_hash);

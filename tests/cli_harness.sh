@@ -83,7 +83,7 @@ contains out "results: full.h5" "run says where the results are"
 contains out "report: full.md" "run writes the report"
 [ -f det.ckpt ] && [ -f sfnn.ckpt ] && echo "ok: checkpoints written" || { echo "FAIL: checkpoints missing"; fail=1; }
 expect 0 "h5py reads the results file" -- $h5 summary full.h5
-contains out "models=2 cells=12" "12 cells: (3 + 1 + 1 linf/l2 groups) per model, transfer on sfnn only"
+contains out "models=2 cells=11" "11 cells: 5 per model (two Linf cascades of 2, one L2), plus the transfer on sfnn"
 contains full.md "# imbench report" "the report has its title"
 
 # Resume: everything is done, nothing changes.

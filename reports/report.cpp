@@ -1,0 +1,652 @@
+// The Markdown report of a results file, and its robustness-curve SVGs.
+// Everything in the text comes from the file (no clock, no environment), so
+// a report can be compared with a golden file.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <nlohmann/json.hpp>
+#include <set>
+#include <tuple>
+
+#include "core/errors.h"
+#include "reports/markdown.h"
+#include "reports/results.h"
+
+namespace imbench::reports {
+namespace report_detail {
+namespace {
+
+constexpr const char* kUnreliableMark = " ⚠";
+
+std::string root_or(const ResultFile& f, const std::string& key, const std::string& fallback = "unknown") {
+  const auto it = f.root.find(key);
+  return it == f.root.end() || it->second.empty() ? fallback : it->second;
+}
+
+std::string norm_label(const std::string& norm) {
+  if (norm == "linf") return "Linf";
+  if (norm == "l2") return "L2";
+  if (norm == "l0") return "L0";
+  return norm;
+}
+
+int norm_rank(const std::string& norm) { return norm == "linf" ? 0 : norm == "l2" ? 1 : 2; }
+
+nlohmann::json parse_json(const std::string& text, const std::string& what) {
+  if (text.empty()) return nlohmann::json::object();
+  try {
+    return nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw Error(fmt::format("{} is not valid JSON ({})", what, e.what()));
+  }
+}
+
+// Breadth-first search for a key anywhere in a JSON document: the top level
+// wins over nested objects ({"options": {"steps": 40}} also finds steps).
+const nlohmann::json* find_key(const nlohmann::json& root, const std::string& key) {
+  std::vector<const nlohmann::json*> level = {&root};
+  while (!level.empty()) {
+    std::vector<const nlohmann::json*> next;
+    for (const auto* j : level) {
+      if (!j->is_object()) continue;
+      if (const auto it = j->find(key); it != j->end() && !it->is_null()) return &*it;
+      for (const auto& [k, v] : j->items())
+        if (v.is_object()) next.push_back(&v);
+    }
+    level = std::move(next);
+  }
+  return nullptr;
+}
+
+std::string json_text(const nlohmann::json& v) {
+  if (v.is_string()) return v.get<std::string>();
+  if (v.is_number_integer()) return fmt::format("{}", v.get<int64_t>());
+  if (v.is_number()) return fmt::format("{:g}", v.get<double>());
+  return v.dump();
+}
+
+// "preset quick, epochs 40" from the keys of a JSON record that are present.
+std::string key_options(const nlohmann::json& j, const std::vector<std::pair<std::string, std::string>>& keys) {
+  std::vector<std::string> parts;
+  for (const auto& [key, label] : keys)
+    if (const auto* v = find_key(j, key)) parts.push_back(label + " " + json_text(*v));
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+// ---- statistics of per-example records ----
+
+struct Accuracy {
+  double mean = std::nan("");
+  double std = 0;                  // over repeats (sample standard deviation)
+  double correct = 0, trials = 0;  // pooled over R x N
+  std::size_t repeats = 1;
+};
+
+Accuracy accuracy_of(const std::vector<uint8_t>& v, std::size_t r, std::size_t n) {
+  Accuracy a;
+  a.repeats = r;
+  if (n == 0 || v.size() != r * n) return a;
+  std::vector<double> per_repeat(r, 0.0);
+  for (std::size_t k = 0; k < r; ++k) {
+    for (std::size_t i = 0; i < n; ++i) per_repeat[k] += v[k * n + i] != 0;
+    a.correct += per_repeat[k];
+    per_repeat[k] /= static_cast<double>(n);
+  }
+  a.trials = static_cast<double>(r * n);
+  a.mean = a.correct / a.trials;
+  if (r > 1) {
+    double ss = 0;
+    for (double x : per_repeat) ss += (x - a.mean) * (x - a.mean);
+    a.std = std::sqrt(ss / static_cast<double>(r - 1));
+  }
+  return a;
+}
+
+// A cell's robust accuracy: the stored summary when present, the pooled
+// counts for the confidence interval from the records.
+Accuracy cell_accuracy(const CellResult& c) {
+  Accuracy a =
+      accuracy_of(c.adversarial_correct, static_cast<std::size_t>(std::max<int64_t>(1, c.repeats)), c.index.size());
+  if (const auto it = c.summary.find("robust_accuracy"); it != c.summary.end()) a.mean = it->second;
+  if (const auto it = c.summary.find("robust_accuracy_std"); it != c.summary.end() && !std::isnan(it->second))
+    a.std = it->second;
+  return a;
+}
+
+std::string format_accuracy(const Accuracy& a) {
+  if (std::isnan(a.mean)) return "—";
+  std::string s = a.repeats > 1 ? fmt::format("{:.2f} ± {:.2f}%", 100 * a.mean, 100 * a.std) : format_percent(a.mean);
+  if (a.trials > 0) {
+    const auto [lo, hi] = wilson_interval(a.correct, a.trials);
+    s += fmt::format(" [{:.1f}, {:.1f}]", 100 * lo, 100 * hi);
+  }
+  return s;
+}
+
+// ---- threat models (table column groups) ----
+
+struct Threat {
+  std::string norm;
+  double eps = 0;
+  bool targeted = false;
+  std::string target_rule;  // "" when untargeted
+
+  auto key() const { return std::make_tuple(norm_rank(norm), norm, eps, targeted, target_rule); }
+  bool operator<(const Threat& o) const { return key() < o.key(); }
+  bool operator==(const Threat& o) const { return key() == o.key(); }
+};
+
+Threat threat_of(const CellResult& c) {
+  Threat t{c.norm, c.eps, c.targeted, ""};
+  if (c.targeted && c.target_rule != "none") t.target_rule = c.target_rule;
+  return t;
+}
+
+std::string eps_text_of(const CellResult& c) { return c.eps_text.empty() ? fmt::format("{:g}", c.eps) : c.eps_text; }
+
+struct Column {
+  Threat threat;
+  std::string label;                 // "Linf 0.3", "L2 1.5 targeted (random)"
+  std::vector<std::string> attacks;  // cascade order
+};
+
+// The file's threat models, sorted by norm, eps and targeting, each with
+// its attacks in cascade order (by position, then first appearance).
+std::vector<Column> columns_of(const ResultFile& file) {
+  std::map<Threat, Column> by_threat;
+  std::map<Threat, std::vector<std::tuple<int64_t, std::size_t, std::string>>> order;
+  for (std::size_t i = 0; i < file.cells.size(); ++i) {
+    const CellResult& c = file.cells[i];
+    const Threat t = threat_of(c);
+    if (!by_threat.count(t)) {
+      std::string label = norm_label(c.norm) + " " + eps_text_of(c);
+      if (t.targeted) label += " targeted" + (t.target_rule.empty() ? "" : " (" + t.target_rule + ")");
+      by_threat[t] = Column{t, label, {}};
+    }
+    auto& attacks = order[t];
+    const auto it =
+        std::find_if(attacks.begin(), attacks.end(), [&](const auto& a) { return std::get<2>(a) == c.attack; });
+    if (it == attacks.end())
+      attacks.emplace_back(c.cascade_position, i, c.attack);
+    else
+      std::get<0>(*it) = std::min(std::get<0>(*it), c.cascade_position);
+  }
+  std::vector<Column> columns;
+  for (auto& [t, column] : by_threat) {
+    auto attacks = order[t];
+    std::sort(attacks.begin(), attacks.end());
+    for (const auto& a : attacks) column.attacks.push_back(std::get<2>(a));
+    columns.push_back(column);
+  }
+  return columns;
+}
+
+const CellResult* find_cell(const ResultFile& file, const std::string& model, const Threat& t,
+                            const std::string& attack) {
+  for (const auto& c : file.cells)
+    if (c.model == model && c.attack == attack && threat_of(c) == t) return &c;
+  return nullptr;
+}
+
+bool model_flagged(const ModelInfo* m) {
+  return m && std::any_of(m->flags.begin(), m->flags.end(), [](const Flag& f) { return f.failed; });
+}
+
+struct WorstCase {
+  Accuracy accuracy;
+  bool unreliable = false;
+  bool present = false;
+};
+
+// Right in every attack of the threat model: AND over the cells'
+// adversarial_correct per repeat and example, then the mean over repeats.
+WorstCase worst_case(const ResultFile& file, const std::string& model, const Threat& t) {
+  WorstCase w;
+  const CellResult* first = nullptr;
+  std::vector<uint8_t> all;
+  for (const auto& c : file.cells) {
+    if (c.model != model || !(threat_of(c) == t)) continue;
+    w.present = true;
+    w.unreliable = w.unreliable || c.unreliable();
+    const std::size_t rn = static_cast<std::size_t>(std::max<int64_t>(1, c.repeats)) * c.index.size();
+    if (c.adversarial_correct.size() != rn) return w;  // inconsistent records: no worst case
+    if (!first) {
+      first = &c;
+      all = c.adversarial_correct;
+      continue;
+    }
+    if (c.repeats != first->repeats || c.index != first->index) {
+      w.accuracy = Accuracy{};  // different examples: not comparable
+      return w;
+    }
+    for (std::size_t i = 0; i < all.size(); ++i) all[i] = all[i] && c.adversarial_correct[i];
+  }
+  if (first)
+    w.accuracy = accuracy_of(all, static_cast<std::size_t>(std::max<int64_t>(1, first->repeats)), first->index.size());
+  return w;
+}
+
+// ---- robustness curves ----
+
+struct Series {
+  std::string label;
+  bool dashed = false;
+  std::vector<std::pair<double, double>> points;  // (eps, accuracy in [0, 1])
+};
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) {
+    switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      default:
+        out += c;
+    }
+  }
+  return out;
+}
+
+// 1, 2, 2.5 or 5 times a power of ten, about range / 5.
+double nice_step(double range) {
+  const double raw = range / 5;
+  const double magnitude = std::pow(10.0, std::floor(std::log10(raw)));
+  const double f = raw / magnitude;
+  return (f <= 1 ? 1 : f <= 2 ? 2 : f <= 2.5 ? 2.5 : f <= 5 ? 5 : 10) * magnitude;
+}
+
+std::string render_svg(const std::string& title, const std::string& x_label, const std::vector<Series>& series) {
+  constexpr double kWidth = 720, kHeight = 380, kLeft = 64, kRight = 460, kTop = 36, kBottom = 324;
+  static const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
+                                   "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
+  double max_eps = 0;
+  for (const auto& s : series)
+    for (const auto& p : s.points) max_eps = std::max(max_eps, p.first);
+  const double step = nice_step(max_eps > 0 ? max_eps : 1.0);
+  const double x_max = std::max(1.0, std::ceil(max_eps / step - 1e-9)) * step;
+  auto px = [&](double eps) { return kLeft + (kRight - kLeft) * eps / x_max; };
+  auto py = [&](double acc) { return kBottom - (kBottom - kTop) * acc; };
+
+  std::string svg = fmt::format(
+      "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0:g}\" height=\"{1:g}\" viewBox=\"0 0 {0:g} {1:g}\" "
+      "font-family=\"sans-serif\" font-size=\"12\">\n"
+      "<rect width=\"{0:g}\" height=\"{1:g}\" fill=\"white\"/>\n"
+      "<text x=\"{2:g}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{3}</text>\n",
+      kWidth, kHeight, (kLeft + kRight) / 2, xml_escape(title));
+  for (int i = 0; i <= 5; ++i) {  // y grid and ticks: 0, 20, ..., 100%
+    const double y = py(i / 5.0);
+    svg += fmt::format(
+        "<line x1=\"{0:g}\" y1=\"{1:.1f}\" x2=\"{2:g}\" y2=\"{1:.1f}\" stroke=\"#dddddd\"/>\n"
+        "<text x=\"{3:g}\" y=\"{4:.1f}\" text-anchor=\"end\">{5}%</text>\n",
+        kLeft, y, kRight, kLeft - 6, y + 4, 20 * i);
+  }
+  const int x_ticks = static_cast<int>(std::lround(x_max / step));
+  for (int i = 0; i <= x_ticks; ++i) {
+    const double x = px(i * step);
+    svg += fmt::format(
+        "<line x1=\"{0:.1f}\" y1=\"{1:g}\" x2=\"{0:.1f}\" y2=\"{2:g}\" stroke=\"#dddddd\"/>\n"
+        "<line x1=\"{0:.1f}\" y1=\"{2:g}\" x2=\"{0:.1f}\" y2=\"{3:g}\" stroke=\"black\"/>\n"
+        "<text x=\"{0:.1f}\" y=\"{4:g}\" text-anchor=\"middle\">{5:.6g}</text>\n",
+        x, kTop, kBottom, kBottom + 5, kBottom + 18, i * step);
+  }
+  svg += fmt::format(
+      "<line x1=\"{0:g}\" y1=\"{2:g}\" x2=\"{1:g}\" y2=\"{2:g}\" stroke=\"black\"/>\n"
+      "<line x1=\"{0:g}\" y1=\"{3:g}\" x2=\"{0:g}\" y2=\"{2:g}\" stroke=\"black\"/>\n"
+      "<text x=\"{4:g}\" y=\"{5:g}\" text-anchor=\"middle\">{6}</text>\n"
+      "<text x=\"16\" y=\"{7:g}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {7:g})\">robust accuracy</text>\n",
+      kLeft, kRight, kBottom, kTop, (kLeft + kRight) / 2, kHeight - 16, xml_escape(x_label), (kTop + kBottom) / 2);
+
+  std::size_t colour = 0;
+  for (std::size_t k = 0; k < series.size(); ++k) {
+    const Series& s = series[k];
+    const std::string stroke = s.dashed ? "black" : kColours[colour++ % 10];
+    const std::string dash = s.dashed ? " stroke-dasharray=\"6 4\"" : "";
+    std::vector<std::string> points;
+    for (const auto& [eps, acc] : s.points) points.push_back(fmt::format("{:.1f},{:.1f}", px(eps), py(acc)));
+    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n",
+                       fmt::join(points, " "), stroke, dash);
+    for (const auto& [eps, acc] : s.points)
+      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", px(eps), py(acc), stroke);
+    const double ly = kTop + 8 + 20.0 * static_cast<double>(k);  // legend entry
+    svg += fmt::format(
+        "<line x1=\"{0:g}\" y1=\"{1:g}\" x2=\"{2:g}\" y2=\"{1:g}\" stroke=\"{3}\" stroke-width=\"2\"{4}/>\n"
+        "<circle cx=\"{5:g}\" cy=\"{1:g}\" r=\"3.5\" fill=\"{3}\"/>\n"
+        "<text x=\"{6:g}\" y=\"{7:g}\">{8}</text>\n",
+        kRight + 20, ly, kRight + 48, stroke, dash, kRight + 34, kRight + 56, ly + 4, xml_escape(s.label));
+  }
+  return svg + "</svg>\n";
+}
+
+std::string file_safe(const std::string& s) {
+  std::string out;
+  for (char c : s) out += std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' || c == '.' ? c : '_';
+  return out;
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << text;
+  out.close();
+  if (!out) throw Error(fmt::format("{}: cannot write", path));
+}
+
+// Writes the curves of every model and norm with a finite eps; returns the
+// report's lines linking them.
+std::string write_curves(const ResultFile& file, const std::vector<Column>& columns, const ReportOptions& options) {
+  std::error_code ec;
+  std::filesystem::create_directories(options.curves_dir, ec);
+  if (ec) throw Error(fmt::format("{}: cannot create the curves folder: {}", options.curves_dir, ec.message()));
+  std::set<std::string> norms;
+  for (const auto& col : columns) norms.insert(col.threat.norm);
+  std::vector<std::string> norm_order(norms.begin(), norms.end());
+  std::sort(norm_order.begin(), norm_order.end(), [](const auto& a, const auto& b) {
+    return std::make_pair(norm_rank(a), a) < std::make_pair(norm_rank(b), b);
+  });
+
+  std::string links;
+  for (const auto& m : file.models) {
+    for (const auto& norm : norm_order) {
+      std::vector<Series> attacks, worst;
+      auto add = [](std::vector<Series>& list, const std::string& label, bool dashed, double eps, double acc) {
+        auto it = std::find_if(list.begin(), list.end(), [&](const Series& s) { return s.label == label; });
+        if (it == list.end()) it = list.insert(list.end(), Series{label, dashed, {}});
+        it->points.emplace_back(eps, acc);
+      };
+      for (const auto& col : columns) {
+        if (col.threat.norm != norm || !std::isfinite(col.threat.eps)) continue;
+        std::string suffix =
+            col.threat.targeted
+                ? " targeted" + (col.threat.target_rule.empty() ? "" : " (" + col.threat.target_rule + ")")
+                : "";
+        for (const auto& attack : col.attacks)
+          if (const auto* c = find_cell(file, m.name, col.threat, attack)) {
+            const double acc = cell_accuracy(*c).mean;
+            if (!std::isnan(acc)) add(attacks, attack + suffix, false, col.threat.eps, acc);
+          }
+        const WorstCase w = worst_case(file, m.name, col.threat);
+        if (w.present && !std::isnan(w.accuracy.mean))
+          add(worst, "worst case" + suffix, true, col.threat.eps, w.accuracy.mean);
+      }
+      if (attacks.empty() && worst.empty()) continue;
+      attacks.insert(attacks.end(), worst.begin(), worst.end());
+      const std::string name = file_safe(m.name) + "-" + file_safe(norm) + ".svg";
+      const std::string title = (m.description.empty() ? m.name : m.description) + ": " + norm_label(norm);
+      write_text((std::filesystem::path(options.curves_dir) / name).string(),
+                 render_svg(title, "eps (" + norm_label(norm) + ")", attacks));
+      links +=
+          fmt::format("![{} {} robustness curve]({}{})\n", m.name, norm_label(norm), options.curves_link_prefix, name);
+    }
+  }
+  return links;
+}
+
+// ---- sections ----
+
+std::string configuration_section(const ResultFile& file) {
+  MarkdownTable t({"setting", "value"});
+  t.add_row(
+      {"imbench version", fmt::format("{} (git {})", root_or(file, "imbench_version"), root_or(file, "git_revision"))});
+  t.add_row({"date", root_or(file, "date")});
+  const std::string device = root_or(file, "device"), device_name = root_or(file, "device_name", "");
+  t.add_row({"device", device_name.empty() || device_name == device ? device : device + " (" + device_name + ")"});
+  t.add_row({"threads", root_or(file, "threads")});
+  t.add_row({"torch version", root_or(file, "torch_version")});
+  t.add_row({"seed", root_or(file, "seed")});
+  t.add_row({"dataset", root_or(file, "dataset")});
+  t.add_row({"examples", root_or(file, "examples")});
+  t.add_row({"shard", root_or(file, "shard")});
+  t.add_row({"matrix hash", root_or(file, "matrix_hash")});
+  return "## Configuration\n\n" + t.render();
+}
+
+std::string threat_models_section(const ResultFile& file) {
+  // Cascade groups in order of first appearance, each rendered as one line;
+  // groups of different models with the same line are listed once.
+  std::vector<std::string> group_order;
+  std::map<std::string, std::vector<const CellResult*>> groups;
+  for (const auto& c : file.cells) {
+    const std::string key = c.group.empty() ? c.model + "|" + c.threat_model : c.group;
+    if (!groups.count(key)) group_order.push_back(key);
+    groups[key].push_back(&c);
+  }
+  std::vector<std::string> lines;
+  std::map<std::string, std::vector<std::string>> models_of_line;
+  for (const auto& key : group_order) {
+    auto cells = groups[key];
+    std::stable_sort(cells.begin(), cells.end(),
+                     [](const auto* a, const auto* b) { return a->cascade_position < b->cascade_position; });
+    std::vector<std::string> attacks;
+    for (const auto* c : cells) {
+      const auto config = parse_json(c->config_json, fmt::format("cell '{}': config_json", c->id));
+      std::string options = key_options(
+          config, {{"steps", "steps"}, {"step_size", "step size"}, {"restarts", "restarts"}, {"loss", "loss"}});
+      options += fmt::format("{}EOT {}, repeats {}", options.empty() ? "" : ", ", c->eot_samples, c->repeats);
+      std::string name = c->attack;
+      if (!c->attack_kind.empty() && c->attack_kind != c->attack) name += " [" + c->attack_kind + "]";
+      if (!c->source_model.empty()) options += ", transferred from " + c->source_model;
+      attacks.push_back(fmt::format("{} ({})", name, options));
+    }
+    const std::string threat = cells.front()->threat_model.empty() ? key : cells.front()->threat_model;
+    const std::string line = fmt::format("**{}**: {}", threat, fmt::join(attacks, " → "));
+    auto& models = models_of_line[line];
+    if (models.empty()) lines.push_back(line);
+    if (std::find(models.begin(), models.end(), cells.front()->model) == models.end())
+      models.push_back(cells.front()->model);
+  }
+  std::string out =
+      "## Threat models\n\n"
+      "One line per cascade group (a model's attacks at one threat model, run in the order shown; later attacks run "
+      "only on examples still classified correctly), with each attack's key options and the models it ran on.\n\n";
+  if (lines.empty()) out += "No cells in this file.\n";
+  for (const auto& line : lines) out += fmt::format("- {} (models: {})\n", line, fmt::join(models_of_line[line], ", "));
+  return out;
+}
+
+std::string accuracy_section(const ResultFile& file, const std::vector<Column>& columns) {
+  // Paper columns: clean accuracy first, then the other keys in key order.
+  std::vector<nlohmann::json> papers;
+  std::vector<std::string> paper_keys;
+  bool paper_clean = false;
+  for (const auto& m : file.models) {
+    papers.push_back(parse_json(m.paper_json, fmt::format("model '{}': paper_json", m.name)));
+    if (!papers.back().is_object()) throw Error(fmt::format("model '{}': paper_json is not a JSON object", m.name));
+    for (const auto& [key, value] : papers.back().items()) {
+      if (key == "clean_accuracy")
+        paper_clean = true;
+      else if (std::find(paper_keys.begin(), paper_keys.end(), key) == paper_keys.end())
+        paper_keys.push_back(key);
+    }
+  }
+  std::sort(paper_keys.begin(), paper_keys.end());
+  if (paper_clean) paper_keys.insert(paper_keys.begin(), "clean_accuracy");
+
+  std::vector<std::string> header = {"model", "clean"};
+  for (const auto& col : columns) {
+    for (const auto& attack : col.attacks) header.push_back(attack + " " + col.label);
+    header.push_back("worst case " + col.label);
+  }
+  for (const auto& key : paper_keys) {
+    std::string label = key == "clean_accuracy" ? "clean" : key;
+    std::replace(label.begin(), label.end(), '_', ' ');
+    header.push_back("paper " + label);
+  }
+  MarkdownTable table(header);
+  bool any_unreliable = false;
+  for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
+    const ModelInfo& m = file.models[mi];
+    const bool flagged = model_flagged(&m);
+    std::vector<std::string> row;
+    row.push_back("`" + m.name + "`" + (m.description.empty() ? "" : ": " + m.description) +
+                  (flagged ? kUnreliableMark : ""));
+    // Clean accuracy as recorded for the model; the interval counts the
+    // evaluations of its first cell.
+    Accuracy clean;
+    clean.mean = m.clean_accuracy;
+    for (const auto& c : file.cells)
+      if (c.model == m.name && !c.index.empty()) {
+        clean.trials = static_cast<double>(std::max<int64_t>(1, c.repeats)) * static_cast<double>(c.index.size());
+        clean.correct = m.clean_accuracy * clean.trials;
+        break;
+      }
+    row.push_back(format_accuracy(clean));
+    for (const auto& col : columns) {
+      for (const auto& attack : col.attacks) {
+        const CellResult* c = find_cell(file, m.name, col.threat, attack);
+        if (!c) {
+          row.push_back("—");
+          continue;
+        }
+        const bool unreliable = flagged || c->unreliable();
+        any_unreliable = any_unreliable || unreliable;
+        row.push_back(format_accuracy(cell_accuracy(*c)) + (unreliable ? kUnreliableMark : ""));
+      }
+      const WorstCase w = worst_case(file, m.name, col.threat);
+      const bool unreliable = w.present && (flagged || w.unreliable);
+      any_unreliable = any_unreliable || unreliable;
+      row.push_back(w.present ? format_accuracy(w.accuracy) + (unreliable ? kUnreliableMark : "") : "—");
+    }
+    for (const auto& key : paper_keys) {
+      const auto it = papers[mi].find(key);
+      if (it == papers[mi].end() || it->is_null())
+        row.push_back("—");
+      else
+        row.push_back(it->is_number() ? fmt::format("{}%", it->get<double>()) : json_text(*it));
+    }
+    table.add_row(row);
+  }
+  std::string out = fmt::format("## Robust accuracy: {}\n\n", root_or(file, "dataset"));
+  out += table.render();
+  if (any_unreliable)
+    out +=
+        "\n⚠ unreliable: a soundness check flagged this result or its model (see Diagnostics); the number is kept "
+        "but should not be trusted.\n";
+  out +=
+      "\nAdversarial accuracy is cumulative within a cascade: the attacks of one model at one threat model run in "
+      "the order of the columns, and each column is the accuracy after that attack and every attack before it in "
+      "its group, so \"worst case\" is the share of examples that survived every attack of the group. Each model "
+      "predicts with its own prediction rule (see Model provenance). For stochastic models, numbers are the mean "
+      "± standard deviation over R evaluation repeats with fresh samples; [lo, hi] is the 95% Wilson interval of "
+      "the correct count pooled over R × N evaluations (N examples).\n";
+  return out;
+}
+
+std::string throughput_section(const ResultFile& file) {
+  MarkdownTable t({"model", "attack", "eps", "examples attacked", "EOT samples", "repeats", "seconds", "images/s",
+                   "gradient evaluations/s", "gradient evaluations per image"});
+  auto number = [](const CellResult& c, const char* key, const char* format) {
+    const auto it = c.summary.find(key);
+    return it == c.summary.end() || std::isnan(it->second) ? std::string("—")
+                                                           : fmt::format(fmt::runtime(format), it->second);
+  };
+  for (const auto& c : file.cells) {
+    int64_t attacked = 0, evaluations = 0;
+    for (std::size_t i = 0; i < c.attacked.size() && i < c.gradient_evaluations.size(); ++i)
+      if (c.attacked[i]) {
+        ++attacked;
+        evaluations += c.gradient_evaluations[i];
+      }
+    std::string eps = norm_label(c.norm) + " " + eps_text_of(c) + (c.targeted ? " targeted" : "");
+    t.add_row(
+        {c.model, c.attack, eps, fmt::format("{} of {}", attacked, c.size()), fmt::format("{}", c.eot_samples),
+         fmt::format("{}", c.repeats), number(c, "seconds", "{:.2f}"), number(c, "images_per_second", "{:.1f}"),
+         number(c, "gradient_evaluations_per_second", "{:.0f}"),
+         attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—"});
+  }
+  return "## Throughput\n\n" + t.render();
+}
+
+std::string diagnostics_section(const ResultFile& file) {
+  std::string out = "## Diagnostics\n\nSoundness checks numbered as in EVALUATION.md.\n";
+  std::vector<std::string> unreliable;
+  std::size_t checks = 0;
+  auto flag_row = [&](MarkdownTable& t, const std::string& what, const Flag& f) {
+    ++checks;
+    t.add_row({what, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
+  };
+  MarkdownTable models({"model", "check", "name", "result", "detail"});
+  for (const auto& m : file.models) {
+    for (const auto& f : m.flags) flag_row(models, m.name, f);
+    for (const auto& f : m.flags)
+      if (f.failed)
+        unreliable.push_back(
+            fmt::format("model `{}` (every cell of it): check {} {}: {}", m.name, f.check, f.name, f.detail));
+  }
+  MarkdownTable cells({"cell", "check", "name", "result", "detail"});
+  std::size_t cell_checks = 0;
+  for (const auto& c : file.cells) {
+    for (const auto& f : c.flags) flag_row(cells, c.id, f);
+    cell_checks += c.flags.size();
+    std::vector<std::string> reasons;
+    for (const auto& f : c.flags)
+      if (f.failed) reasons.push_back(fmt::format("check {} {}: {}", f.check, f.name, f.detail));
+    if (!reasons.empty()) unreliable.push_back(fmt::format("`{}`: {}", c.id, fmt::join(reasons, "; ")));
+  }
+  if (checks == 0) return out + "\nNo checks were recorded in this file.\n";
+  if (checks > cell_checks) out += "\n### Model checks\n\n" + models.render();
+  if (cell_checks > 0) out += "\n### Cell checks\n\n" + cells.render();
+  if (unreliable.empty()) return out + "\nAll checks passed.\n";
+  out += "\n### Unreliable results\n\n";
+  for (const auto& line : unreliable) out += "- " + line + "\n";
+  return out;
+}
+
+std::string without_full_stop(std::string s) {
+  while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.pop_back();
+  return s;
+}
+
+std::string provenance_section(const ResultFile& file) {
+  std::string out = "## Model provenance\n\n";
+  if (file.models.empty()) return out + "No models in this file.\n";
+  for (const auto& m : file.models) {
+    const auto training = parse_json(m.training_json, fmt::format("model '{}': training_json", m.name));
+    std::string trained =
+        key_options(training, {{"preset", "preset"}, {"epochs", "epochs"}, {"seed", "seed"}, {"dataset", "dataset"}});
+    out += fmt::format("- **{}**{}: {}. Prediction rule: {}. Provenance: {}. SHA-256: `{}`. Training: {}.\n", m.name,
+                       m.description.empty() ? "" : " (" + m.description + ")",
+                       m.stochastic ? "stochastic" : "deterministic",
+                       m.prediction_rule.empty() ? "unknown" : without_full_stop(m.prediction_rule),
+                       m.provenance.empty() ? "unknown" : without_full_stop(m.provenance),
+                       m.file_sha256.empty() ? "unknown" : m.file_sha256, trained.empty() ? "no record" : trained);
+  }
+  return out;
+}
+
+}  // namespace
+}  // namespace report_detail
+
+std::string render_report(const ResultFile& file, const ReportOptions& options) {
+  using namespace report_detail;
+  const std::vector<Column> columns = columns_of(file);
+  std::string out = fmt::format("# imbench report: {}\n\n", root_or(file, "matrix_name", "unnamed matrix"));
+  out += configuration_section(file) + "\n";
+  out += threat_models_section(file) + "\n";
+  out += accuracy_section(file, columns) + "\n";
+  if (!options.curves_dir.empty()) {
+    const std::string links = write_curves(file, columns, options);
+    out += "## Robustness curves\n\n";
+    out += links.empty() ? "No finite eps in this file: no curves.\n" : links;
+    out += "\n";
+  }
+  out += throughput_section(file) + "\n";
+  out += diagnostics_section(file) + "\n";
+  out += provenance_section(file);
+  return out;
+}
+
+}  // namespace imbench::reports

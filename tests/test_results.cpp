@@ -1,0 +1,690 @@
+// Tests of the benchmark results (reports/results.h): the HDF5 file, shard
+// merging, the regression comparison, the statistics and the Markdown report.
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <limits>
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "core/errors.h"
+#include "reports/h5_records.h"
+#include "reports/results.h"
+#include "tests/test_support.h"
+
+using namespace imbench;
+using namespace imbench::reports;
+using imbench::testing_support::error_of;
+using imbench::testing_support::TempDir;
+using testing::HasSubstr;
+
+namespace {
+
+const double kInf = std::numeric_limits<double>::infinity();
+const float kNaN = std::numeric_limits<float>::quiet_NaN();
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out << bytes;
+}
+
+std::vector<std::string> folder_entries(const std::filesystem::path& dir) {
+  std::vector<std::string> names;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) names.push_back(e.path().filename().string());
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+// A cell of `n` examples and `r` repeats; correct(k, i) says whether example i
+// survives the cascade up to this attack in repeat k (clean: i % 10 != 9).
+CellResult make_cell(const std::string& model, const std::string& attack, const std::string& norm, double eps,
+                     const std::string& eps_text, int64_t position, int64_t r, int64_t n, int64_t eot,
+                     const std::function<bool(int64_t, int64_t)>& correct) {
+  CellResult c;
+  c.id = fmt::format("{}.{}.{}-{}", model, attack, norm, eps_text);
+  c.model = model;
+  c.attack = attack;
+  c.attack_kind = attack;
+  c.norm = norm;
+  c.eps = eps;
+  c.eps_text = eps_text;
+  c.target_rule = "none";
+  c.group = fmt::format("{}.{}-{}.untargeted", model, norm, eps_text);
+  c.cascade_position = position;
+  c.threat_model = fmt::format("{} eps={} untargeted, inputs in [0, 1]", norm == "linf" ? "Linf" : "L2", eps_text);
+  c.hash = "hash-" + c.id;
+  nlohmann::json options = {{"steps", 40}, {"step_size", 0.01}, {"restarts", 1}, {"loss", "ce"}};
+  if (attack == "fgsm") options = {{"loss", "ce"}};
+  if (attack == "cw") options = {{"steps", 100}, {"binary_search_steps", 9}, {"confidence", 0}};
+  c.config_json =
+      nlohmann::json{{"attack", attack}, {"options", options}, {"eot", {{"samples", eot}}}, {"repeats", r}}.dump();
+  c.repeats = r;
+  c.eot_samples = eot;
+  const int64_t steps = attack == "fgsm" ? 1 : 40;
+  for (int64_t i = 0; i < n; ++i) {
+    const bool clean = i % 10 != 9;
+    c.index.push_back(i);
+    c.label.push_back(i % 10);
+    c.attacked.push_back(clean);
+    c.linf.push_back(clean ? static_cast<float>(std::isfinite(eps) ? eps : 0.5) : 0.f);
+    c.l2.push_back(clean ? 0.25f * static_cast<float>(i) : 0.f);
+    c.l0.push_back(clean ? static_cast<float>(10 * i) : 0.f);
+    c.final_loss.push_back(clean ? 0.5f + 0.125f * static_cast<float>(i) : kNaN);
+    c.gradient_evaluations.push_back(clean ? steps * eot : 0);
+  }
+  for (int64_t k = 0; k < r; ++k)
+    for (int64_t i = 0; i < n; ++i) {
+      const bool clean = i % 10 != 9;
+      c.clean_correct.push_back(clean);
+      c.adversarial_correct.push_back(clean && correct(k, i));
+    }
+  c.summarise();
+  c.summary["seconds"] = 0.25 * static_cast<double>(steps);
+  c.summary["images_per_second"] = static_cast<double>(n) / c.summary["seconds"];
+  c.summary["gradient_evaluations_per_second"] = c.summary["images_per_second"] * static_cast<double>(steps * eot);
+  return c;
+}
+
+ModelInfo make_model(const std::string& name, bool stochastic) {
+  ModelInfo m;
+  m.name = name;
+  m.description = stochastic ? "SFNN 784-200-10 (sigmoid)" : "MLP 784-200-10";
+  m.provenance = name + ".pt: imbench train --family " + (stochastic ? "sfnn" : "det") + " --preset quick";
+  m.file_sha256 = std::string(64, stochastic ? 'b' : 'a');
+  m.stochastic = stochastic;
+  m.prediction_rule = stochastic ? "mean softmax over 32 samples" : "argmax of logits";
+  m.training_json = nlohmann::json{{"preset", "quick"},
+                                   {"epochs", 3},
+                                   {"seed", 7},
+                                   {"dataset", "mnist"},
+                                   {"optimizer", {{"name", "adam"}, {"learning_rate", 0.001}}}}
+                        .dump();
+  m.clean_accuracy = 0.9;
+  return m;
+}
+
+std::map<std::string, std::string> root_of(const std::string& shard) {
+  return {{"imbench_version", "0.1.0"},
+          {"git_revision", "abc1234"},
+          {"torch_version", "1.13.0"},
+          {"device", "cpu"},
+          {"device_name", "test machine"},
+          {"threads", "2"},
+          {"date", "2024-05-01T12:00:00Z"},
+          {"seed", "0"},
+          {"matrix_name", "mnist-small"},
+          {"matrix_hash", "5e1f00d"},
+          {"config_json", "{\"models\": [\"det\", \"sfnn\"]}"},
+          {"shard", shard},
+          {"dataset", "mnist test"},
+          {"examples", "first 10 of 10000"}};
+}
+
+// Two models (one stochastic, R = 3), two Linf threat models with a cascade
+// fgsm -> pgd, an unbounded L2 attack on one model, a flagged cell, paper numbers.
+ResultFile report_fixture() {
+  ResultFile f;
+  f.root = root_of("all");
+  ModelInfo det = make_model("det", false), sfnn = make_model("sfnn", true);
+  det.flags = {{1, "randomness", false, "identical predictions in 5 passes"},
+               {4, "logits", false, "rows are not probabilities"}};
+  sfnn.flags = {{1, "randomness", false, "predictions differ between passes: stochastic, EOT used"}};
+  sfnn.paper_json = R"({"clean_accuracy": 98.27, "robust_untargeted": 0.0, "robust_targeted": 1.5})";
+  f.cells.push_back(
+      make_cell("det", "fgsm", "linf", 0.1, "0.1", 0, 1, 10, 1, [](int64_t, int64_t i) { return i < 7; }));
+  f.cells.push_back(make_cell("det", "pgd", "linf", 0.1, "0.1", 1, 1, 10, 1, [](int64_t, int64_t i) { return i < 5; }));
+  f.cells.push_back(
+      make_cell("det", "fgsm", "linf", 0.3, "0.3", 0, 1, 10, 1, [](int64_t, int64_t i) { return i < 4; }));
+  f.cells.push_back(make_cell("det", "pgd", "linf", 0.3, "0.3", 1, 1, 10, 1, [](int64_t, int64_t i) { return i < 1; }));
+  f.cells.push_back(make_cell("det", "cw", "l2", kInf, "inf", 0, 1, 10, 1, [](int64_t, int64_t) { return false; }));
+  auto sfnn_fgsm_01 = [](int64_t k, int64_t i) { return (i + k) % 3 != 0 && i < 8; };
+  auto sfnn_fgsm_03 = [](int64_t k, int64_t i) { return (i + k) % 2 == 0; };
+  f.cells.push_back(make_cell("sfnn", "fgsm", "linf", 0.1, "0.1", 0, 3, 10, 8, sfnn_fgsm_01));
+  f.cells.push_back(make_cell("sfnn", "pgd", "linf", 0.1, "0.1", 1, 3, 10, 8,
+                              [&](int64_t k, int64_t i) { return sfnn_fgsm_01(k, i) && i % 2 == 0; }));
+  f.cells.push_back(make_cell("sfnn", "fgsm", "linf", 0.3, "0.3", 0, 3, 10, 8, sfnn_fgsm_03));
+  f.cells.push_back(make_cell("sfnn", "pgd", "linf", 0.3, "0.3", 1, 3, 10, 8,
+                              [&](int64_t k, int64_t i) { return sfnn_fgsm_03(k, i) && i < 5; }));
+  f.cells.back().flags = {{6, "iterative-vs-single-step", true, "PGD worse than FGSM on 1 of 10 examples"},
+                          {11, "validity", false, "all perturbations within eps and [0, 1]"}};
+  f.cells[3].flags = {{11, "validity", false, "all perturbations within eps and [0, 1]"}};
+  f.models = {det, sfnn};
+  return f;
+}
+
+// A file exercising every field: R = 3, eps = inf, NaN losses, an empty
+// target, a targeted cell with zero examples, UTF-8 and empty strings.
+ResultFile round_trip_fixture() {
+  ResultFile f;
+  f.root = root_of("all");
+  f.root["note"] = "accuracy ± std, é";
+  f.root["empty"] = "";
+  ModelInfo a = make_model("det", false), b = make_model("sfnn-1.0_x", true);
+  a.description = "";
+  a.paper_json = R"({"clean_accuracy": 98.27})";
+  a.clean_accuracy = 0.875;
+  b.flags = {{1, "randomness", true, "logits differ by 0.3 > 1e-4"}, {12, "mode", false, "sampling on, as stated"}};
+  f.models = {a, b};
+
+  CellResult c = make_cell("sfnn-1.0_x", "pgd", "linf", 0.3, "0.3", 1, 3, 10, 20,
+                           [](int64_t k, int64_t i) { return (i * 7 + k) % 4 == 0; });
+  c.summary["custom_metric"] = -2.5;
+  c.flags = {{6, "iterative-vs-single-step", true, "PGD worse than FGSM on 3 of 500 examples"}};
+  c.source_model = "det";
+  CellResult inf = make_cell("det", "cw", "l2", kInf, "inf", 0, 1, 4, 1, [](int64_t, int64_t i) { return i == 0; });
+  inf.targeted = true;
+  inf.target_rule = "least-likely";
+  inf.target = {3, 1, 4, 1};
+  CellResult empty = make_cell("det", "apgd-ce", "l2", 1.5, "1.5", 2, 2, 0, 1, [](int64_t, int64_t) { return true; });
+  empty.targeted = true;
+  empty.target_rule = "random";
+  empty.attack_kind = "apgd-ce";
+  empty.config_json = "{}";
+  // Cells out of alphabetical order: the file keeps this order.
+  f.cells = {c, inf, empty};
+  return f;
+}
+
+void expect_same_floats(const std::vector<float>& a, const std::vector<float>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(a[i]))
+      EXPECT_TRUE(std::isnan(b[i])) << what << "[" << i << "]";
+    else
+      EXPECT_EQ(a[i], b[i]) << what << "[" << i << "]";
+  }
+}
+
+void expect_same_flags(const std::vector<Flag>& a, const std::vector<Flag>& b, const std::string& what) {
+  ASSERT_EQ(a.size(), b.size()) << what;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    EXPECT_EQ(a[i].check, b[i].check) << what;
+    EXPECT_EQ(a[i].name, b[i].name) << what;
+    EXPECT_EQ(a[i].failed, b[i].failed) << what;
+    EXPECT_EQ(a[i].detail, b[i].detail) << what;
+  }
+}
+
+void expect_same_model(const ModelInfo& a, const ModelInfo& b) {
+  EXPECT_EQ(a.name, b.name);
+  EXPECT_EQ(a.description, b.description);
+  EXPECT_EQ(a.provenance, b.provenance);
+  EXPECT_EQ(a.file_sha256, b.file_sha256);
+  EXPECT_EQ(a.stochastic, b.stochastic);
+  EXPECT_EQ(a.prediction_rule, b.prediction_rule);
+  EXPECT_EQ(a.training_json, b.training_json);
+  EXPECT_EQ(a.paper_json, b.paper_json);
+  EXPECT_EQ(a.clean_accuracy, b.clean_accuracy);
+  expect_same_flags(a.flags, b.flags, a.name + " flags");
+}
+
+void expect_same_cell(const CellResult& a, const CellResult& b) {
+  const std::string w = a.id;
+  EXPECT_EQ(a.id, b.id);
+  EXPECT_EQ(a.model, b.model) << w;
+  EXPECT_EQ(a.attack, b.attack) << w;
+  EXPECT_EQ(a.attack_kind, b.attack_kind) << w;
+  EXPECT_EQ(a.norm, b.norm) << w;
+  EXPECT_EQ(a.eps, b.eps) << w;  // inf == inf
+  EXPECT_EQ(a.eps_text, b.eps_text) << w;
+  EXPECT_EQ(a.targeted, b.targeted) << w;
+  EXPECT_EQ(a.target_rule, b.target_rule) << w;
+  EXPECT_EQ(a.source_model, b.source_model) << w;
+  EXPECT_EQ(a.group, b.group) << w;
+  EXPECT_EQ(a.cascade_position, b.cascade_position) << w;
+  EXPECT_EQ(a.threat_model, b.threat_model) << w;
+  EXPECT_EQ(a.hash, b.hash) << w;
+  EXPECT_EQ(a.config_json, b.config_json) << w;
+  EXPECT_EQ(a.repeats, b.repeats) << w;
+  EXPECT_EQ(a.eot_samples, b.eot_samples) << w;
+  EXPECT_EQ(a.index, b.index) << w;
+  EXPECT_EQ(a.label, b.label) << w;
+  EXPECT_EQ(a.target, b.target) << w;
+  EXPECT_EQ(a.attacked, b.attacked) << w;
+  EXPECT_EQ(a.clean_correct, b.clean_correct) << w;
+  EXPECT_EQ(a.adversarial_correct, b.adversarial_correct) << w;
+  expect_same_floats(a.linf, b.linf, w + " linf");
+  expect_same_floats(a.l2, b.l2, w + " l2");
+  expect_same_floats(a.l0, b.l0, w + " l0");
+  expect_same_floats(a.final_loss, b.final_loss, w + " final_loss");
+  EXPECT_EQ(a.gradient_evaluations, b.gradient_evaluations) << w;
+  ASSERT_EQ(a.summary.size(), b.summary.size()) << w;
+  for (const auto& [key, value] : a.summary) {
+    ASSERT_TRUE(b.summary.count(key)) << w << " " << key;
+    if (std::isnan(value))
+      EXPECT_TRUE(std::isnan(b.summary.at(key))) << w << " " << key;
+    else
+      EXPECT_EQ(value, b.summary.at(key)) << w << " " << key;
+  }
+  expect_same_flags(a.flags, b.flags, w + " flags");
+}
+
+// Field by field; `root` of `b` may hold the schema keys the reader adds.
+void expect_same_file(const ResultFile& a, const ResultFile& b) {
+  auto root = a.root;
+  root["schema"] = kResultsSchema;
+  root["schema_version"] = "1";
+  EXPECT_EQ(root, b.root);
+  ASSERT_EQ(a.models.size(), b.models.size());
+  for (std::size_t i = 0; i < a.models.size(); ++i) expect_same_model(a.models[i], b.models[i]);
+  ASSERT_EQ(a.cells.size(), b.cells.size());
+  for (std::size_t i = 0; i < a.cells.size(); ++i) expect_same_cell(a.cells[i], b.cells[i]);
+}
+
+}  // namespace
+
+// ---- the HDF5 file ----
+
+TEST(Results, RoundTripKeepsEveryField) {
+  TempDir dir;
+  const ResultFile f = round_trip_fixture();
+  ASSERT_TRUE(std::isnan(f.cells[2].summary.at("robust_accuracy")));  // zero examples
+  write_results(dir.file("r.h5"), f);
+  const ResultFile back = read_results(dir.file("r.h5"));
+  expect_same_file(f, back);
+  EXPECT_EQ(back.cells[1].eps, kInf);
+  EXPECT_TRUE(back.cells[0].target.empty());
+  EXPECT_EQ(back.cells[2].size(), 0);
+  EXPECT_EQ(back.root.at("schema"), "imbench-results");
+  // Only the file itself is left: the temporary file was renamed.
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"r.h5"});
+  // Writing what was read gives the same contents again.
+  write_results(dir.file("again.h5"), back);
+  expect_same_file(f, read_results(dir.file("again.h5")));
+}
+
+TEST(Results, EmptyFileAndLookups) {
+  TempDir dir;
+  ResultFile f;
+  write_results(dir.file("sub/empty.h5"), f);  // creates the folder
+  const ResultFile back = read_results(dir.file("sub/empty.h5"));
+  EXPECT_TRUE(back.models.empty());
+  EXPECT_TRUE(back.cells.empty());
+  const ResultFile r = round_trip_fixture();
+  ASSERT_NE(r.find_cell("det.cw.l2-inf"), nullptr);
+  EXPECT_EQ(r.find_cell("det.cw.l2-inf")->eps_text, "inf");
+  EXPECT_EQ(r.find_cell("det.cw"), nullptr);
+  ASSERT_NE(r.find_model("sfnn-1.0_x"), nullptr);
+  EXPECT_TRUE(r.find_model("sfnn-1.0_x")->stochastic);
+  EXPECT_EQ(r.find_model("sfnn"), nullptr);
+}
+
+TEST(Results, WriteRefusesBadRecordsAndLeavesTheOldFile) {
+  TempDir dir;
+  const std::string path = dir.file("r.h5");
+  write_results(path, round_trip_fixture());
+  const std::string before = read_bytes(path);
+
+  auto refused = [&](const std::function<void(ResultFile&)>& damage) {
+    ResultFile f = round_trip_fixture();
+    damage(f);
+    const std::string message = error_of<Error>([&] { write_results(path, f); });
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_EQ(read_bytes(path), before);
+    EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"r.h5"});
+    return message;
+  };
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].clean_correct.pop_back(); }),
+              HasSubstr("clean_correct has 29 values, expected 30"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].adversarial_correct.push_back(1); }),
+              HasSubstr("adversarial_correct"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].final_loss.pop_back(); }), HasSubstr("final_loss"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].target.clear(); }), HasSubstr("target has 0 values"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].target = {1}; }), HasSubstr("none when untargeted"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].repeats = 0; }), HasSubstr("repeats must be >= 1"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].id = f.cells[0].id; }), HasSubstr("appears twice"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].id = "a/b"; }), HasSubstr("contains '/'"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].model = "nobody"; }), HasSubstr("model 'nobody'"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].summary["eps"] = 1; }), HasSubstr("summary entry 'eps'"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.root["schema"] = "other"; }), HasSubstr("schema"));
+
+  // A failure while writing (the target is a folder) removes the temporary file.
+  std::filesystem::create_directories(dir.file("folder.h5"));
+  EXPECT_THAT(error_of<Error>([&] { write_results(dir.file("folder.h5"), round_trip_fixture()); }),
+              HasSubstr("folder.h5"));
+  EXPECT_EQ(folder_entries(dir.path), (std::vector<std::string>{"folder.h5", "r.h5"}));
+  EXPECT_EQ(read_bytes(path), before);
+}
+
+TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
+  TempDir dir;
+  auto read_error = [](const std::string& path) {
+    const std::string message = error_of<Error>([&] { read_results(path); });
+    EXPECT_EQ(message.find('\n'), std::string::npos) << message;
+    EXPECT_THAT(message, HasSubstr(path));
+    return message;
+  };
+  EXPECT_THAT(read_error(dir.file("missing.h5")), HasSubstr("no such file"));
+
+  write_bytes(dir.file("text.h5"), "model,accuracy\ndet,0.98\n");
+  EXPECT_THAT(read_error(dir.file("text.h5")), HasSubstr("not an HDF5 file"));
+  write_bytes(dir.file("empty.h5"), "");
+  EXPECT_THAT(read_error(dir.file("empty.h5")), HasSubstr("not an HDF5 file"));
+  // The HDF5 signature followed by garbage.
+  write_bytes(dir.file("garbage.h5"), std::string("\x89HDF\r\n\x1a\n", 8) + std::string(4000, '\x5a'));
+  EXPECT_THAT(read_error(dir.file("garbage.h5")), HasSubstr("cannot read"));
+
+  write_results(dir.file("good.h5"), round_trip_fixture());
+  const std::string good = read_bytes(dir.file("good.h5"));
+  for (std::size_t keep : {good.size() / 2, good.size() - 100, std::size_t{600}}) {
+    write_bytes(dir.file("truncated.h5"), good.substr(0, keep));
+    EXPECT_THAT(read_error(dir.file("truncated.h5")), HasSubstr("truncated")) << keep;
+  }
+
+  // A results file of a later schema version: patch the double 1.0 stored
+  // after the attribute name "schema_version" to 2.0.
+  std::string v2 = good;
+  const auto name = v2.find("schema_version");
+  ASSERT_NE(name, std::string::npos);
+  const auto one = v2.find(std::string("\0\0\0\0\0\0\xf0\x3f", 8), name);
+  ASSERT_LT(one - name, 200u);
+  v2.replace(one + 6, 2, std::string("\0\x40", 2));
+  write_bytes(dir.file("v2.h5"), v2);
+  EXPECT_THAT(read_error(dir.file("v2.h5")), HasSubstr("schema_version 2 is not supported"));
+
+  AttackRecords records;
+  records.name = "white-box";
+  write_attack_records(dir.file("attack.h5"), {{"attack", "pgd"}}, {records});
+  const std::string message = read_error(dir.file("attack.h5"));
+  EXPECT_THAT(message, HasSubstr("schema 'imbench-attack-records'"));
+  EXPECT_THAT(message, HasSubstr("not an imbench results file"));
+
+  EXPECT_THAT(read_error(dir.path.string()), HasSubstr("folder"));
+}
+
+// ---- statistics ----
+
+TEST(Results, SummariseOnAHandComputedExample) {
+  CellResult c;
+  c.id = "m.a.linf-0.1";
+  c.repeats = 3;
+  c.index = {0, 1, 2, 3};
+  c.attacked = {1, 1, 1, 0};
+  c.clean_correct = {1, 1, 1, 0, /**/ 1, 1, 0, 0, /**/ 1, 1, 1, 1};
+  c.adversarial_correct = {1, 0, 1, 0, /**/ 1, 0, 0, 0, /**/ 1, 1, 1, 0};
+  c.summary["seconds"] = 2;
+  c.summarise();
+  EXPECT_DOUBLE_EQ(c.summary.at("clean_accuracy"), 0.75);  // 9 of 12
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy"), 0.5);  // 6 of 12
+  // Per repeat 0.5, 0.25, 0.75: sample standard deviation 0.25.
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy_std"), 0.25);
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy_worst"), 0.25);  // only example 0 in every repeat
+  EXPECT_DOUBLE_EQ(c.summary.at("attacked_examples"), 3);
+  EXPECT_DOUBLE_EQ(c.summary.at("seconds"), 2);  // other entries are kept
+
+  c.repeats = 1;
+  c.clean_correct.resize(4);
+  c.adversarial_correct.resize(4);
+  c.summarise();
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy"), 0.5);
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy_std"), 0.0);
+  EXPECT_DOUBLE_EQ(c.summary.at("robust_accuracy_worst"), 0.5);
+
+  c.adversarial_correct.pop_back();
+  EXPECT_THAT(error_of<Error>([&] { c.summarise(); }), HasSubstr("m.a.linf-0.1"));
+
+  EXPECT_FALSE(c.unreliable());
+  c.flags = {{11, "validity", false, ""}};
+  EXPECT_FALSE(c.unreliable());
+  c.flags.push_back({6, "iterative-vs-single-step", true, "worse on 3"});
+  EXPECT_TRUE(c.unreliable());
+}
+
+TEST(Results, WilsonInterval) {
+  const auto [lo, hi] = wilson_interval(50, 100);
+  EXPECT_NEAR(lo, 0.4038, 1e-4);
+  EXPECT_NEAR(hi, 0.5962, 1e-4);
+  const auto [lo0, hi0] = wilson_interval(0, 10);  // z^2 / (n + z^2) at k = 0
+  EXPECT_NEAR(lo0, 0.0, 1e-12);
+  EXPECT_NEAR(hi0, 0.27753, 1e-5);
+  const auto [lo1, hi1] = wilson_interval(10, 10);
+  EXPECT_NEAR(lo1, 1 - 0.27753, 1e-5);
+  EXPECT_NEAR(hi1, 1.0, 1e-12);
+  EXPECT_EQ(wilson_interval(0, 0), std::make_pair(0.0, 1.0));
+  // z = 1 (68%) is narrower than the default 95%.
+  EXPECT_LT(wilson_interval(50, 100, 1.0).second, hi);
+}
+
+TEST(Results, McNemarExactPValue) {
+  EXPECT_DOUBLE_EQ(mcnemar_p_value(0, 10), 2 * std::pow(0.5, 10));
+  EXPECT_DOUBLE_EQ(mcnemar_p_value(10, 0), 2 * std::pow(0.5, 10));
+  EXPECT_NEAR(mcnemar_p_value(3, 7), 2.0 * (1 + 10 + 45 + 120) / 1024, 1e-12);
+  EXPECT_EQ(mcnemar_p_value(0, 0), 1.0);
+  EXPECT_EQ(mcnemar_p_value(5, 5), 1.0);
+  EXPECT_EQ(mcnemar_p_value(1, 0), 1.0);
+  // 10^5 discordant pairs: 0.5^n underflows, the log-space sum does not.
+  EXPECT_EQ(mcnemar_p_value(50000, 50000), 1.0);
+  const double p = mcnemar_p_value(49000, 51000);  // normal approximation: z = 6.32, p = 2.6e-10
+  EXPECT_GT(p, 1e-10);
+  EXPECT_LT(p, 5e-10);
+  EXPECT_DOUBLE_EQ(p, mcnemar_p_value(51000, 49000));
+  // 2 * 0.5^2000 is below the double range: 0, never NaN.
+  EXPECT_EQ(mcnemar_p_value(0, 2000), 0.0);
+  EXPECT_NEAR(mcnemar_p_value(0, 1000), 2 * std::pow(0.5, 1000), 1e-310);
+  EXPECT_THROW(mcnemar_p_value(-1, 3), Error);
+}
+
+// ---- merge ----
+
+TEST(Results, MergeOfShardsEqualsTheFullFile) {
+  TempDir dir;
+  ResultFile full = report_fixture();
+  ResultFile first, second;
+  first.root = root_of("1/2");
+  second.root = root_of("2/2");
+  first.models = {full.models[0]};
+  second.models = {full.models[1], full.models[0]};  // a shared model is kept once
+  for (std::size_t i = 0; i < full.cells.size(); ++i) (i < 5 ? first : second).cells.push_back(full.cells[i]);
+  second.cells.push_back(full.cells[0]);  // an identical duplicate
+  write_results(dir.file("full.h5"), full);
+  write_results(dir.file("1.h5"), first);
+  write_results(dir.file("2.h5"), second);
+  const ResultFile merged = merge_results({read_results(dir.file("1.h5")), read_results(dir.file("2.h5"))});
+  EXPECT_EQ(merged.root.at("shard"), "merged");
+  full.root["shard"] = "merged";
+  expect_same_file(full, merged);
+  // ... and it writes and reads back like any file.
+  write_results(dir.file("merged.h5"), merged);
+  expect_same_file(full, read_results(dir.file("merged.h5")));
+}
+
+TEST(Results, MergeRefusesDifferentMatricesAndConflictingCells) {
+  const ResultFile a = report_fixture();
+  ResultFile b = report_fixture();
+  b.root["matrix_name"] = "cifar-big";
+  b.root["matrix_hash"] = "77aa";
+  std::string message = error_of<Error>([&] { merge_results({a, b}); });
+  EXPECT_THAT(message, HasSubstr("different matrices"));
+  EXPECT_THAT(message, HasSubstr("'mnist-small' (hash 5e1f00d)"));
+  EXPECT_THAT(message, HasSubstr("'cifar-big' (hash 77aa)"));
+
+  ResultFile c = report_fixture();
+  c.cells[2].hash = "other";
+  message = error_of<Error>([&] { merge_results({a, c}); });
+  EXPECT_THAT(message, HasSubstr("cell 'det.fgsm.linf-0.3'"));
+  EXPECT_THAT(message, HasSubstr("hash-det.fgsm.linf-0.3 in file 1, other in file 2"));
+
+  ResultFile d = report_fixture();
+  d.models[1].file_sha256 = "ff";
+  EXPECT_THAT(error_of<Error>([&] { merge_results({a, d}); }), HasSubstr("model 'sfnn'"));
+  EXPECT_THROW(merge_results({}), Error);
+
+  // The same file twice merges to itself.
+  const ResultFile same = merge_results({a, a});
+  EXPECT_EQ(same.cells.size(), a.cells.size());
+  EXPECT_EQ(same.models.size(), a.models.size());
+}
+
+// ---- compare ----
+
+namespace {
+
+// One cell of `n` examples: example i is right after the attack when right(i).
+ResultFile compare_file(int64_t n, const std::function<bool(int64_t)>& right, int64_t index_offset = 0) {
+  ResultFile f;
+  f.root = root_of("all");
+  f.models = {make_model("det", false)};
+  CellResult c = make_cell("det", "pgd", "linf", 0.3, "0.3", 0, 1, n, 1, [&](int64_t, int64_t i) { return right(i); });
+  for (auto& i : c.index) i += index_offset;
+  c.clean_correct.assign(c.clean_correct.size(), 1);
+  c.adversarial_correct.clear();
+  for (int64_t i = 0; i < n; ++i) c.adversarial_correct.push_back(right(i));
+  c.summarise();
+  f.cells = {c};
+  return f;
+}
+
+}  // namespace
+
+TEST(Results, CompareFlagsAPlantedRegression) {
+  const ResultFile base = compare_file(200, [](int64_t i) { return i < 150; });
+  const ResultFile next = compare_file(200, [](int64_t i) { return i < 120; });  // 30 flip to wrong
+  const CompareResult r = compare_results(base, next, {});
+  EXPECT_EQ(r.matched, 1);
+  EXPECT_EQ(r.regressions, 1);
+  EXPECT_EQ(r.improvements, 0);
+  EXPECT_TRUE(r.unmatched.empty());
+  EXPECT_THAT(r.markdown, HasSubstr("McNemar (lost 30, gained 0)"));
+  EXPECT_THAT(r.markdown, HasSubstr(fmt::format("{:.2e}", 2 * std::pow(0.5, 30))));
+  EXPECT_THAT(r.markdown, HasSubstr("-15.00"));
+  EXPECT_THAT(r.markdown, HasSubstr("| regression |"));
+  EXPECT_THAT(r.markdown, HasSubstr("Linf eps=0.3 untargeted"));
+
+  const CompareResult back = compare_results(next, base, {});
+  EXPECT_EQ(back.regressions, 0);
+  EXPECT_EQ(back.improvements, 1);
+  EXPECT_THAT(back.markdown, HasSubstr("| improvement |"));
+
+  CompareOptions lenient;
+  lenient.tolerance = 0.2;  // 20 points allowed
+  EXPECT_EQ(compare_results(base, next, lenient).regressions, 0);
+  lenient.tolerance = 0.1;
+  EXPECT_EQ(compare_results(base, next, lenient).regressions, 1);
+  CompareOptions strict_alpha;
+  strict_alpha.alpha = 1e-12;  // significant change needed
+  EXPECT_EQ(compare_results(base, next, strict_alpha).regressions, 0);
+
+  // A small change is not significant.
+  const ResultFile slightly = compare_file(200, [](int64_t i) { return i < 148; });
+  const CompareResult small = compare_results(base, slightly, {});
+  EXPECT_EQ(small.regressions, 0);
+  EXPECT_THAT(small.markdown, HasSubstr("| unchanged |"));
+}
+
+TEST(Results, CompareIdenticalFilesPasses) {
+  const ResultFile f = report_fixture();
+  const CompareResult r = compare_results(f, f, {});
+  EXPECT_EQ(r.matched, static_cast<int64_t>(f.cells.size()));
+  EXPECT_EQ(r.regressions, 0);
+  EXPECT_EQ(r.improvements, 0);
+  EXPECT_THAT(r.markdown, HasSubstr("Every cell is in both files."));
+  EXPECT_THAT(r.markdown, testing::Not(HasSubstr("regression |")));
+}
+
+TEST(Results, CompareUsesMajorityOverRepeatsWhenPaired) {
+  // Every example right in all 3 repeats, then in 2 of 3: accuracy drops by a
+  // third, but no example changes its majority verdict.
+  ResultFile base = report_fixture(), next = report_fixture();
+  CellResult& b = base.cells[7];
+  CellResult& n = next.cells[7];
+  ASSERT_EQ(b.repeats, 3);
+  b.adversarial_correct.assign(b.adversarial_correct.size(), 1);
+  n.adversarial_correct.assign(n.adversarial_correct.size(), 1);
+  std::fill(n.adversarial_correct.begin(), n.adversarial_correct.begin() + n.size(), 0);  // repeat 0 all wrong
+  const CompareResult r = compare_results(base, next, {});
+  EXPECT_EQ(r.regressions, 0);
+  EXPECT_THAT(r.markdown, HasSubstr("McNemar (lost 0, gained 0)"));
+}
+
+TEST(Results, CompareUsesTheUnpairedTestWhenIndicesDiffer) {
+  const ResultFile base = compare_file(200, [](int64_t i) { return i < 150; });
+  ResultFile next = compare_file(
+      200, [](int64_t i) { return i < 120; }, 1000);
+  ResultFile extra = compare_file(10, [](int64_t) { return true; });
+  extra.cells[0].id = "det.extra";
+  next.cells.push_back(extra.cells[0]);
+  const CompareResult r = compare_results(base, next, {});
+  EXPECT_EQ(r.matched, 1);
+  EXPECT_EQ(r.regressions, 1);
+  // 0.75 vs 0.60 on 200 examples each: z = 3.2026, two-sided p = 0.00136.
+  EXPECT_THAT(r.markdown, HasSubstr("two-proportion z-test"));
+  EXPECT_THAT(r.markdown, HasSubstr("| 0.001 "));
+  EXPECT_EQ(r.unmatched, std::vector<std::string>{"det.extra"});
+  EXPECT_THAT(r.markdown, HasSubstr("only in the new file: `det.extra`"));
+  // Not significant at this size.
+  const ResultFile few = compare_file(
+      20, [](int64_t i) { return i < 14; }, 1000);
+  const ResultFile few_base = compare_file(20, [](int64_t i) { return i < 15; });
+  EXPECT_EQ(compare_results(few_base, few, {}).regressions, 0);
+}
+
+// ---- report ----
+
+TEST(Results, ReportMatchesTheGoldenFile) {
+  TempDir dir;
+  ReportOptions options;
+  options.curves_dir = dir.file("curves");
+  options.curves_link_prefix = "curves/";
+  const ResultFile f = report_fixture();
+  const std::string report = render_report(f, options);
+
+  const std::string golden = std::string(IMBENCH_SOURCE_DIR) + "/tests/golden/report.md";
+  if (const char* update = std::getenv("IMBENCH_UPDATE_GOLDEN"); update && std::string(update) == "1") {
+    write_bytes(golden, report);
+    GTEST_SKIP() << "rewrote " << golden;
+  }
+  EXPECT_EQ(report, read_bytes(golden)) << "the report differs from " << golden
+                                        << "; run with IMBENCH_UPDATE_GOLDEN=1 to rewrite it after checking";
+
+  for (const std::string name : {"det-linf.svg", "sfnn-linf.svg"}) {
+    const std::string svg = read_bytes(dir.file("curves/" + name));
+    EXPECT_EQ(svg.rfind("<svg", 0), 0u) << name;
+    EXPECT_THAT(svg, HasSubstr("</svg>"));
+    EXPECT_THAT(svg, HasSubstr("stroke-dasharray"));  // the worst case
+    EXPECT_THAT(report, HasSubstr("](curves/" + name + ")"));
+  }
+  // Unbounded eps only: no L2 curve.
+  EXPECT_FALSE(std::filesystem::exists(dir.file("curves/det-l2.svg")));
+
+  // The report depends only on the file: the same after a write and read,
+  // and without curves it only lacks the curves section.
+  write_results(dir.file("r.h5"), f);
+  EXPECT_EQ(render_report(read_results(dir.file("r.h5")), options), report);
+  const std::string plain = render_report(f, {});
+  EXPECT_THAT(plain, testing::Not(HasSubstr("Robustness curves")));
+}
+
+TEST(Results, ReportSaysWhenAllChecksPassed) {
+  ResultFile f = report_fixture();
+  f.cells[8].flags[0].failed = false;
+  const std::string report = render_report(f, {});
+  EXPECT_THAT(report, HasSubstr("All checks passed."));
+  EXPECT_THAT(report, testing::Not(HasSubstr("⚠")));
+  for (auto& c : f.cells) c.flags.clear();
+  for (auto& m : f.models) m.flags.clear();
+  EXPECT_THAT(render_report(f, {}), HasSubstr("No checks were recorded"));
+  // An empty file renders without failing.
+  TempDir dir;
+  ReportOptions options;
+  options.curves_dir = dir.file("curves");
+  const std::string empty = render_report(ResultFile{}, options);
+  EXPECT_THAT(empty, HasSubstr("# imbench report: unnamed matrix"));
+  EXPECT_THAT(empty, HasSubstr("No finite eps in this file"));
+  f.models[0].paper_json = "{not json";
+  EXPECT_THAT(error_of<Error>([&] { render_report(f, {}); }), HasSubstr("model 'det': paper_json"));
+}
