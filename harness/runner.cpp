@@ -82,6 +82,17 @@ std::string now_utc() {
   return buf;
 }
 
+// The processor's model name (CPU) or the device string (GPU), for results files.
+std::string hardware_name(torch::Device device) {
+  if (device.is_cuda()) return models::device_description(device);
+  std::ifstream in("/proc/cpuinfo");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("model name", 0) == 0 && line.find(':') != std::string::npos)
+      return line.substr(line.find(':') + 2) + fmt::format(", {} threads", torch::get_num_threads());
+  return models::device_description(device);
+}
+
 std::string duration(double s) {
   if (s < 60) return fmt::format("{:.0f}s", s);
   if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
@@ -518,7 +529,7 @@ int Runner::run() {
                 {"git_revision", kGitRevision},
                 {"torch_version", TORCH_VERSION},
                 {"device", matrix_.device},
-                {"device_name", models::device_description(device_)},
+                {"device_name", hardware_name(device_)},
                 {"threads", std::to_string(torch::get_num_threads())},
                 {"date", now_utc()},
                 {"seed", std::to_string(matrix_.seed)},

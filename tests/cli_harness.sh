@@ -8,7 +8,7 @@
 set -u
 bin=$1
 src=$2
-py=/usr/bin/python3  # Debian's python3 has h5py; a pyenv python3 on PATH may not
+py=${IMBENCH_PYTHON:-/usr/bin/python3}  # Debian's python3 has h5py; a pyenv python3 on PATH may not
 h5="$py $src/tests/h5_results.py"
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT

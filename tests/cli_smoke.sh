@@ -74,7 +74,7 @@ expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.c
 contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
 contains out "(transfer)" "attack prints the transfer row"
 # Debian's python3 (python3-h5py), not a python3 earlier on PATH.
-py=/usr/bin/python3
+py=${IMBENCH_PYTHON:-/usr/bin/python3}
 if [ -x $py ] && $py -c "import h5py" 2>/dev/null; then
   if $py - "$tmp/pgd.h5" <<'PY'
 import sys, h5py
