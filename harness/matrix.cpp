@@ -51,6 +51,13 @@ nlohmann::json to_json_value(const toml::node& n) {
   return std::string("unsupported");
 }
 
+bool safe_name(const std::string& s) {
+  if (s.empty()) return false;
+  for (char c : s)
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
+  return true;
+}
+
 // Reads one TOML table, remembering which keys were used so that unknown
 // keys can be reported (with a "did you mean").
 class Reader {
@@ -149,6 +156,14 @@ class Reader {
     }
   }
 
+  // The entry's name: letters, digits, '-' or '_', not yet in `taken`.
+  std::string unique_name(std::set<std::string>& taken, const std::string& what) {
+    const std::string n = str("name", "");
+    if (!safe_name(n)) fail(t_.get("name"), "name", fmt::format("every {} needs a name of letters, digits, '-' or '_'", what));
+    if (!taken.insert(n).second) fail(t_.get("name"), "name", fmt::format("{} name '{}' is used twice", what, n));
+    return n;
+  }
+
   void finish(const std::vector<std::string>& known) {
     for (const auto& [k, v] : t_) {
       const std::string key(k.str());
@@ -169,13 +184,6 @@ const std::vector<std::string> kTrainKeys{"epochs",        "batch_size", "learni
                                           "grad_clip",     "momentum",   "optimizer",     "seed",      "hidden",
                                           "activation",    "train_samples", "test_samples", "gamma",   "beta",
                                           "k"};
-
-bool safe_name(const std::string& s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-')) return false;
-  return true;
-}
 
 std::string id_eps(const std::string& text) {
   std::string out = text;
@@ -290,9 +298,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     Reader mr(t, file, fmt::format("models[{}]", i));
     MatrixModel mm;
     mm.line = mr.line();
-    mm.name = mr.str("name", "");
-    if (!safe_name(mm.name)) mr.fail(t.get("name"), "name", "every model needs a name of letters, digits, '-' or '_'");
-    if (!names.insert(mm.name).second) mr.fail(t.get("name"), "name", fmt::format("model name '{}' is used twice", mm.name));
+    mm.name = mr.unique_name(names, "model");
     mm.checkpoint = mr.str("checkpoint", "");
     mm.torchscript = mr.str("torchscript", "");
     mm.family = mr.str("family", "");
@@ -349,10 +355,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     Reader ar(t, file, fmt::format("attacks[{}]", i));
     MatrixAttack a;
     a.line = ar.line();
-    a.name = ar.str("name", "");
-    if (!safe_name(a.name)) ar.fail(t.get("name"), "name", "every attack needs a name of letters, digits, '-' or '_'");
-    if (!attack_names.insert(a.name).second)
-      ar.fail(t.get("name"), "name", fmt::format("attack name '{}' is used twice", a.name));
+    a.name = ar.unique_name(attack_names, "attack");
     a.kind = ar.str("attack", a.name);
     if (std::find(registry.begin(), registry.end(), a.kind) == registry.end()) {
       const std::string guess = closest_name(a.kind, registry);

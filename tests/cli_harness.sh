@@ -14,19 +14,7 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail=0
-expect() {  # expect CODE DESCRIPTION -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | tail -20; fail=1
-  else
-    echo "ok: $what"
-  fi
-}
-contains() {  # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$tmp/$1"; then echo "ok: $3"; else echo "FAIL: $3: '$2' not in $1"; sed 's/^/  | /' "$tmp/$1" | head -20; fail=1; fi
-}
+source "$src/tests/cli_lib.sh"
 unchanged() {  # unchanged FILE SUM DESCRIPTION
   if [ "$(sha256sum <"$1")" = "$2" ]; then echo "ok: $3"; else echo "FAIL: $3: $1 changed"; fail=1; fi
 }

@@ -6,19 +6,7 @@ bin=$1
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
-expect() {  # expect CODE DESCRIPTION -- command...
-  local want=$1 what=$2; shift 3
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  local got=$?
-  if [ "$got" != "$want" ]; then
-    echo "FAIL: $what: exit $got, expected $want"; sed 's/^/  | /' "$tmp/out" "$tmp/err" | head -20; fail=1
-  else
-    echo "ok: $what"
-  fi
-}
-contains() {  # contains FILE TEXT DESCRIPTION
-  if grep -qF -- "$2" "$tmp/$1"; then echo "ok: $3"; else echo "FAIL: $3: '$2' not in $1"; sed 's/^/  | /' "$tmp/$1" | head -20; fail=1; fi
-}
+source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 
 expect 0 "--help" -- "$bin" --help
 contains out "usage: imbench" "--help prints usage"
