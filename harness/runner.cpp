@@ -99,7 +99,8 @@ std::string duration(double s) {
   return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::floor(std::fmod(s, 3600) / 60));
 }
 
-bool iterative(const std::string& kind) { return kind == "pgd" || kind == "apgd-ce" || kind == "apgd-dlr"; }
+// Attacks that take many gradient steps: a single FGSM/FGM step must not beat them (check 6).
+bool iterative(const std::string& kind) { return kind == "pgd" || kind == "apgd-ce" || kind == "apgd-dlr" || kind == "cw"; }
 
 class Runner {
  public:
@@ -406,7 +407,7 @@ reports::CellResult Runner::run_cell(const JobPlan& job, const CellPlan& plan, c
     evals.index_copy_(0, bi, r.gradient_evaluations.cpu());
     if (r.targets.defined()) targets.index_copy_(0, bi, r.targets.cpu());
     // Check 6: a single step must not break examples this iterative attack left robust.
-    if (!transfer && iterative(a.kind)) {
+    if (!transfer && iterative(a.kind) && std::isfinite(threat.eps)) {
       const auto survivors = adv_correct.to(torch::kDouble).mean(0) >= 0.5;
       const auto si = survivors.nonzero().squeeze(1);
       if (si.numel() > 0) {
