@@ -414,37 +414,15 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
   return harness::run_matrix(r, out);
 }
 
-namespace {
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
-  const fs::path p(path);
-  if (p.has_parent_path()) fs::create_directories(p.parent_path());
-  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
-  {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    if (!f) throw Error(fmt::format("{}: cannot be written", path));
-  }
-  fs::rename(tmp, p);
-}
-
-}  // namespace
 
 int run_report(const ReportCommand& cmd, std::ostream& out) {
   const auto file = reports::read_results(cmd.file);
-  reports::ReportOptions o;
-  if (!cmd.out.empty()) {
-    const fs::path p(cmd.out);
-    const std::string stem = p.stem().string();
-    o.curves_dir = (p.parent_path() / (stem + "-curves")).string();
-    o.curves_link_prefix = stem + "-curves/";
-  }
+  const auto o = cmd.out.empty() ? reports::ReportOptions{} : reports::report_options_for(cmd.out);
   const std::string text = reports::render_report(file, o);
   if (cmd.out.empty()) {
     out << text;
   } else {
-    write_text_atomically(cmd.out, text);
+    reports::write_text_atomically(cmd.out, text);
     fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
   }
   return 0;
@@ -481,7 +459,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
       next.root.count("git_revision") ? next.root.at("git_revision") : "?", cmd.tolerance * 100, cmd.alpha, r.markdown,
       r.matched, r.regressions, r.improvements);
   out << text;
-  if (!cmd.out.empty()) write_text_atomically(cmd.out, text);
+  if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
   return r.regressions > 0 ? 1 : 0;
 }

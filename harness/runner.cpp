@@ -156,8 +156,7 @@ void Runner::ensure_checkpoint(const MatrixModel& m) {
   plan.options.device = matrix_.device;
   plan.options.validate();
   const int threads = torch::get_num_threads();
-  train_to_checkpoint(plan, {data::resolve_data_dir(req_.data_dir), req_.cifar10_dir}, m.checkpoint, out_,
-                      req_.quiet || !tty_);
+  train_to_checkpoint(plan, {data::resolve_data_dir(req_.data_dir), req_.cifar10_dir}, m.checkpoint, out_, req_.quiet);
   torch::set_num_threads(threads);
 }
 
@@ -379,6 +378,8 @@ reports::CellResult Runner::run_cell(const JobPlan& job, const CellPlan& plan, c
   auto evals = torch::zeros({N}, torch::kLong);
   auto targets = torch::full({N}, -1, torch::kLong);
   int64_t invalid = 0, single_broke = 0, single_checked = 0;
+  const bool check_single = !transfer && iterative(a.kind) && std::isfinite(threat.eps);
+  const auto single = check_single ? attacks::create_attack("fgsm") : nullptr;  // FGSM under Linf, FGM under L2
   double seconds = 0;
   for (int64_t b = 0; b < n_todo; b += matrix_.batch_size) {
     progress(plan.id, b, n_todo);
@@ -407,11 +408,10 @@ reports::CellResult Runner::run_cell(const JobPlan& job, const CellPlan& plan, c
     evals.index_copy_(0, bi, r.gradient_evaluations.cpu());
     if (r.targets.defined()) targets.index_copy_(0, bi, r.targets.cpu());
     // Check 6: a single step must not break examples this iterative attack left robust.
-    if (!transfer && iterative(a.kind) && std::isfinite(threat.eps)) {
+    if (check_single) {
       const auto survivors = adv_correct.to(torch::kDouble).mean(0) >= 0.5;
       const auto si = survivors.nonzero().squeeze(1);
       if (si.numel() > 0) {
-        auto single = attacks::create_attack("fgsm");  // FGSM under Linf, FGM under L2
         auto so = ro;
         so.seed = ro.seed + 1;
         const auto rs = single->run(source, x.index_select(0, si), y.index_select(0, si), threat, so);
@@ -615,19 +615,7 @@ int Runner::run() {
   if (req_.report != "-") {
     std::string report = req_.report;
     if (report.empty()) report = (fs::path(out_path_).replace_extension(".md")).string();
-    const auto dir = fs::path(report).parent_path();
-    const std::string stem = fs::path(report).stem().string();
-    reports::ReportOptions ro;
-    ro.curves_dir = (dir / (stem + "-curves")).string();
-    ro.curves_link_prefix = stem + "-curves/";
-    const std::string text = reports::render_report(file_, ro);
-    const std::string tmp = report + fmt::format(".tmp-{}", ::getpid());
-    {
-      std::ofstream f(tmp, std::ios::binary);
-      f << text;
-      if (!f) throw Error(fmt::format("{}: cannot write the report", report));
-    }
-    fs::rename(tmp, report);
+    reports::write_text_atomically(report, reports::render_report(file_, reports::report_options_for(report)));
     fmt::print(out_, "report: {}\n", report);
   }
   return 0;

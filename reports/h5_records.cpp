@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "reports/h5_util.h"
 
 namespace fs = std::filesystem;
 
@@ -24,22 +25,6 @@ void number_attribute(H5::H5Object& obj, const std::string& key, double value) {
   a.write(H5::PredType::NATIVE_DOUBLE, &value);
 }
 
-template <typename T>
-void dataset(H5::Group& g, const std::string& name, const std::vector<T>& v, const H5::PredType& type,
-             std::vector<hsize_t> dims) {
-  hsize_t count = 1;
-  for (auto d : dims) count *= d;
-  if (count != v.size())
-    throw Error(fmt::format("HDF5 dataset {}: {} values for shape of {} elements", name, v.size(), count));
-  H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
-  H5::DSetCreatPropList props;
-  if (count > 0) {
-    props.setChunk(static_cast<int>(dims.size()), dims.data());
-    props.setDeflate(4);
-  }
-  H5::DataSet ds = g.createDataSet(name, type, space, props);
-  if (count > 0) ds.write(v.data(), type);
-}
 
 }  // namespace
 
@@ -58,16 +43,16 @@ void write_attack_records(const std::string& path, const std::map<std::string, s
     for (const auto& r : groups) {
       const auto n = static_cast<hsize_t>(r.index.size()), reps = static_cast<hsize_t>(r.repeats);
       H5::Group g = file.createGroup("/" + r.name);
-      dataset(g, "index", r.index, H5::PredType::NATIVE_INT64, {n});
-      dataset(g, "label", r.label, H5::PredType::NATIVE_INT64, {n});
-      if (!r.target.empty()) dataset(g, "target", r.target, H5::PredType::NATIVE_INT64, {n});
-      dataset(g, "clean_correct", r.clean_correct, H5::PredType::NATIVE_UINT8, {reps, n});
-      dataset(g, "adversarial_correct", r.adversarial_correct, H5::PredType::NATIVE_UINT8, {reps, n});
-      dataset(g, "linf", r.linf, H5::PredType::NATIVE_FLOAT, {n});
-      dataset(g, "l2", r.l2, H5::PredType::NATIVE_FLOAT, {n});
-      dataset(g, "l0", r.l0, H5::PredType::NATIVE_FLOAT, {n});
-      dataset(g, "final_loss", r.final_loss, H5::PredType::NATIVE_FLOAT, {n});
-      dataset(g, "gradient_evaluations", r.gradient_evaluations, H5::PredType::NATIVE_INT64, {n});
+      h5::write_dataset(g, "index", r.index, H5::PredType::NATIVE_INT64, {n});
+      h5::write_dataset(g, "label", r.label, H5::PredType::NATIVE_INT64, {n});
+      if (!r.target.empty()) h5::write_dataset(g, "target", r.target, H5::PredType::NATIVE_INT64, {n});
+      h5::write_dataset(g, "clean_correct", r.clean_correct, H5::PredType::NATIVE_UINT8, {reps, n});
+      h5::write_dataset(g, "adversarial_correct", r.adversarial_correct, H5::PredType::NATIVE_UINT8, {reps, n});
+      h5::write_dataset(g, "linf", r.linf, H5::PredType::NATIVE_FLOAT, {n});
+      h5::write_dataset(g, "l2", r.l2, H5::PredType::NATIVE_FLOAT, {n});
+      h5::write_dataset(g, "l0", r.l0, H5::PredType::NATIVE_FLOAT, {n});
+      h5::write_dataset(g, "final_loss", r.final_loss, H5::PredType::NATIVE_FLOAT, {n});
+      h5::write_dataset(g, "gradient_evaluations", r.gradient_evaluations, H5::PredType::NATIVE_INT64, {n});
       for (const auto& [k, v] : r.attributes) string_attribute(g, k, v);
       for (const auto& [k, v] : r.summary) number_attribute(g, k, v);
     }

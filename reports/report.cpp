@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
+#include <unistd.h>
 
 #include "core/errors.h"
 #include "reports/markdown.h"
@@ -647,6 +648,28 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   out += diagnostics_section(file) + "\n";
   out += provenance_section(file);
   return out;
+}
+
+ReportOptions report_options_for(const std::string& report_path) {
+  const std::filesystem::path p(report_path);
+  const std::string stem = p.stem().string();
+  ReportOptions o;
+  o.curves_dir = (p.parent_path() / (stem + "-curves")).string();
+  o.curves_link_prefix = stem + "-curves/";
+  return o;
+}
+
+void write_text_atomically(const std::string& path, const std::string& text) {
+  const std::filesystem::path p(path);
+  if (std::filesystem::is_directory(p)) throw UsageError(fmt::format("{}: is a directory, expected a file name", path));
+  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
+  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
+  {
+    std::ofstream f(tmp, std::ios::binary);
+    f << text;
+    if (!f) throw Error(fmt::format("{}: cannot be written", path));
+  }
+  std::filesystem::rename(tmp, p);
 }
 
 }  // namespace imbench::reports

@@ -1,5 +1,7 @@
 #include "reports/results.h"
 
+#include "reports/h5_util.h"
+
 #include <H5Cpp.h>
 #include <fcntl.h>
 #include <fmt/format.h>
@@ -135,22 +137,6 @@ void put_bool(H5::H5Object& obj, const std::string& key, bool value) {
   a.write(type, &v);
 }
 
-template <typename T>
-void put_dataset(H5::Group& g, const std::string& name, const std::vector<T>& v, const H5::PredType& type,
-                 std::vector<hsize_t> dims) {
-  hsize_t count = 1;
-  for (auto d : dims) count *= d;
-  if (count != v.size())  // validate() has checked this; a mismatch here is a bug
-    throw Error(fmt::format("HDF5 dataset {}: {} values for a shape of {} elements", name, v.size(), count));
-  H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
-  H5::DSetCreatPropList props;
-  if (count > 0) {
-    props.setChunk(static_cast<int>(dims.size()), dims.data());
-    props.setDeflate(4);
-  }
-  H5::DataSet ds = g.createDataSet(name, type, space, props);
-  if (count > 0) ds.write(v.data(), type);
-}
 
 std::string flags_to_json(const std::vector<Flag>& flags) {
   nlohmann::json j = nlohmann::json::array();
@@ -261,17 +247,17 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
     for (const auto& [key, value] : c.summary) put_number(g, key, value);
 
     const auto n = static_cast<hsize_t>(c.index.size()), r = static_cast<hsize_t>(c.repeats);
-    put_dataset(g, "index", c.index, H5::PredType::NATIVE_INT64, {n});
-    put_dataset(g, "label", c.label, H5::PredType::NATIVE_INT64, {n});
-    if (c.targeted) put_dataset(g, "target", c.target, H5::PredType::NATIVE_INT64, {n});
-    put_dataset(g, "attacked", c.attacked, H5::PredType::NATIVE_UINT8, {n});
-    put_dataset(g, "clean_correct", c.clean_correct, H5::PredType::NATIVE_UINT8, {r, n});
-    put_dataset(g, "adversarial_correct", c.adversarial_correct, H5::PredType::NATIVE_UINT8, {r, n});
-    put_dataset(g, "linf", c.linf, H5::PredType::NATIVE_FLOAT, {n});
-    put_dataset(g, "l2", c.l2, H5::PredType::NATIVE_FLOAT, {n});
-    put_dataset(g, "l0", c.l0, H5::PredType::NATIVE_FLOAT, {n});
-    put_dataset(g, "final_loss", c.final_loss, H5::PredType::NATIVE_FLOAT, {n});
-    put_dataset(g, "gradient_evaluations", c.gradient_evaluations, H5::PredType::NATIVE_INT64, {n});
+    h5::write_dataset(g, "index", c.index, H5::PredType::NATIVE_INT64, {n});
+    h5::write_dataset(g, "label", c.label, H5::PredType::NATIVE_INT64, {n});
+    if (c.targeted) h5::write_dataset(g, "target", c.target, H5::PredType::NATIVE_INT64, {n});
+    h5::write_dataset(g, "attacked", c.attacked, H5::PredType::NATIVE_UINT8, {n});
+    h5::write_dataset(g, "clean_correct", c.clean_correct, H5::PredType::NATIVE_UINT8, {r, n});
+    h5::write_dataset(g, "adversarial_correct", c.adversarial_correct, H5::PredType::NATIVE_UINT8, {r, n});
+    h5::write_dataset(g, "linf", c.linf, H5::PredType::NATIVE_FLOAT, {n});
+    h5::write_dataset(g, "l2", c.l2, H5::PredType::NATIVE_FLOAT, {n});
+    h5::write_dataset(g, "l0", c.l0, H5::PredType::NATIVE_FLOAT, {n});
+    h5::write_dataset(g, "final_loss", c.final_loss, H5::PredType::NATIVE_FLOAT, {n});
+    h5::write_dataset(g, "gradient_evaluations", c.gradient_evaluations, H5::PredType::NATIVE_INT64, {n});
   }
 }
 

@@ -129,6 +129,12 @@ struct ReportOptions {
   /// How the report links them (relative to the report file).
   std::string curves_link_prefix;
 };
+/// Options for a report written to `report_path`: curves in the folder
+/// "<stem>-curves" beside it, linked relatively.
+ReportOptions report_options_for(const std::string& report_path);
+/// Writes text to a temporary file beside `path` and renames it over `path`.
+void write_text_atomically(const std::string& path, const std::string& text);
+
 /// The Markdown report. Writes one SVG per model and norm into
 /// options.curves_dir when set.
 std::string render_report(const ResultFile& file, const ReportOptions& options);
