@@ -4,7 +4,9 @@
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <numeric>
 
@@ -22,6 +24,14 @@ inline uint32_t mix32(uint32_t x) {
   x *= 0x846ca68bU;
   x ^= x >> 16;
   return x;
+}
+
+// One 64-bit seed from LibTorch's default CPU generator, so torch::manual_seed
+// fixes the counter-based samplers below.
+uint64_t seed_from_default_generator() {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get<at::CPUGeneratorImpl>()->random64();
 }
 
 // Forward: a hard Bernoulli(p) sample; backward: dz/dp = 1 (Raiko et al.).
@@ -71,12 +81,7 @@ torch::Tensor bernoulli_sample(const torch::Tensor& p) {
   // element here, more than the matrix products of a training step). This
   // counter-based sampler takes one 64-bit seed from the default generator,
   // so torch::manual_seed still fixes the result, and hashes (seed, index).
-  uint64_t seed;
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lock(gen.mutex());
-    seed = gen.get<at::CPUGeneratorImpl>()->random64();
-  }
+  const uint64_t seed = seed_from_default_generator();
   const auto src = p.contiguous();
   auto out = torch::empty_like(src);
   const float* pp = src.data_ptr<float>();
@@ -94,6 +99,88 @@ torch::Tensor bernoulli_sample(const torch::Tensor& p) {
 }
 
 torch::Tensor bernoulli_straight_through(const torch::Tensor& p) { return BernoulliST::apply(p); }
+
+namespace {
+
+// Rows [begin, end) of bernoulli_readout. Compiled for AVX-512, AVX2 and the
+// baseline, picked at load time: the hash and the dot products are written as
+// independent 16-lane loops the compiler vectorises without reassociating.
+__attribute__((target_clones("avx512f", "avx2", "default"))) void readout_rows(
+    const float* p, const float* weight, const float* bias, int64_t hidden, int64_t classes, int64_t samples,
+    uint64_t seed, int64_t begin, int64_t end, float* out) {
+  constexpr int64_t kLanes = 16;
+  std::vector<float> h(static_cast<std::size_t>(hidden)), logits(static_cast<std::size_t>(classes));
+  const auto lo = static_cast<uint32_t>(seed), hi = static_cast<uint32_t>(seed >> 32);
+  const int64_t blocks = hidden / kLanes * kLanes;
+  for (int64_t r = begin; r < end; ++r) {
+    const float* pr = p + r * hidden;
+    float* o = out + r * classes;
+    for (int64_t c = 0; c < classes; ++c) o[c] = 0.0f;
+    for (int64_t s = 0; s < samples; ++s) {
+      const uint32_t key = mix32(mix32(static_cast<uint32_t>(r * samples + s) ^ lo) + hi);
+      for (int64_t j = 0; j < hidden; ++j) {
+        const uint32_t u = mix32(key + static_cast<uint32_t>(j) * 0x9e3779b9U);
+        // 24 random bits -> [0, 1); P(u < p) = p up to 2^-24, as in bernoulli_sample.
+        h[j] = static_cast<float>(u >> 8) * (1.0f / 16777216.0f) < pr[j] ? 1.0f : 0.0f;
+      }
+      // logits = bias + weight h: 16 independent partial sums per class (one
+      // AVX-512 accumulator).
+      float top = -std::numeric_limits<float>::infinity();
+      for (int64_t c = 0; c < classes; ++c) {
+        const float* w = weight + c * hidden;
+        float acc[kLanes] = {};
+        for (int64_t j = 0; j < blocks; j += kLanes)
+          for (int64_t k = 0; k < kLanes; ++k) acc[k] += w[j + k] * h[j + k];
+        float sum = bias[c];
+        for (int64_t k = 0; k < kLanes; ++k) sum += acc[k];
+        for (int64_t j = blocks; j < hidden; ++j) sum += w[j] * h[j];
+        logits[c] = sum;
+        top = std::max(top, sum);
+      }
+      float total = 0.0f;
+      for (int64_t c = 0; c < classes; ++c) total += (logits[c] = std::exp(logits[c] - top));
+      const float scale = 1.0f / (total * static_cast<float>(samples));
+      for (int64_t c = 0; c < classes; ++c) o[c] += logits[c] * scale;
+    }
+  }
+}
+
+}  // namespace
+
+torch::Tensor bernoulli_readout_reference(const torch::Tensor& p, const torch::Tensor& weight,
+                                          const torch::Tensor& bias, int64_t samples) {
+  const auto h = bernoulli_sample(p.unsqueeze(1).expand({p.size(0), samples, p.size(1)}));
+  return torch::softmax(torch::nn::functional::linear(h, weight, bias), -1).mean(1);
+}
+
+torch::Tensor bernoulli_readout(const torch::Tensor& p, const torch::Tensor& weight, const torch::Tensor& bias,
+                                int64_t samples) {
+  TORCH_CHECK(p.dim() == 2 && weight.dim() == 2 && bias.dim() == 1 && weight.size(1) == p.size(1) &&
+                  bias.size(0) == weight.size(0) && samples >= 1,
+              "bernoulli_readout: p [R, H], weight [C, H], bias [C], samples >= 1");
+  const bool fused = p.device().is_cpu() && p.scalar_type() == torch::kFloat &&
+                     weight.scalar_type() == torch::kFloat && bias.scalar_type() == torch::kFloat &&
+                     p.size(0) * samples < (int64_t{1} << 32);
+  if (!fused) return bernoulli_readout_reference(p, weight, bias, samples);
+  torch::NoGradGuard no_grad;
+  const auto pc = p.contiguous();
+  const auto wc = weight.contiguous();
+  const auto bc = bias.contiguous();
+  auto out = torch::empty({p.size(0), weight.size(0)}, p.options());
+  const uint64_t seed = seed_from_default_generator();
+  const float* pp = pc.data_ptr<float>();
+  const float* wp = wc.data_ptr<float>();
+  const float* bp = bc.data_ptr<float>();
+  float* op = out.data_ptr<float>();
+  const int64_t hidden = p.size(1), classes = weight.size(0);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, samples * hidden));
+  at::parallel_for(0, p.size(0), grain, [&](int64_t begin, int64_t end) {
+    readout_rows(pp, wp, bp, hidden, classes, samples, seed, begin, end, op);
+  });
+  return out;
+}
+
+
 
 torch::Tensor bernoulli_kl_from_logits(const torch::Tensor& a, const torch::Tensor& rho) {
   const auto p = torch::sigmoid(a);
@@ -194,14 +281,26 @@ torch::Tensor SfnnModel::logits(const torch::Tensor& x) { return sample_logits(x
 torch::Tensor SfnnModel::predict_proba(const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
   if (sampling_ == Sampling::kMeanField) return torch::softmax(logits(x), -1);
-  // Chunk so the widest branching activation stays near 2^24 floats.
-  const int64_t paths = product(test_samples_, 0, test_samples_.size());
+  // Layers 1..L-1 branch as tensors; the last stochastic layer and the output
+  // layer go through bernoulli_readout, which on the CPU never materialises
+  // the widest activation [B, M_1, ..., M_L, H_L]. Chunk so the widest
+  // tensor left, [b, M_1, ..., M_{L-1}, H], stays near 2^22 floats.
+  const std::size_t depth = spec_.hidden.size();
+  const int64_t prefix = product(test_samples_, 0, depth - 1);
   const int64_t width = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
-  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 24) / std::max<int64_t>(1, paths * width));
+  const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, prefix * width));
+  const auto& out = net_->layers[depth]->as<torch::nn::Linear>();
   std::vector<torch::Tensor> parts;
   for (int64_t b = 0; b < x.size(0); b += chunk) {
-    const auto logits = forward_branching(x.slice(0, b, std::min(x.size(0), b + chunk)), test_samples_).logits;
-    parts.push_back(torch::softmax(logits, -1).reshape({logits.size(0), -1, logits.size(-1)}).mean(1));
+    auto h = x.slice(0, b, std::min(x.size(0), b + chunk)).flatten(1);
+    const int64_t rows = h.size(0);
+    for (std::size_t l = 0; l + 1 < depth; ++l) {
+      const auto p = torch::sigmoid(net_->layers[l]->as<torch::nn::Linear>()->forward(h));
+      h = bernoulli_sample(p.unsqueeze(-2).expand({p.size(0), test_samples_[l], p.size(1)})).flatten(0, 1);
+    }
+    const auto p_last = torch::sigmoid(net_->layers[depth - 1]->as<torch::nn::Linear>()->forward(h));
+    const auto proba = bernoulli_readout(p_last, out->weight, out->bias, test_samples_[depth - 1]);
+    parts.push_back(proba.view({rows, prefix, proba.size(-1)}).mean(1));
   }
   return torch::cat(parts, 0);
 }

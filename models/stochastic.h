@@ -28,6 +28,19 @@ namespace imbench::models {
 /// elsewhere torch::bernoulli.
 torch::Tensor bernoulli_sample(const torch::Tensor& p);
 
+/// For every row r of p [R, H]: the mean over `samples` draws h ~ Bernoulli(p_r)
+/// of softmax(weight h + bias), weight [C, H], bias [C] -> [R, C]. This is the
+/// last stochastic layer and the output layer of an SFNN's prediction rule.
+/// On the CPU (float32) a fused kernel draws h with the counter-based sampler
+/// of bernoulli_sample and never materialises the R x samples x H tensor of
+/// samples (SFNN prediction with 32x32 paths: 1024 x 512 draws per image);
+/// elsewhere the same computation with torch ops (bernoulli_readout_reference).
+torch::Tensor bernoulli_readout(const torch::Tensor& p, const torch::Tensor& weight, const torch::Tensor& bias,
+                                int64_t samples);
+/// bernoulli_readout with torch ops on any device (the reference for tests).
+torch::Tensor bernoulli_readout_reference(const torch::Tensor& p, const torch::Tensor& weight,
+                                          const torch::Tensor& bias, int64_t samples);
+
 /// Straight-through Bernoulli sample: forward hard 0/1 values, backward the identity on p.
 torch::Tensor bernoulli_straight_through(const torch::Tensor& p);
 

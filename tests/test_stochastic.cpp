@@ -106,6 +106,61 @@ TEST(BernoulliEstimator, NeighbouringSamplesAreUncorrelatedAndSeedsReproduce) {
   EXPECT_TRUE(torch::equal(z, bernoulli_sample(torch::full({n}, 0.5f))));
 }
 
+TEST(BernoulliReadout, OneUnitMatchesItsClosedFormAndSaturatedUnitsAreExact) {
+  // One hidden unit with P(h = 1) = 0.3: E[softmax] = 0.7 softmax(b) + 0.3 softmax(w + b).
+  torch::manual_seed(3);
+  const int64_t n = 200000;
+  const auto w = torch::tensor({{1.5f}, {-0.5f}});
+  const auto b = torch::tensor({0.2f, 0.1f});
+  const auto expected = 0.7 * torch::softmax(b, 0) + 0.3 * torch::softmax(w.squeeze(1) + b, 0);
+  const auto got = bernoulli_readout(torch::full({1, 1}, 0.3f), w, b, n)[0];
+  // The mean of n draws of a two-valued softmax: 5 standard errors.
+  const double spread = (torch::softmax(b, 0) - torch::softmax(w.squeeze(1) + b, 0)).abs().max().item<double>();
+  EXPECT_TRUE(torch::allclose(got, expected, 0, 5 * spread * std::sqrt(0.21 / n))) << got << expected;
+  // p in {0, 1} (37 units: two 16-lane blocks and a tail): no randomness left.
+  const auto p = (torch::rand({3, 37}) > 0.5).to(torch::kFloat);
+  const auto w2 = torch::randn({5, 37}), b2 = torch::randn({5});
+  EXPECT_TRUE(torch::allclose(bernoulli_readout(p, w2, b2, 7), torch::softmax(torch::matmul(p, w2.t()) + b2, -1), 1e-5,
+                              1e-6));
+}
+
+TEST(BernoulliReadout, FusedKernelMatchesTorchOpsInDistributionAndSeedsReproduce) {
+  torch::manual_seed(11);
+  const int64_t n = 40000;
+  const auto p = torch::rand({4, 45});
+  const auto w = torch::randn({6, 45}) * 0.5, b = torch::randn({6});
+  const auto fused = bernoulli_readout(p, w, b, n);
+  const auto reference = bernoulli_readout_reference(p, w, b, n);
+  EXPECT_EQ(fused.sizes(), (std::vector<int64_t>{4, 6}));
+  EXPECT_TRUE(torch::allclose(fused.sum(1), torch::ones({4}), 1e-5));
+  // Probabilities in [0, 1]: a mean of n draws has standard error <= 0.5 / sqrt(n); 5 sigma on a difference.
+  EXPECT_TRUE(torch::allclose(fused, reference, 0, 5 * std::sqrt(2.0) * 0.5 / std::sqrt(static_cast<double>(n))))
+      << (fused - reference).abs().max();
+  EXPECT_FALSE(torch::equal(fused, bernoulli_readout(p, w, b, n)));
+  torch::manual_seed(11);
+  const auto p2 = torch::rand({4, 45});
+  const auto w2 = torch::randn({6, 45}) * 0.5, b2 = torch::randn({6});
+  EXPECT_TRUE(torch::equal(bernoulli_readout(p2, w2, b2, n), fused));
+}
+
+TEST(BernoulliReadout, SfnnPredictionMatchesTheBranchingForwardForEveryDepth) {
+  torch::manual_seed(5);
+  auto x = torch::rand({3, 1, 28, 28});
+  torch::NoGradGuard no_grad;
+  for (std::vector<int64_t> hidden : {std::vector<int64_t>{20}, {20, 18}, {12, 10, 9}}) {
+    ModelSpec s = spec_for("sfnn", hidden);
+    const int64_t per_layer = hidden.size() == 1 ? 20000 : hidden.size() == 2 ? 150 : 30;
+    s.hyper["test_samples"] = std::vector<int64_t>(hidden.size(), per_layer);
+    auto m = create_model(s);
+    m->set_training(false);
+    const auto fused = m->predict_proba(x);
+    const auto branch = as_sfnn(*m).forward_branching(x, s.hyper["test_samples"].get<std::vector<int64_t>>()).logits;
+    const auto reference = torch::softmax(branch, -1).reshape({3, -1, 10}).mean(1);
+    EXPECT_TRUE(torch::allclose(fused, reference, 0, 0.01))
+        << hidden.size() << " layers: " << (fused - reference).abs().max();
+  }
+}
+
 TEST(Vcr, MatchesTheDefinitionOnAGivenLogLikelihoodTensor) {
   // B = 1, M = (2, 2): path probabilities 0.5, 0.25 | 0.125, 1.0.
   const auto probs = torch::tensor({0.5, 0.25, 0.125, 1.0}, torch::kDouble).view({1, 2, 2});
