@@ -9,12 +9,14 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 start=$(date +%s)
 bash "$root/scripts/setup.sh"
+setup_done=$(date +%s)
 bash "$root/scripts/build.sh" -DIMBENCH_BUILD_TESTS=OFF -DIMBENCH_BUILD_BENCHMARKS=OFF
+build_done=$(date +%s)
 bin=${IMBENCH_BUILD_DIR:-$root/build}/imbench
-echo "main.sh: setup and build took $(( $(date +%s) - start )) s"
 "$bin" data fetch --dataset mnist
+fetch_done=$(date +%s)
 cd "$root"
-run_start=$(date +%s)
 "$bin" run benchmarks/matrices/quick.toml --out results/quick.h5 "$@"
-echo "main.sh: imbench run took $(( $(date +%s) - run_start )) s; total $(( $(date +%s) - start )) s"
+end=$(date +%s)
+echo "main.sh: setup $(( setup_done - start )) s, build $(( build_done - setup_done )) s, MNIST $(( fetch_done - build_done )) s, imbench run $(( end - fetch_done )) s; total $(( end - start )) s"
 echo "main.sh: report: $root/results/quick.md  results: $root/results/quick.h5"
