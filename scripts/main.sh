@@ -2,7 +2,7 @@
 # README command 1: set up (as root), build, fetch MNIST, and run the quick
 # benchmark matrix (benchmarks/matrices/quick.toml): DET, SFNN, IMB-Joint and
 # VIB on MNIST, trained with the quick preset when no checkpoint is cached in
-# checkpoints/, attacked with FGSM, PGD and CW-L2. Leaves results/quick.h5 and
+# checkpoints/, attacked with FGSM and PGD (Linf), PGD and CW (L2). Leaves results/quick.h5 and
 # results/quick.md (with robustness curves in results/quick-curves/).
 # Extra arguments go to `imbench run` (e.g. --audit, --device cuda).
 set -euo pipefail
