@@ -7,30 +7,12 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "models/device.h"
 
 namespace imbench::attacks {
 namespace {
 
 // Freezes parameters and sets eval mode for the duration of an attack.
-class FrozenModel {
- public:
-  explicit FrozenModel(models::Model& m) : model_(m) {
-    for (auto& p : model_.parameters()) {
-      saved_.push_back(p.requires_grad());
-      p.requires_grad_(false);
-    }
-    model_.set_training(false);
-  }
-  ~FrozenModel() {
-    std::size_t i = 0;
-    for (auto& p : model_.parameters()) p.requires_grad_(saved_[i++]);
-  }
-
- private:
-  models::Model& model_;
-  std::vector<bool> saved_;
-};
-
 torch::Tensor per_example(const torch::Tensor& d) { return d.flatten(1); }
 
 }  // namespace
@@ -128,8 +110,7 @@ AttackResult Attack::run(models::Model& model, const torch::Tensor& x_in, const 
 
   const auto start = std::chrono::steady_clock::now();
   FrozenModel frozen(model);
-  torch::manual_seed(options.seed);
-  if (torch::cuda::is_available()) torch::cuda::manual_seed_all(options.seed);
+  models::seed_everything(options.seed);
   const auto targets = choose_targets(model, x, y, threat.target, options);
   GradientOracle oracle(model, options.eot);
   AttackContext ctx{model, x, y, targets, threat, oracle};

@@ -16,6 +16,7 @@
 #include <torch/torch.h>
 
 #include <functional>
+#include <vector>
 
 #include "attacks/losses.h"
 #include "models/model.h"
@@ -68,6 +69,28 @@ class GradientOracle {
   EotOptions options_;
   int64_t samples_;
   int64_t gradient_evaluations_ = 0;
+};
+
+/// Scope guard: the model's parameters take no gradient and the model is in
+/// eval mode while it lives; the parameters' requires_grad flags are restored
+/// when it ends. Attacks and gradient checks differentiate w.r.t. the input only.
+class FrozenModel {
+ public:
+  explicit FrozenModel(models::Model& m) : model_(m) {
+    for (auto& p : model_.parameters()) {
+      saved_.push_back(p.requires_grad());
+      p.requires_grad_(false);
+    }
+    model_.set_training(false);
+  }
+  ~FrozenModel() {
+    std::size_t i = 0;
+    for (auto& p : model_.parameters()) p.requires_grad_(saved_[i++]);
+  }
+
+ private:
+  models::Model& model_;
+  std::vector<bool> saved_;
 };
 
 }  // namespace imbench::attacks

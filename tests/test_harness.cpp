@@ -291,6 +291,8 @@ TEST(Checks, CrossCellChecksFlagNonMonotoneEpsAndStrongTransfer) {
   f.root["num_classes"] = "10";
   f.cells = {cell("pgd", 0.1, 0.50, "g1", 0), cell("pgd", 0.2, 0.60, "g2", 0), cell("pgd", 0.3, 0.45, "g3", 0),
              cell("pgd-t", 0.3, 0.20, "g3", 1, "det"), cell("pgd", 1.0, 0.40, "g4", 0)};
+  // A per-cell flag of --audit that shares check number 9: not the cross-cell checks' to replace.
+  f.cells[0].flags.push_back({9, "noise-vs-white-box", true, "random noise beat the white-box attack"});
   apply_cross_cell_checks(f);
   auto failed = [&](int i, int check) {
     for (const auto& fl : f.cells[i].flags)
@@ -304,10 +306,12 @@ TEST(Checks, CrossCellChecksFlagNonMonotoneEpsAndStrongTransfer) {
   EXPECT_TRUE(failed(3, 9));   // the transfer attack removed 20 points the white-box attack left
   EXPECT_TRUE(failed(2, 9));   // and the white-box cell is marked too
   EXPECT_TRUE(f.cells[2].unreliable());
+  EXPECT_TRUE(failed(0, 9));   // the audit's flag is kept
   // Idempotent: running the checks again does not duplicate flags.
   const auto before = f.cells[1].flags.size();
   apply_cross_cell_checks(f);
   EXPECT_EQ(f.cells[1].flags.size(), before);
+  EXPECT_TRUE(failed(0, 9));
 }
 
 }  // namespace
