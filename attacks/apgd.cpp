@@ -22,8 +22,8 @@ ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const
 }
 
 nlohmann::json ApgdOptions::to_json() const {
-  return {{"steps", steps},       {"restarts", restarts},         {"rho", rho},
-          {"momentum", momentum}, {"random_start", random_start}, {"loss", to_string(loss)}};
+  // The loss is not an option: it is fixed by the attack's name (apgd-ce, apgd-dlr) and reported by loss_kind().
+  return {{"steps", steps}, {"restarts", restarts}, {"rho", rho}, {"momentum", momentum}, {"random_start", random_start}};
 }
 
 std::vector<int64_t> Apgd::checkpoints(int64_t steps) {

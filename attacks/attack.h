@@ -74,8 +74,11 @@ class Attack {
   virtual ~Attack() = default;
   /// Registry name, e.g. "pgd".
   virtual std::string name() const = 0;
-  /// Options as JSON (recorded in results).
+  /// Options as JSON, as given (defaults filled in).
   virtual nlohmann::json options_json() const = 0;
+  /// Options as used at this threat model, with eps-dependent defaults
+  /// resolved (PGD's step size); what results and reports record.
+  virtual nlohmann::json effective_options(const ThreatModel&) const { return options_json(); }
   /// The loss the attack maximises, for reports.
   virtual LossKind loss_kind() const = 0;
   /// Whether the attack supports a norm.

@@ -30,6 +30,12 @@ nlohmann::json PgdOptions::to_json() const {
           {"early_stop", early_stop}, {"check_every", check_every}, {"loss", to_string(loss)}};
 }
 
+nlohmann::json Pgd::effective_options(const ThreatModel& t) const {
+  auto j = o_.to_json();
+  j["step_size"] = step_size(t.eps);
+  return j;
+}
+
 double Pgd::step_size(double eps) const {
   return o_.step_size > 0 ? o_.step_size : 2.5 * eps / static_cast<double>(o_.steps);
 }

@@ -24,6 +24,8 @@ class Pgd : public Attack {
   explicit Pgd(PgdOptions o = {}) : o_(o) {}
   std::string name() const override { return "pgd"; }
   nlohmann::json options_json() const override { return o_.to_json(); }
+  /// step_size 0 (the default) resolved to 2.5 eps / steps.
+  nlohmann::json effective_options(const ThreatModel& t) const override;
   LossKind loss_kind() const override { return o_.loss; }
   bool supports(Norm) const override { return true; }
   /// The step size used for a given eps.

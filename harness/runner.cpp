@@ -440,7 +440,7 @@ reports::CellResult Runner::run_cell(const JobPlan& job, const CellPlan& plan, c
   c.repeats = R;
   c.eot_samples = ro.eot.samples;
   c.config_json = nlohmann::json{{"attack", a.to_json()},
-                                 {"options", attack->options_json()},
+                                 {"options", attack->effective_options(threat)},
                                  {"loss", attacks::to_string(attack->loss_kind())},
                                  {"eps", job.eps_text},
                                  {"eot_samples", ro.eot.samples},

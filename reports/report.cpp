@@ -74,15 +74,8 @@ std::string json_text(const nlohmann::json& v) {
 // "preset quick, epochs 40" from the keys of a JSON record that are present.
 std::string key_options(const nlohmann::json& j, const std::vector<std::pair<std::string, std::string>>& keys) {
   std::vector<std::string> parts;
-  for (const auto& [key, label] : keys) {
-    const auto* v = find_key(j, key);
-    if (!v) continue;
-    // PGD's step_size 0 means its default, 2.5 eps / steps (Madry et al.).
-    if (key == "step_size" && v->is_number() && v->get<double>() == 0)
-      parts.push_back(label + " 2.5 eps/steps");
-    else
-      parts.push_back(label + " " + json_text(*v));
-  }
+  for (const auto& [key, label] : keys)
+    if (const auto* v = find_key(j, key)) parts.push_back(label + " " + json_text(*v));
   return fmt::format("{}", fmt::join(parts, ", "));
 }
 

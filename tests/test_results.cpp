@@ -688,16 +688,3 @@ TEST(Results, ReportSaysWhenAllChecksPassed) {
   f.models[0].paper_json = "{not json";
   EXPECT_THAT(error_of<Error>([&] { render_report(f, {}); }), HasSubstr("model 'det': paper_json"));
 }
-
-TEST(Results, ReportNamesPgdsDefaultStepSize) {
-  // step_size 0 in a PGD config means 2.5 eps / steps; the report says so
-  // instead of printing "step size 0".
-  ResultFile f = report_fixture();
-  auto& pgd = *std::find_if(f.cells.begin(), f.cells.end(), [](const auto& c) { return c.attack == "pgd"; });
-  auto config = nlohmann::json::parse(pgd.config_json);
-  config["options"]["step_size"] = 0;
-  pgd.config_json = config.dump();
-  const std::string report = render_report(f, {});
-  EXPECT_THAT(report, HasSubstr("pgd (steps 40, step size 2.5 eps/steps, restarts 1"));
-  EXPECT_THAT(report, testing::Not(HasSubstr("step size 0,")));
-}
