@@ -324,7 +324,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   fmt::print(out, "model: {} ({})\n", model->description(), provenance);
   fmt::print(out, "threat model: {}\n", threat.describe());
   fmt::print(out, "attack: {} {} (loss {}); EOT {} sample(s) per gradient ({}); R = {} evaluation repeat(s)\n",
-             cmd.attack, attack->options_json().dump(), attacks::to_string(attack->loss_kind()), run.eot.samples,
+             cmd.attack, attack->effective_options(threat).dump(), attacks::to_string(attack->loss_kind()), run.eot.samples,
              attacks::to_string(run.eot.reduction), model->is_stochastic() ? run.repeats : 1);
   fmt::print(out, "prediction rule: {}{}\n", models::to_string(model->prediction_rule()),
              model->is_stochastic() ? fmt::format(" over {} samples, fresh samples per repeat", model->prediction_samples()) : "");
@@ -361,7 +361,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
         {"seed", std::to_string(cmd.common.seed)},
         {"threat_model", threat.describe()},
         {"attack", cmd.attack},
-        {"attack_options", attack->options_json().dump()},
+        {"attack_options", attack->effective_options(threat).dump()},
         {"loss", attacks::to_string(attack->loss_kind())},
         {"eot_samples", std::to_string(run.eot.samples)},
         {"eot_reduction", attacks::to_string(run.eot.reduction)},
@@ -452,12 +452,10 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;
   const auto r = reports::compare_results(base, next, o);
-  const std::string text = fmt::format(
-      "# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\ntolerance {:.2f} points, alpha {}\n\n{}\n{} cells compared, {} "
-      "significant regressions, {} significant improvements\n",
-      cmd.base, base.root.count("git_revision") ? base.root.at("git_revision") : "?", cmd.next,
-      next.root.count("git_revision") ? next.root.at("git_revision") : "?", cmd.tolerance * 100, cmd.alpha, r.markdown,
-      r.matched, r.regressions, r.improvements);
+  // r.markdown ends with the summary line (cells compared, regressions, improvements, tolerance, alpha).
+  const std::string text = fmt::format("# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\n\n{}", cmd.base,
+                                       base.root.count("git_revision") ? base.root.at("git_revision") : "?", cmd.next,
+                                       next.root.count("git_revision") ? next.root.at("git_revision") : "?", r.markdown);
   out << text;
   if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");

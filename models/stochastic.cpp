@@ -103,8 +103,9 @@ torch::Tensor bernoulli_straight_through(const torch::Tensor& p) { return Bernou
 namespace {
 
 // Rows [begin, end) of bernoulli_readout. Compiled for AVX-512, AVX2 and the
-// baseline, picked at load time: the hash and the dot products are written as
-// independent 16-lane loops the compiler vectorises without reassociating.
+// baseline, picked at load time; the hash loop vectorises as it stands, the
+// dot products keep 16 independent partial sums so the compiler vectorises
+// them without reassociating floating-point additions.
 __attribute__((target_clones("avx512f", "avx2", "default"))) void readout_rows(
     const float* p, const float* weight, const float* bias, int64_t hidden, int64_t classes, int64_t samples,
     uint64_t seed, int64_t begin, int64_t end, float* out) {
@@ -179,8 +180,6 @@ torch::Tensor bernoulli_readout(const torch::Tensor& p, const torch::Tensor& wei
   });
   return out;
 }
-
-
 
 torch::Tensor bernoulli_kl_from_logits(const torch::Tensor& a, const torch::Tensor& rho) {
   const auto p = torch::sigmoid(a);

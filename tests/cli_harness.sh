@@ -73,6 +73,7 @@ contains out "report: full.md" "run writes the report"
 expect 0 "h5py reads the results file" -- $h5 summary full.h5
 contains out "models=2 cells=11" "11 cells: 5 per model (two Linf cascades of 2, one L2), plus the transfer on sfnn"
 contains full.md "# imbench report" "the report has its title"
+contains full.md "pgd (steps 5, step size 0.025," "the report gives PGD's step size in use (2.5 eps / steps at eps 0.05)"
 
 # Resume: everything is done, nothing changes.
 cp full.h5 again.h5
@@ -101,10 +102,13 @@ expect 2 "merge needs two files" -- "$bin" merge s1.h5 --out x.h5
 
 # Compare: unchanged passes; a planted regression fails with exit 1.
 expect 0 "compare unchanged" -- "$bin" compare full.h5 again.h5
+contains out ": 0 regressions, 0 improvements" "an unchanged run has no regression"
 cp full.h5 base.h5
 $py "$src/tests/h5_results.py" plant base.h5 det.pgd.linf-0.1
 expect 1 "compare flags a planted regression" -- "$bin" compare base.h5 full.h5 --tolerance 0.01
-contains out "regression" "the regression is named"
+contains out ": 1 regressions, 0 improvements" "exactly one cell regressed"
+grep -q '^| det\.pgd\.linf-0\.1 .*| regression *|$' "$tmp/out" && echo "ok: the planted cell is the regression" \
+  || { echo "FAIL: det.pgd.linf-0.1 not marked as a regression"; sed 's/^/  | /' "$tmp/out" | head -20; fail=1; }
 
 # Report to a file with curves.
 expect 0 "report" -- "$bin" report full.h5 --out rep/report.md

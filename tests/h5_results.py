@@ -64,7 +64,7 @@ def same(a, b):
                     va, vb = aa.get(key), ab.get(key)
                     if isinstance(va, float) and isinstance(vb, float) and np.isnan(va) and np.isnan(vb):
                         continue
-                    if va != vb and not (np.isscalar(va) and np.isscalar(vb) and va == vb):
+                    if va != vb:
                         problems.append(f"{top}/{k}@{key}: {va!r} != {vb!r}")
     for p in problems[:20]:
         print("differs:", p)
