@@ -2,14 +2,10 @@
 
 #include <H5Cpp.h>
 #include <fmt/format.h>
-#include <unistd.h>
-
-#include <filesystem>
 
 #include "core/errors.h"
+#include "reports/atomic_file.h"
 #include "reports/h5_util.h"
-
-namespace fs = std::filesystem;
 
 namespace imbench::reports {
 namespace {
@@ -30,10 +26,7 @@ void number_attribute(H5::H5Object& obj, const std::string& key, double value) {
 
 void write_attack_records(const std::string& path, const std::map<std::string, std::string>& root_attributes,
                           const std::vector<AttackRecords>& groups) {
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
-  try {
+  replace_file_atomically(path, [&](const std::string& tmp) {
     H5::Exception::dontPrint();
     H5::H5File file(tmp, H5F_ACC_TRUNC);
     H5::Group root = file.openGroup("/");
@@ -57,16 +50,7 @@ void write_attack_records(const std::string& path, const std::map<std::string, s
       for (const auto& [k, v] : r.summary) number_attribute(g, k, v);
     }
     file.close();
-  } catch (const H5::Exception& e) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw Error(fmt::format("{}: HDF5 write failed: {}", path, e.getDetailMsg()));
-  } catch (...) {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-    throw;
-  }
-  fs::rename(tmp, target);
+  });
 }
 
 }  // namespace imbench::reports

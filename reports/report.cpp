@@ -12,9 +12,9 @@
 #include <nlohmann/json.hpp>
 #include <set>
 #include <tuple>
-#include <unistd.h>
 
 #include "core/errors.h"
+#include "reports/atomic_file.h"
 #include "reports/markdown.h"
 #include "reports/results.h"
 
@@ -339,13 +339,6 @@ std::string file_safe(const std::string& s) {
   return out;
 }
 
-void write_text(const std::string& path, const std::string& text) {
-  std::ofstream out(path, std::ios::binary | std::ios::trunc);
-  out << text;
-  out.close();
-  if (!out) throw Error(fmt::format("{}: cannot write", path));
-}
-
 // Writes the curves of every model and norm with a finite eps; returns the
 // report's lines linking them.
 std::string write_curves(const ResultFile& file, const std::vector<Column>& columns, const ReportOptions& options) {
@@ -387,8 +380,8 @@ std::string write_curves(const ResultFile& file, const std::vector<Column>& colu
       attacks.insert(attacks.end(), worst.begin(), worst.end());
       const std::string name = file_safe(m.name) + "-" + file_safe(norm) + ".svg";
       const std::string title = (m.description.empty() ? m.name : m.description) + ": " + norm_label(norm);
-      write_text((std::filesystem::path(options.curves_dir) / name).string(),
-                 render_svg(title, "eps (" + norm_label(norm) + ")", attacks));
+      write_text_atomically((std::filesystem::path(options.curves_dir) / name).string(),
+                            render_svg(title, "eps (" + norm_label(norm) + ")", attacks));
       links +=
           fmt::format("![{} {} robustness curve]({}{})\n", m.name, norm_label(norm), options.curves_link_prefix, name);
     }
@@ -662,14 +655,12 @@ ReportOptions report_options_for(const std::string& report_path) {
 void write_text_atomically(const std::string& path, const std::string& text) {
   const std::filesystem::path p(path);
   if (std::filesystem::is_directory(p)) throw UsageError(fmt::format("{}: is a directory, expected a file name", path));
-  if (p.has_parent_path()) std::filesystem::create_directories(p.parent_path());
-  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
-  {
+  replace_file_atomically(path, [&](const std::string& tmp) {
     std::ofstream f(tmp, std::ios::binary);
     f << text;
+    f.close();
     if (!f) throw Error(fmt::format("{}: cannot be written", path));
-  }
-  std::filesystem::rename(tmp, p);
+  });
 }
 
 }  // namespace imbench::reports

@@ -1,5 +1,6 @@
 #include "reports/results.h"
 
+#include "reports/atomic_file.h"
 #include "reports/h5_util.h"
 
 #include <H5Cpp.h>
@@ -498,47 +499,45 @@ class Reader {
   std::string path_;
 };
 
-void remove_quietly(const std::string& path) {
-  std::error_code ec;
-  fs::remove(path, ec);
-}
-
-// Flushes the temporary file to disk before the rename, so that the rename
-// never publishes a file whose contents are still in flight.
-void sync_file(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd < 0) return;
-  ::fsync(fd);
-  ::close(fd);
-}
-
 }  // namespace
 }  // namespace results_h5
 
-void write_results(const std::string& path, const ResultFile& file) {
-  results_h5::validate(path, file);
+void replace_file_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
   const fs::path target(path);
   const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
+  auto remove_tmp = [&] {
+    std::error_code ec;
+    fs::remove(tmp, ec);
+  };
   try {
     if (target.has_parent_path()) fs::create_directories(target.parent_path());
-    H5::Exception::dontPrint();
-    {
-      H5::H5File h5(tmp, H5F_ACC_TRUNC);
-      results_h5::write_contents(h5, file);  // every group and dataset is closed when this returns
-      h5.close();
+    write(tmp);
+    // Flush before the rename, so that the rename never publishes a file whose contents are still in flight.
+    if (const int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
+      ::fsync(fd);
+      ::close(fd);
     }
-    results_h5::sync_file(tmp);
     fs::rename(tmp, target);
   } catch (const H5::Exception& e) {
-    results_h5::remove_quietly(tmp);
+    remove_tmp();
     throw Error(fmt::format("{}: HDF5 write failed: {}", path, results_h5::hdf5_detail(e)));
   } catch (const fs::filesystem_error& e) {
-    results_h5::remove_quietly(tmp);
+    remove_tmp();
     throw Error(fmt::format("{}: cannot write: {}", path, e.code().message()));
   } catch (...) {
-    results_h5::remove_quietly(tmp);
+    remove_tmp();
     throw;
   }
+}
+
+void write_results(const std::string& path, const ResultFile& file) {
+  results_h5::validate(path, file);
+  replace_file_atomically(path, [&](const std::string& tmp) {
+    H5::Exception::dontPrint();
+    H5::H5File h5(tmp, H5F_ACC_TRUNC);
+    results_h5::write_contents(h5, file);  // every group and dataset is closed when this returns
+    h5.close();
+  });
 }
 
 ResultFile read_results(const std::string& path) {

@@ -407,6 +407,26 @@ TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
   EXPECT_THAT(read_error(dir.path.string()), HasSubstr("folder"));
 }
 
+TEST(Results, EveryWriterFailsWithAOneLineErrorAndLeavesNoTemporaryFile) {
+  // A path under a regular file cannot be created: results, attack records and
+  // text (reports) all go through one atomic writer that turns the filesystem
+  // error into an imbench::Error naming the path and removes its temporary file.
+  TempDir dir;
+  write_bytes(dir.file("plain"), "not a folder");
+  const std::string under = dir.file("plain/out");
+  const std::vector<std::pair<std::string, std::function<void()>>> writers = {
+      {"results", [&] { write_results(under + ".h5", report_fixture()); }},
+      {"attack records", [&] { write_attack_records(under + ".h5", {{"attack", "pgd"}}, {AttackRecords{}}); }},
+      {"text", [&] { write_text_atomically(under + ".md", "# report\n"); }}};
+  for (const auto& [what, write] : writers) {
+    const std::string message = error_of<Error>(write);
+    EXPECT_THAT(message, HasSubstr(under)) << what;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << what;
+  }
+  EXPECT_EQ(folder_entries(dir.path), std::vector<std::string>{"plain"});
+  EXPECT_EQ(read_bytes(dir.file("plain")), "not a folder");
+}
+
 // ---- statistics ----
 
 TEST(Results, SummariseOnAHandComputedExample) {
