@@ -279,10 +279,9 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   run.repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
   const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
   const auto ds = full.first(cmd.limit);
-  model->check_input(ds.images.slice(0, 0, 1));
-  if (ds.num_classes != model->num_classes())
-    throw UsageError(fmt::format("{} has {} classes but the model outputs {}", cmd.dataset, ds.num_classes,
-                                 model->num_classes()));
+  harness::check_model_fits(*model, ds, "the model " + cmd.model);
+  for (std::size_t i = 0; i < targets.size(); ++i)
+    harness::check_model_fits(*targets[i].first, ds, "--transfer-to " + cmd.transfer_to[i]);
 
   Collected white;
   std::vector<Collected> transferred(targets.size());

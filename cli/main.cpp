@@ -304,6 +304,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   } catch (const nlohmann::json::exception&) {
     throw UsageError(fmt::format("--options: '{}' is not valid JSON", options_json));
   }
+  if (!o.is_object()) throw UsageError(fmt::format("--options: '{}' is not a JSON object of attack options", options_json));
   auto parse_bool = [](const std::string& v, const char* option) {
     if (v == "true" || v == "1" || v == "yes") return true;
     if (v == "false" || v == "0" || v == "no") return false;

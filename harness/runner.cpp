@@ -54,6 +54,12 @@ LoadedModel load_model_file(const std::string& path, const models::TorchScriptOp
   return m;
 }
 
+void check_model_fits(models::Model& model, const data::Dataset& ds, const std::string& who) {
+  model.check_input(ds.images.slice(0, 0, std::min<int64_t>(1, ds.size())));
+  if (model.num_classes() != ds.num_classes)
+    throw UsageError(fmt::format("{} outputs {} classes but {} has {}", who, model.num_classes(), ds.name, ds.num_classes));
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -175,10 +181,7 @@ ModelSlot& Runner::model_slot(const std::string& name) {
   slot.loaded = load_model_file(m.file(), ts, device_);
   slot.sha256 = sha256_file(m.file());
   auto& model = *slot.loaded.model;
-  model.check_input(ds_.images.slice(0, 0, std::min<int64_t>(1, ds_.size())));
-  if (model.num_classes() != ds_.num_classes)
-    throw UsageError(fmt::format("model '{}' outputs {} classes but {} has {}", name, model.num_classes(), matrix_.dataset,
-                                 ds_.num_classes));
+  check_model_fits(model, ds_, fmt::format("model '{}'", name));
   model.set_training(false);
   // Clean predictions once per model, R repeats with fresh samples.
   slot.repeats = model.is_stochastic() ? matrix_.repeats : 1;

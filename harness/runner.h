@@ -7,6 +7,7 @@
 #include <ostream>
 #include <string>
 
+#include "data/dataset.h"
 #include "models/model.h"
 #include "models/torchscript.h"
 
@@ -34,5 +35,9 @@ struct LoadedModel {
 };
 LoadedModel load_model_file(const std::string& path, const models::TorchScriptOptions& torchscript,
                             torch::Device device);
+
+/// Throws UsageError (naming `who`) unless the model takes the dataset's
+/// examples and outputs one logit per class of it.
+void check_model_fits(models::Model& model, const data::Dataset& ds, const std::string& who);
 
 }  // namespace imbench::harness

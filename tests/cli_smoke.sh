@@ -26,7 +26,14 @@ expect 2 "unknown family" -- "$bin" train --family dte --dataset synthetic
 expect 2 "bad number" -- "$bin" train --epochs abc
 expect 2 "negative epochs" -- "$bin" train --epochs -1 --dataset synthetic
 expect 2 "patience without validation" -- "$bin" train --dataset synthetic --patience 3 --validation-size 0
-expect 2 "cuda without cuda" -- "$bin" train --dataset synthetic --device cuda --out "$tmp/x.ckpt"
+# --device cuda: a usage error where LibTorch has no CUDA (Debian's), a run where it has (the GPU build).
+"$bin" train --dataset synthetic --device cuda --epochs 1 --quiet --threads 1 --out "$tmp/x.ckpt" >"$tmp/out" 2>"$tmp/err"
+rc=$?
+case $rc in
+  0) contains out "device cuda" "--device cuda trains on the GPU" ;;
+  2) contains err "cuda" "--device cuda without CUDA is a usage error naming cuda" ;;
+  *) echo "FAIL: --device cuda: exit $rc"; sed 's/^/  | /' "$tmp/err" | tail -5; fail=1 ;;
+esac
 expect 2 "eval without model" -- "$bin" eval
 expect 1 "eval missing file" -- "$bin" eval --model "$tmp/none.ckpt" --dataset synthetic
 expect 1 "info missing file" -- "$bin" info "$tmp/none.ckpt"
@@ -61,6 +68,9 @@ expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.c
   --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
 contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
 contains out "(transfer)" "attack prints the transfer row"
+expect 2 "attack --options must be an object" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
+  --eps 0.1 --options 5 --steps 2 --limit 10
+contains err "not a JSON object" "--options 5 is named as not an object"
 # Debian's python3 (python3-h5py), not a python3 earlier on PATH.
 py=${IMBENCH_PYTHON:-/usr/bin/python3}
 if [ -x $py ] && $py -c "import h5py" 2>/dev/null; then
