@@ -14,6 +14,7 @@
 #include "core/parse.h"
 #include "core/sha256.h"
 #include "data/dataset.h"
+#include "harness/training.h"
 #include "models/family.h"
 #include "models/train.h"
 
@@ -180,11 +181,6 @@ class Reader {
   std::set<std::string> used_;
 };
 
-const std::vector<std::string> kTrainKeys{"epochs",        "batch_size", "learning_rate", "patience",  "validation_size",
-                                          "grad_clip",     "momentum",   "optimizer",     "seed",      "hidden",
-                                          "activation",    "train_samples", "test_samples", "gamma",   "beta",
-                                          "k"};
-
 std::string id_eps(const std::string& text) {
   std::string out = text;
   for (char& c : out)
@@ -326,12 +322,19 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       const auto presets = models::preset_names();
       if (std::find(presets.begin(), presets.end(), mm.preset) == presets.end())
         mr.fail(t.get("preset"), "preset", fmt::format("unknown preset '{}'; known: {}", mm.preset, fmt::join(presets, ", ")));
+      const auto& keys = training_option_names();
       for (const auto& [k, v] : mm.train.items()) {
-        if (std::find(kTrainKeys.begin(), kTrainKeys.end(), k) != kTrainKeys.end()) continue;
-        const std::string guess = closest_name(k, kTrainKeys);
+        if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
+        const std::string guess = closest_name(k, keys);
         mr.fail(t.get("train"), "train." + k,
-                guess.empty() ? fmt::format("unknown training option; known: {}", fmt::join(kTrainKeys, ", "))
+                guess.empty() ? fmt::format("unknown training option; known: {}", fmt::join(keys, ", "))
                               : fmt::format("unknown training option (did you mean '{}'?)", guess));
+      }
+      // Types, values and options that do not apply to the family: now, not when training starts.
+      try {
+        plan_training(mm.family, m.dataset, mm.preset, mm.train);
+      } catch (const UsageError& e) {
+        mr.fail(t.get("train"), "train", e.what());
       }
     } else if (!mm.train.empty()) {
       mr.fail(t.get("train"), "train", "training options need family = \"...\" (the model is trained when missing)");

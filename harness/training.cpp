@@ -11,6 +11,13 @@
 
 namespace imbench::harness {
 
+const std::vector<std::string>& training_option_names() {
+  static const std::vector<std::string> names{
+      "hidden",   "activation", "epochs", "batch_size",    "learning_rate", "patience", "validation_size", "grad_clip",
+      "momentum", "optimizer",  "seed",   "train_samples", "test_samples",  "gamma",    "beta",            "k"};
+  return names;
+}
+
 TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
                         const nlohmann::json& overrides) {
   if (!overrides.is_object()) throw UsageError("training overrides must be a JSON object");
@@ -51,7 +58,9 @@ TrainPlan plan_training(const std::string& family, const std::string& dataset, c
           throw bad(key, fmt::format("takes one value for family '{}'", family));
         }
       } else {
-        throw bad(key, "unknown");
+        const std::string guess = closest_name(key, training_option_names());
+        throw bad(key, guess.empty() ? fmt::format("unknown; known: {}", fmt::join(training_option_names(), ", "))
+                                     : fmt::format("unknown (did you mean '{}'?)", guess));
       }
     }
   } catch (const nlohmann::json::exception& e) {

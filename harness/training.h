@@ -27,6 +27,9 @@ struct TrainPlan {
 /// activation, train_samples, test_samples, gamma, beta, k). Per-layer
 /// hyper-parameters take a list, or one number for a one-value family
 /// setting. UsageError names the bad key.
+/// The keys plan_training accepts in its overrides (as `imbench train` flags, '-' -> '_').
+const std::vector<std::string>& training_option_names();
+
 TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
                         const nlohmann::json& overrides);
 

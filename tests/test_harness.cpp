@@ -103,6 +103,16 @@ TEST(Matrix, ParsesEveryField) {
   EXPECT_EQ(m.hash().size(), 64u);
 }
 
+TEST(Matrix, ShippedMatricesParseAndPlan) {
+  // benchmarks/matrices/*.toml are read with every parse-time check (attack
+  // options, training options); a broken one must fail here, not for a user.
+  for (const char* name : {"quick", "paper-mnist", "paper-cifar10"}) {
+    const auto m = parse_matrix_file(std::string(IMBENCH_SOURCE_DIR) + "/benchmarks/matrices/" + name + ".toml");
+    EXPECT_EQ(m.name, name);
+    EXPECT_FALSE(plan_jobs(m).empty()) << name;
+  }
+}
+
 TEST(Matrix, HashIgnoresBatchingButNotSettings) {
   const auto a = parse_matrix_text(kGood, "m.toml");
   const auto b = parse_matrix_text(good_with("seed = 3", "seed = 3\nbatch_size = 7"), "m.toml");
@@ -129,6 +139,13 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
             "m.toml:24: attacks[0].eps: eps 0.1 is listed twice");
   EXPECT_EQ(error_of_text(good_with("epochs = 2", "epoch = 2")),
             "m.toml:14: models[0].train.epoch: unknown training option (did you mean 'epochs'?)");
+  // Training options are checked when the file is read, not when training starts.
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = \"many\"")).rfind("m.toml:14: models[0].train: training options", 0),
+            0u);
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = 2, k = 8")),
+            "m.toml:14: models[0].train: training option k: does not apply to family 'det'");
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = -1")),
+            "m.toml:14: models[0].train: --epochs must be >= 1, got -1");
   EXPECT_NE(error_of_text("name = \"x\"\nexamples = [1,").find("m.toml:2:"), std::string::npos);
   // The attack rejects its options at parse time, not hours into a run.
   EXPECT_NE(error_of_text(good_with("steps = 5,", "stpes = 5,")).find("attacks[1].options: "), std::string::npos);
