@@ -10,6 +10,7 @@
 #include "data/synthetic.h"
 #include "models/family.h"
 #include "models/optimizer.h"
+#include "models/stochastic.h"
 #include "models/train.h"
 
 namespace {
@@ -53,7 +54,9 @@ void BM_DetForwardBackward(benchmark::State& state) {
 
 // One optimisation step as the training loop does it (gather the batch,
 // loss, backward, optimiser step): the number behind "training images/s".
-// Args: family index, preset index, batch size (0 = the preset's).
+// Args: family index, preset index, batch size (0 = the preset's), and for
+// the SFNN/IMB families the training graph (0: fused branching layers, the
+// default; 1: the plain per-sample reference graph).
 const char* const kFamilies[] = {"det", "sfnn", "imb-joint", "imb-greedy", "vib"};
 const char* const kPresets[] = {"quick", "paper"};
 
@@ -64,6 +67,10 @@ void BM_TrainStep(benchmark::State& state) {
   const auto options = imbench::models::apply_preset(kPresets[state.range(1)], spec);
   auto model = imbench::models::create_model(spec);
   model->set_training(true);
+  const bool reference = state.range(3) != 0;
+  if (auto* sfnn = dynamic_cast<imbench::models::SfnnModel*>(model.get()))
+    sfnn->set_training_kernel(reference ? imbench::models::SfnnModel::TrainingKernel::kReference
+                                        : imbench::models::SfnnModel::TrainingKernel::kFused);
   const int64_t batch = state.range(2) > 0 ? state.range(2) : options.batch_size;  // 0: the preset's
   imbench::data::SyntheticOptions o;
   o.size = 6000;
@@ -80,7 +87,9 @@ void BM_TrainStep(benchmark::State& state) {
     opt.step();
   }
   state.SetItemsProcessed(state.iterations() * batch);
-  state.SetLabel(fmt::format("{} {} batch {}", spec.family, kPresets[state.range(1)], batch));
+  state.SetLabel(fmt::format("{} {} batch {}{}", spec.family, kPresets[state.range(1)], batch,
+                             dynamic_cast<imbench::models::SfnnModel*>(model.get()) ? (reference ? " reference" : " fused")
+                                                                                    : ""));
   state.counters["threads"] = torch::get_num_threads();
 }
 
@@ -127,10 +136,9 @@ void BM_PredictProba(benchmark::State& state) {
 BENCHMARK(BM_DetForward)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 BENCHMARK(BM_DetForwardBackward)->Arg(100)->Arg(1000)->Unit(benchmark::kMicrosecond);
 // DET at batch 100 and 1000; every family with its quick and paper settings.
-BENCHMARK(BM_TrainStep)->Args({0, 0, 100})->Args({0, 0, 1000})->Unit(benchmark::kMillisecond);
-BENCHMARK(BM_TrainStep)
-    ->ArgsProduct({{0, 1, 2, 3, 4}, {0, 1}, {0}})
-    ->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep)->Args({0, 0, 100, 0})->Args({0, 0, 1000, 0})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep)->ArgsProduct({{0, 4}, {0, 1}, {0}, {0}})->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_TrainStep)->ArgsProduct({{1, 2, 3}, {0, 1}, {0}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_SampleLogits)->ArgsProduct({{1, 4}, {1, 16}, {0, 1}})->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_PredictProba)->DenseRange(1, 4, 3)->Unit(benchmark::kMillisecond);
 

@@ -16,6 +16,10 @@ endif()
 add_library(imbench_torch INTERFACE)
 target_link_libraries(imbench_torch INTERFACE imbench_settings ${TORCH_LIBRARIES})
 target_compile_options(imbench_torch INTERFACE ${TORCH_CXX_FLAGS})
+if(IMBENCH_OPENMP)
+  # The same OpenMP runtime as Debian's LibTorch (libgomp).
+  target_link_libraries(imbench_torch INTERFACE OpenMP::OpenMP_CXX)
+endif()
 
 # imbench_add_library(name folder sources... [TORCH] [DEPS ...])
 function(imbench_add_library name)

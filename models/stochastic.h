@@ -44,6 +44,22 @@ torch::Tensor bernoulli_readout_reference(const torch::Tensor& p, const torch::T
 /// Straight-through Bernoulli sample: forward hard 0/1 values, backward the identity on p.
 torch::Tensor bernoulli_straight_through(const torch::Tensor& p);
 
+/// Bernoulli(p) samples with `samples` draws per row of p [..., H]: [..., samples, H].
+/// For the same generator state, equal to bernoulli_sample(p.unsqueeze(-2).expand(...)),
+/// without materialising the expanded p (CPU float32: a vectorised kernel).
+torch::Tensor bernoulli_sample_branching(const torch::Tensor& p, int64_t samples);
+
+/// A stochastic layer and the linear map after it, as one autograd node:
+/// z = straight-through Bernoulli samples of p [..., H] with `samples` draws
+/// per row ([..., samples, H], as bernoulli_sample_branching), returns
+/// z weight^T + bias [..., samples, O]. The gradient is the straight-through
+/// one, dL/dp = sum over the samples of dL/dz, computed as
+/// (sum over the samples of dL/dout) weight: one product per row of p, not
+/// one per sample. Same forward values as bernoulli_straight_through on the
+/// expanded p followed by torch::nn::functional::linear.
+torch::Tensor bernoulli_branch_linear(const torch::Tensor& p, const torch::Tensor& weight, const torch::Tensor& bias,
+                                      int64_t samples);
+
 /// KL(Bern(sigmoid(a)) || Bern(sigmoid(rho))) summed over the last dimension,
 /// computed from logits with log-sigmoids (stable for large |a|).
 torch::Tensor bernoulli_kl_from_logits(const torch::Tensor& a, const torch::Tensor& rho);
@@ -77,6 +93,13 @@ struct SfnnForward {
 ///              with the layers below l frozen (our interpretation of GreedyPIB)
 class SfnnModel : public TrainableModel {
  public:
+  /// How forward_branching (training) builds its graph: kFused (default)
+  /// makes each stochastic layer and the next linear map one node
+  /// (bernoulli_branch_linear); kReference is the plain per-sample graph
+  /// (straight-through samples of the expanded probabilities, then
+  /// nn::Linear), kept for tests and for benchmarks that compare the two.
+  enum class TrainingKernel { kFused, kReference };
+
   explicit SfnnModel(const ModelSpec& spec);
 
   /// One path per input (one sample per layer): [N, C].
@@ -113,6 +136,8 @@ class SfnnModel : public TrainableModel {
   };
   Terms objective_terms(const torch::Tensor& x, const torch::Tensor& y, const std::vector<int64_t>& samples,
                         const std::vector<double>& gamma, const std::vector<double>& beta);
+  void set_training_kernel(TrainingKernel kernel) { kernel_ = kernel; }
+  TrainingKernel training_kernel() const { return kernel_; }
   std::vector<int64_t> train_samples() const { return train_samples_; }
   std::vector<int64_t> test_samples() const { return test_samples_; }
 
@@ -124,6 +149,7 @@ class SfnnModel : public TrainableModel {
   bool greedy_ = false;
   int64_t stage_ = 0;  ///< 0: joint; 1..L: greedy stage
   Sampling sampling_ = Sampling::kOn;
+  TrainingKernel kernel_ = TrainingKernel::kFused;
   torch::Device device_{torch::kCPU};
 };
 

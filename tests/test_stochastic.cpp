@@ -436,3 +436,100 @@ TEST(Stochastic, BadHyperParametersAreUsageErrors) {
   s.hyper["k"] = 0;
   EXPECT_THROW(create_model(s), UsageError);
 }
+
+// The fused training graph (bernoulli_branch_linear, the VCR head and the KL
+// node) against the plain per-sample graph. Both draw the same samples for
+// the same seed (checked bit for bit); they add the same products in another
+// order, so values and gradients agree to float rounding, not bit for bit.
+// Bounds: forward values 1e-5 relative, gradients 1e-4 relative + 1e-6
+// absolute. ctest also runs these with IMBENCH_NO_AVX512=1 (the BLAS path of
+// bernoulli_branch_linear instead of the AVX-512 output-layer kernel).
+TEST(FusedTraining, BranchingSamplerDrawsExactlyTheSamplesOfTheExpandedProbabilities) {
+  torch::manual_seed(5);
+  const auto p = torch::rand({5, 3, 37});
+  torch::manual_seed(9);
+  const auto fused = bernoulli_sample_branching(p, 6);
+  torch::manual_seed(9);
+  const auto plain = bernoulli_sample(p.unsqueeze(-2).expand({5, 3, 6, 37}));
+  ASSERT_EQ(fused.sizes(), plain.sizes());
+  EXPECT_TRUE(torch::equal(fused, plain));
+  EXPECT_GT(fused.sum().item<double>(), 0);
+}
+
+TEST(FusedTraining, BranchLinearMatchesStraightThroughSamplesThenLinear) {
+  // 10 outputs: the fused output-layer kernel where the CPU has AVX-512; 40:
+  // materialised samples and BLAS. 37 units and 19 x 6 rows exercise the
+  // tails of 16-unit words and 8-row blocks.
+  for (int64_t outputs : {10, 40}) {
+    torch::manual_seed(1);
+    const auto a = torch::randn({19, 37});
+    const auto w0 = torch::randn({outputs, 37}) * 0.3, b0 = torch::randn({outputs});
+    const auto g = torch::randn({19, 6, outputs});
+    auto run = [&](bool fused) {
+      auto aa = a.clone().requires_grad_();
+      auto w = w0.clone().requires_grad_(), b = b0.clone().requires_grad_();
+      torch::manual_seed(21);
+      const auto p = torch::sigmoid(aa);
+      torch::Tensor out;
+      if (fused) {
+        out = bernoulli_branch_linear(p, w, b, 6);
+      } else {
+        out = torch::nn::functional::linear(bernoulli_straight_through(p.unsqueeze(-2).expand({19, 6, 37})), w, b);
+      }
+      (out * g).sum().backward();
+      return std::vector<torch::Tensor>{out.detach(), aa.grad(), w.grad(), b.grad()};
+    };
+    const auto f = run(true), r = run(false);
+    const char* names[] = {"output", "grad a", "grad weight", "grad bias"};
+    EXPECT_TRUE(torch::allclose(f[0], r[0], 1e-5, 1e-5)) << outputs << " outputs: " << names[0];
+    for (int i = 1; i < 4; ++i)
+      EXPECT_TRUE(torch::allclose(f[i], r[i], 1e-4, 1e-6))
+          << outputs << " outputs: " << names[i] << " max diff " << (f[i] - r[i]).abs().max().item<double>();
+  }
+}
+
+TEST(FusedTraining, EveryStochasticFamilyGetsTheReferenceLossTermsAndGradients) {
+  for (const std::string family : {"sfnn", "imb-joint", "imb-greedy"}) {
+    for (const std::vector<int64_t>& hidden : {std::vector<int64_t>{24, 24}, std::vector<int64_t>{40}, std::vector<int64_t>{20, 18, 17}}) {
+      auto spec = spec_for(family, hidden);
+      torch::manual_seed(3);
+      auto model = create_model(spec);
+      auto& sfnn = as_sfnn(*model);
+      if (family == "imb-greedy") sfnn.set_stage(2 <= static_cast<int64_t>(hidden.size()) ? 2 : 1);
+      const auto x = torch::rand({8, 1, 28, 28});
+      const auto y = torch::randint(10, {8}, torch::kLong);
+      const std::vector<double> gamma(hidden.size() + 1, 1.0), beta(hidden.size(), 0.01);
+      auto run = [&](SfnnModel::TrainingKernel kernel) {
+        sfnn.set_training_kernel(kernel);
+        torch::manual_seed(17);
+        const auto terms = sfnn.objective_terms(x, y, sfnn.train_samples(), gamma, beta);
+        torch::manual_seed(17);
+        const auto loss = model->loss(x, y);
+        std::vector<torch::Tensor> out{loss.detach()};
+        for (const auto& v : terms.vcr) out.push_back(v.detach());
+        for (const auto& c : terms.compression) out.push_back(c.detach());
+        std::vector<torch::Tensor> trainable;
+        for (auto& p : model->parameters())
+          if (p.requires_grad()) trainable.push_back(p);
+        for (auto& g : torch::autograd::grad({loss}, trainable, {}, false, false, true))
+          out.push_back(g.defined() ? g : torch::Tensor());
+        return out;
+      };
+      const auto f = run(SfnnModel::TrainingKernel::kFused);
+      const auto r = run(SfnnModel::TrainingKernel::kReference);
+      ASSERT_EQ(f.size(), r.size());
+      const std::size_t values = 1 + 2 * hidden.size() + 1;
+      for (std::size_t i = 0; i < f.size(); ++i) {
+        const auto where = fmt::format("{} {}: item {}", family, fmt::join(hidden, "-"), i);
+        ASSERT_EQ(f[i].defined(), r[i].defined()) << where;
+        if (!f[i].defined()) continue;
+        if (i < values)
+          EXPECT_TRUE(torch::allclose(f[i], r[i], 1e-5, 1e-6))
+              << where << ": " << f[i].item<double>() << " vs " << r[i].item<double>();
+        else
+          EXPECT_TRUE(torch::allclose(f[i], r[i], 1e-4, 1e-6))
+              << where << " (gradient): max diff " << (f[i] - r[i]).abs().max().item<double>();
+      }
+    }
+  }
+}
