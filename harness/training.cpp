@@ -3,6 +3,8 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <filesystem>
+
 #include "core/errors.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
@@ -72,6 +74,8 @@ TrainPlan plan_training(const std::string& family, const std::string& dataset, c
   return p;
 }
 
+std::string training_state_path(const std::string& checkpoint) { return checkpoint + ".train-state"; }
+
 TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
                                  std::ostream& out, bool quiet) {
   const auto& o = plan.options;
@@ -88,8 +92,10 @@ TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& p
   fmt::print(out, "objective: {}\noptions: {}\n", model->objective(), o.to_json().dump());
   out.flush();
   TrainOutcome outcome;
+  // The resumable state lives next to the checkpoint until the checkpoint is written.
+  const std::string state_path = training_state_path(path);
   outcome.result = models::train(*model, split.train, o.validation_size > 0 ? &split.validation : nullptr, o,
-                                 quiet ? models::ProgressSink{} : models::stderr_progress());
+                                 quiet ? models::ProgressSink{} : models::stderr_progress(), state_path);
   const auto eval = models::evaluate(*model, test);
   outcome.test_accuracy = eval.mean_accuracy;
   if (model->is_stochastic()) {
@@ -115,6 +121,8 @@ TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& p
                   {"best_validation_accuracy", outcome.result.best_validation_accuracy}};
   if (outcome.mean_field_test_accuracy) meta.metrics["mean_field_test_accuracy"] = *outcome.mean_field_test_accuracy;
   models::save_checkpoint(path, *model, meta);
+  std::error_code ec;
+  std::filesystem::remove(state_path, ec);
 
   const auto& r = outcome.result;
   fmt::print(out, "trained {} epochs (best {}{}) in {:.1f} s, {:.0f} training images/s\n", r.history.size(), r.best_epoch,

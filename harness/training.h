@@ -39,9 +39,15 @@ struct TrainOutcome {
   models::TrainResult result;
 };
 
+/// Where training into `checkpoint` keeps its resumable state: CHECKPOINT.train-state.
+std::string training_state_path(const std::string& checkpoint);
+
 /// Trains, evaluates on the full test split and writes the checkpoint
 /// atomically to `path`, recording how the model was trained. Prints what
-/// it does to `out`; progress goes to stderr unless quiet.
+/// it does to `out`; progress goes to stderr unless quiet. Resumable: the
+/// state is kept in training_state_path(path) at the end of every epoch (see
+/// models::train); re-running the same training after a kill continues
+/// from it, and the file is removed once the checkpoint is written.
 TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
                                  std::ostream& out, bool quiet);
 

@@ -1,6 +1,8 @@
 #include "models/optimizer.h"
 
 #include <ATen/Parallel.h>
+#include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include <cmath>
 
@@ -16,6 +18,27 @@ Optimizer::Optimizer(std::vector<torch::Tensor> params, OptimizerKind kind, doub
     m_.push_back(torch::zeros_like(p));
     v_.push_back(kind == OptimizerKind::kSgd ? torch::Tensor() : torch::zeros_like(p));
   }
+}
+
+std::vector<torch::Tensor> Optimizer::state() const {
+  std::vector<torch::Tensor> out(m_.begin(), m_.end());
+  if (kind_ != OptimizerKind::kSgd) out.insert(out.end(), v_.begin(), v_.end());
+  return out;
+}
+
+void Optimizer::load_state(const std::vector<torch::Tensor>& moments, int64_t steps) {
+  const std::size_t n = params_.size(), want = kind_ == OptimizerKind::kSgd ? n : 2 * n;
+  if (moments.size() != want || steps < 0)
+    throw Error(fmt::format("optimiser state has {} moment tensors, this optimiser needs {}", moments.size(), want));
+  torch::NoGradGuard no_grad;
+  for (std::size_t i = 0; i < want; ++i) {
+    auto& dst = i < n ? m_[i] : v_[i - n];
+    if (moments[i].sizes() != dst.sizes())
+      throw Error(fmt::format("optimiser state tensor {} has shape [{}], the parameter needs [{}]", i,
+                              fmt::join(moments[i].sizes(), ", "), fmt::join(dst.sizes(), ", ")));
+    dst.copy_(moments[i]);
+  }
+  t_ = steps;
 }
 
 void Optimizer::zero_grad() {

@@ -26,6 +26,13 @@ class Optimizer {
   void set_fused(bool fused) { fused_ = fused; }
   const std::vector<torch::Tensor>& params() const { return params_; }
 
+  /// The moments (first, then second; SGD: momentum only) and the step
+  /// count, for resumable training. load_state takes what state() gave for
+  /// the same parameters and kind (imbench::Error on a count or shape mismatch).
+  std::vector<torch::Tensor> state() const;
+  int64_t steps() const { return t_; }
+  void load_state(const std::vector<torch::Tensor>& moments, int64_t steps);
+
  private:
   void step_tensor(std::size_t i, const torch::Tensor& g, double step_size, double bias2);
   std::vector<torch::Tensor> params_, m_, v_;

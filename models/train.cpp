@@ -5,6 +5,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <sstream>
 #include <cmath>
 #include <cstdio>
 
@@ -12,6 +16,8 @@
 #include "models/device.h"
 #include "models/evaluate.h"
 #include "models/optimizer.h"
+
+namespace fs = std::filesystem;
 
 namespace imbench::models {
 
@@ -141,10 +147,151 @@ void restore(torch::nn::Module& m, const std::vector<torch::Tensor>& saved) {
 using Clock = std::chrono::steady_clock;
 double seconds_since(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
 
+torch::Tensor generator_state(at::Generator& gen) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  return gen.get_state();
+}
+
+void set_generator_state(at::Generator& gen, const torch::Tensor& state) {
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  gen.set_state(state);
+}
+
+// Everything the loop needs to continue after a kill as if it had not
+// stopped: written at the end of every epoch, and once more when training
+// ends (finished = true, with the weights the checkpoint will hold).
+struct LoopState {
+  nlohmann::json fingerprint;
+  int64_t stage = 1, stage_epoch = 0, epoch = 0, since_best = 0, trained_images = 0, optimizer_steps = 0;
+  double stage_best = -1, train_seconds = 0, elapsed_seconds = 0;
+  bool stage_done = false, finished = false;
+  TrainResult result;
+  std::vector<torch::Tensor> weights, best, moments;
+  torch::Tensor default_generator, shuffle_generator;
+};
+
+constexpr const char* kStateFormat = "imbench-train-state";
+constexpr int kStateVersion = 1;
+
+void write_tensors(torch::serialize::OutputArchive& a, const std::string& prefix, const std::vector<torch::Tensor>& v) {
+  a.write(prefix + "/count", torch::tensor(static_cast<int64_t>(v.size())));
+  for (std::size_t i = 0; i < v.size(); ++i) a.write(fmt::format("{}/{}", prefix, i), v[i].detach().to(torch::kCPU));
+}
+
+std::vector<torch::Tensor> read_tensors(torch::serialize::InputArchive& a, const std::string& prefix) {
+  torch::Tensor count;
+  a.read(prefix + "/count", count);
+  std::vector<torch::Tensor> v(static_cast<std::size_t>(count.item<int64_t>()));
+  for (std::size_t i = 0; i < v.size(); ++i) a.read(fmt::format("{}/{}", prefix, i), v[i]);
+  return v;
+}
+
+void save_state(const std::string& path, const LoopState& s) {
+  torch::serialize::OutputArchive a;
+  const nlohmann::json meta = {{"format", kStateFormat},         {"version", kStateVersion},
+                               {"fingerprint", s.fingerprint},    {"stage", s.stage},
+                               {"stage_epoch", s.stage_epoch},    {"epoch", s.epoch},
+                               {"since_best", s.since_best},      {"trained_images", s.trained_images},
+                               {"optimizer_steps", s.optimizer_steps}, {"stage_best", s.stage_best},
+                               {"train_seconds", s.train_seconds}, {"elapsed_seconds", s.elapsed_seconds},
+                               {"stage_done", s.stage_done},      {"finished", s.finished},
+                               {"result", s.result.to_json()}};
+  a.write("meta", c10::IValue(meta.dump()));
+  write_tensors(a, "weights", s.weights);
+  write_tensors(a, "best", s.best);
+  write_tensors(a, "moments", s.moments);
+  a.write("generator/default", s.default_generator);
+  a.write("generator/shuffle", s.shuffle_generator);
+  std::ostringstream bytes;
+  a.save_to(bytes);
+  write_file_atomically(path, bytes.str());
+}
+
+LoopState load_state(const std::string& path) {
+  LoopState s;
+  try {
+    torch::serialize::InputArchive a;
+    a.load_from(path);
+    c10::IValue text;
+    a.read("meta", text);
+    const auto meta = nlohmann::json::parse(text.toStringRef());
+    if (meta.at("format") != kStateFormat || meta.at("version") != kStateVersion)
+      throw Error(fmt::format("{}: not an imbench training state of version {}", path, kStateVersion));
+    s.fingerprint = meta.at("fingerprint");
+    s.stage = meta.at("stage").get<int64_t>();
+    s.stage_epoch = meta.at("stage_epoch").get<int64_t>();
+    s.epoch = meta.at("epoch").get<int64_t>();
+    s.since_best = meta.at("since_best").get<int64_t>();
+    s.trained_images = meta.at("trained_images").get<int64_t>();
+    s.optimizer_steps = meta.at("optimizer_steps").get<int64_t>();
+    s.stage_best = meta.at("stage_best").get<double>();
+    s.train_seconds = meta.at("train_seconds").get<double>();
+    s.elapsed_seconds = meta.at("elapsed_seconds").get<double>();
+    s.stage_done = meta.at("stage_done").get<bool>();
+    s.finished = meta.at("finished").get<bool>();
+    s.result = TrainResult::from_json(meta.at("result"));
+    s.weights = read_tensors(a, "weights");
+    s.best = read_tensors(a, "best");
+    s.moments = read_tensors(a, "moments");
+    a.read("generator/default", s.default_generator);
+    a.read("generator/shuffle", s.shuffle_generator);
+  } catch (const Error&) {
+    throw;
+  } catch (const std::exception& e) {
+    std::string what = e.what();
+    throw Error(fmt::format("{}: unreadable training state ({}); delete it to train from the start", path,
+                            what.substr(0, what.find('\n'))));
+  }
+  return s;
+}
+
+// What must match for a saved state to be continued: the model, every
+// option, the data.
+nlohmann::json run_fingerprint(TrainableModel& model, const data::Dataset& train_set, const data::Dataset* validation,
+                               const TrainOptions& o) {
+  return {{"spec", model.spec().to_json()},
+          {"options", o.to_json()},
+          {"train", {{"name", train_set.name}, {"split", train_set.split}, {"size", train_set.size()}}},
+          {"validation", validation ? validation->size() : 0},
+          {"threads", torch::get_num_threads()}};
+}
+
+std::string format_duration(double seconds) {
+  const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
+  if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
+  if (s >= 60) return fmt::format("{}m{:02d}s", s / 60, s % 60);
+  return fmt::format("{}s", s);
+}
+
 }  // namespace
 
+void write_file_atomically(const std::string& path, const std::string& bytes) {
+  const fs::path target(path);
+  if (target.has_parent_path()) fs::create_directories(target.parent_path());
+  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    if (!out) throw Error(fmt::format("{}: cannot open for writing", tmp.string()));
+    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    out.flush();
+    if (!out) {
+      out.close();
+      std::error_code ec;
+      fs::remove(tmp, ec);
+      throw Error(fmt::format("{}: write failed (disk full?)", tmp.string()));
+    }
+  }
+  std::error_code ec;
+  fs::rename(tmp, target, ec);
+  if (ec) {
+    std::error_code ignore;
+    fs::remove(tmp, ignore);
+    throw Error(fmt::format("{}: cannot replace: {}", path, ec.message()));
+  }
+}
+
 TrainResult train(TrainableModel& model, const data::Dataset& train_set, const data::Dataset* validation,
-                  const TrainOptions& o, const ProgressSink& progress) {
+                  const TrainOptions& o, const ProgressSink& progress, const std::string& state_path) {
   o.validate();
   const torch::Device device = parse_device(o.device);
   if (train_set.size() == 0) throw UsageError("training set is empty");
@@ -166,105 +313,198 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
   const int64_t n = train_set.size();
   const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
   auto shuffle_gen = at::detail::createCPUGenerator(o.seed);
+  auto default_gen = at::detail::getDefaultCPUGenerator();
   const bool use_validation = validation && validation->size() > 0;
 
-  TrainResult result;
-  double train_seconds = 0;
-  int64_t trained_images = 0, epoch = 0;
+  // Resume from the state file when there is one for this very run.
+  LoopState st;
+  st.fingerprint = run_fingerprint(model, train_set, validation, o);
+  bool resumed = false;
+  if (!state_path.empty() && fs::exists(state_path)) {
+    LoopState saved = load_state(state_path);
+    if (saved.fingerprint != st.fingerprint)
+      throw Error(fmt::format("{}: holds the training state of another run (other model, options, data or thread "
+                              "count); delete it to train from the start",
+                              state_path));
+    st = std::move(saved);
+    restore(model.module(), st.weights);
+    set_generator_state(default_gen, st.default_generator);
+    set_generator_state(shuffle_gen, st.shuffle_generator);
+    resumed = true;
+  }
+  auto save = [&](const Optimizer& rule, const std::vector<torch::Tensor>& best, double elapsed) {
+    if (state_path.empty()) return;
+    st.weights = snapshot(model.module());
+    st.best = best;
+    st.moments = rule.state();
+    st.optimizer_steps = rule.steps();
+    st.default_generator = generator_state(default_gen);
+    st.shuffle_generator = generator_state(shuffle_gen);
+    st.elapsed_seconds = elapsed;
+    save_state(state_path, st);
+  };
+
+  TrainResult& result = st.result;
   const auto run_start = Clock::now();
-  for (int64_t stage = 1; stage <= stages; ++stage) {
-    if (stages > 1) model.set_stage(stage);
-    std::vector<torch::Tensor> trainable;
-    for (auto& p : model.module().parameters())
-      if (p.requires_grad()) trainable.push_back(p);
-    Optimizer rule(trainable, o.optimizer, o.learning_rate, o.momentum);
-    std::vector<torch::Tensor> best;
-    double stage_best = -1;
-    int64_t since_best = 0;
-    for (int64_t stage_epoch = 1; stage_epoch <= stage_epochs; ++stage_epoch) {
-      ++epoch;
-      model.set_training(true);
-      auto order = o.shuffle ? torch::randperm(n, shuffle_gen, torch::kLong).to(device)
-                             : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
-      auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
-      const auto epoch_start = Clock::now();
-      auto last_draw = epoch_start;
-      for (int64_t b = 0; b < batches; ++b) {
-        const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
-        auto idx = order.slice(0, lo, hi);
-        auto x = images.index_select(0, idx);
-        auto y = labels.index_select(0, idx);
-        rule.zero_grad();
-        auto loss = model.loss(x, y);
-        loss.backward();
-        if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(rule.params(), o.grad_clip);
-        rule.step();
-        loss_sum += loss.detach() * static_cast<double>(hi - lo);
-        if (progress && seconds_since(last_draw) > 0.25) {
-          last_draw = Clock::now();
-          const double s = seconds_since(epoch_start);
-          progress({epoch, stage_epochs * stages, b + 1, batches, loss_sum.item<double>() / static_cast<double>(hi),
-                    result.best_validation_accuracy, static_cast<double>(hi) / s, false});
+  const double elapsed_before = st.elapsed_seconds;
+  auto elapsed = [&] { return elapsed_before + seconds_since(run_start); };
+  // Estimated time left: the epochs still to run if validation accuracy
+  // does not improve again (early stopping), and at most (the epoch cap),
+  // at the mean wall time of the epochs so far.
+  auto eta = [&](int64_t stage, int64_t stage_epoch, int64_t since_best, double epoch_fraction_left) {
+    const double per_epoch = st.epoch > 0 ? elapsed() / (static_cast<double>(st.epoch) + 1 - epoch_fraction_left)
+                                          : 0.0;
+    int64_t low = 0, high = stage_epochs - stage_epoch;
+    if (o.patience > 0 && use_validation) low = std::min(high, std::max<int64_t>(0, o.patience - since_best));
+    else low = high;
+    const int64_t later = stages - stage;
+    high += later * stage_epochs;
+    low += later * (o.patience > 0 && use_validation ? std::min(stage_epochs, o.patience + 1) : stage_epochs);
+    return std::pair<double, double>{per_epoch * (static_cast<double>(low) + epoch_fraction_left),
+                                     per_epoch * (static_cast<double>(high) + epoch_fraction_left)};
+  };
+  if (resumed && progress && !st.finished)
+    progress({st.epoch, stage_epochs * stages, batches, batches, result.history.empty() ? 0.0 : result.history.back().train_loss,
+              result.best_validation_accuracy, 0, true, -1, -1,
+              fmt::format("resumed after epoch {} from {}", st.epoch, state_path)});
+
+  if (!st.finished) {
+    const int64_t first_stage = st.stage;
+    for (int64_t stage = first_stage; stage <= stages; ++stage) {
+      if (stages > 1) model.set_stage(stage);
+      std::vector<torch::Tensor> trainable;
+      for (auto& p : model.module().parameters())
+        if (p.requires_grad()) trainable.push_back(p);
+      Optimizer rule(trainable, o.optimizer, o.learning_rate, o.momentum);
+      std::vector<torch::Tensor> best;
+      if (resumed && stage == first_stage && st.stage_epoch > 0) {
+        rule.load_state(st.moments, st.optimizer_steps);
+        best = st.best;
+      } else {
+        st.stage = stage;
+        st.stage_epoch = 0;
+        st.stage_best = -1;
+        st.since_best = 0;
+        st.stage_done = false;
+      }
+      while (!st.stage_done && st.stage_epoch < stage_epochs) {
+        ++st.stage_epoch;
+        ++st.epoch;
+        model.set_training(true);
+        auto order = o.shuffle ? torch::randperm(n, shuffle_gen, torch::kLong).to(device)
+                               : torch::arange(n, torch::TensorOptions().dtype(torch::kLong).device(device));
+        auto loss_sum = torch::zeros({}, torch::TensorOptions().dtype(torch::kDouble).device(device));
+        const auto epoch_start = Clock::now();
+        auto last_draw = epoch_start;
+        for (int64_t b = 0; b < batches; ++b) {
+          const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
+          auto idx = order.slice(0, lo, hi);
+          auto x = images.index_select(0, idx);
+          auto y = labels.index_select(0, idx);
+          rule.zero_grad();
+          auto loss = model.loss(x, y);
+          loss.backward();
+          if (o.grad_clip > 0) torch::nn::utils::clip_grad_norm_(rule.params(), o.grad_clip);
+          rule.step();
+          loss_sum += loss.detach() * static_cast<double>(hi - lo);
+          if (progress && seconds_since(last_draw) > 0.25) {
+            last_draw = Clock::now();
+            const double s = seconds_since(epoch_start);
+            const auto [low, high] = eta(stage, st.stage_epoch, st.since_best,
+                                         1.0 - static_cast<double>(b + 1) / static_cast<double>(batches));
+            progress({st.epoch, stage_epochs * stages, b + 1, batches,
+                      loss_sum.item<double>() / static_cast<double>(hi), result.best_validation_accuracy,
+                      static_cast<double>(hi) / s, false, low, high, {}});
+          }
+        }
+        EpochRecord rec;
+        rec.epoch = st.epoch;
+        rec.stage = stage;
+        rec.seconds = seconds_since(epoch_start);
+        rec.train_loss = loss_sum.item<double>() / static_cast<double>(n);
+        rec.images_per_second = static_cast<double>(n) / rec.seconds;
+        st.train_seconds += rec.seconds;
+        st.trained_images += n;
+        if (!std::isfinite(rec.train_loss))
+          throw Error(fmt::format(
+              "training diverged: the mean loss of epoch {} is {} (try a smaller --lr or --grad-clip)", st.epoch,
+              rec.train_loss));
+        bool improved = true;
+        if (use_validation) {
+          rec.validation_accuracy = evaluate(model, *validation).mean_accuracy;
+          improved = rec.validation_accuracy > st.stage_best;
+        }
+        if (improved) {
+          st.stage_best = rec.validation_accuracy;
+          result.best_epoch = st.epoch;
+          result.best_validation_accuracy = rec.validation_accuracy;
+          if (use_validation && o.patience > 0) best = snapshot(model.module());
+          st.since_best = 0;
+        } else {
+          ++st.since_best;
+        }
+        result.history.push_back(rec);
+        if (o.patience > 0 && st.since_best >= o.patience) {
+          result.stopped_early = true;
+          st.stage_done = true;
+        }
+        save(rule, best, elapsed());
+        if (progress) {
+          const auto [low, high] = eta(stage, st.stage_epoch, st.since_best, 0.0);
+          progress({st.epoch, stage_epochs * stages, batches, batches, rec.train_loss, rec.validation_accuracy,
+                    rec.images_per_second, true, low, high, {}});
         }
       }
-      EpochRecord rec;
-      rec.epoch = epoch;
-      rec.stage = stage;
-      rec.seconds = seconds_since(epoch_start);
-      rec.train_loss = loss_sum.item<double>() / static_cast<double>(n);
-      rec.images_per_second = static_cast<double>(n) / rec.seconds;
-      train_seconds += rec.seconds;
-      trained_images += n;
-      if (!std::isfinite(rec.train_loss))
-        throw Error(fmt::format("training diverged: the mean loss of epoch {} is {} (try a smaller --lr or --grad-clip)",
-                                epoch, rec.train_loss));
-      bool improved = true;
-      if (use_validation) {
-        rec.validation_accuracy = evaluate(model, *validation).mean_accuracy;
-        improved = rec.validation_accuracy > stage_best;
-      }
-      if (improved) {
-        stage_best = rec.validation_accuracy;
-        result.best_epoch = epoch;
-        result.best_validation_accuracy = rec.validation_accuracy;
-        if (use_validation && o.patience > 0) best = snapshot(model.module());
-        since_best = 0;
-      } else {
-        ++since_best;
-      }
-      result.history.push_back(rec);
-      if (progress)
-        progress({epoch, stage_epochs * stages, batches, batches, rec.train_loss, rec.validation_accuracy,
-                  rec.images_per_second, true});
-      if (o.patience > 0 && since_best >= o.patience) {
-        result.stopped_early = true;
-        break;
-      }
+      if (!best.empty()) restore(model.module(), best);
+      st.stage_done = true;
     }
-    if (!best.empty()) restore(model.module(), best);
-  }
-  if (o.patience == 0 || !use_validation) {
-    // The last weights are kept.
-    result.best_epoch = epoch;
-    result.best_validation_accuracy = result.history.back().validation_accuracy;
+    if (o.patience == 0 || !use_validation) {
+      // The last weights are kept.
+      result.best_epoch = st.epoch;
+      result.best_validation_accuracy = result.history.back().validation_accuracy;
+    }
+    result.seconds = elapsed();
+    result.images_per_second = static_cast<double>(st.trained_images) / std::max(st.train_seconds, 1e-9);
+    st.finished = true;
+    if (!state_path.empty()) {
+      // The final weights, so that a kill before the checkpoint is written
+      // does not repeat the run.
+      st.weights = snapshot(model.module());
+      st.best.clear();
+      st.moments.clear();
+      st.default_generator = generator_state(default_gen);
+      st.shuffle_generator = generator_state(shuffle_gen);
+      st.elapsed_seconds = result.seconds;
+      save_state(state_path, st);
+    }
   }
   for (auto& p : model.module().parameters()) {
     p.requires_grad_(true);
     if (p.grad().defined()) p.mutable_grad() = torch::Tensor();  // no stale gradients for later users
   }
   model.set_training(false);
-  result.seconds = seconds_since(run_start);
-  result.images_per_second = static_cast<double>(trained_images) / std::max(train_seconds, 1e-9);
   return result;
 }
 
 ProgressSink stderr_progress() {
   const bool tty = ::isatty(fileno(stderr)) != 0;
   return [tty](const TrainProgress& p) {
+    if (!p.note.empty()) {
+      fmt::print(stderr, "{}{}\n", tty ? "\r\033[K" : "", p.note);
+      std::fflush(stderr);
+      return;
+    }
     const std::string val =
         p.validation_accuracy < 0 ? std::string("-") : fmt::format("{:.2f}%", 100.0 * p.validation_accuracy);
-    const std::string line = fmt::format("epoch {}/{}  batch {}/{}  loss {:.4f}  val-acc {}  {:.0f} img/s", p.epoch,
-                                         p.epochs, p.batch, p.batches, p.loss, val, p.images_per_second);
+    std::string left;
+    if (p.eta_high_seconds >= 0) {
+      left = p.eta_low_seconds < p.eta_high_seconds - 0.5
+                 ? fmt::format("  left {} (early stop) to {} (epoch cap)", format_duration(p.eta_low_seconds),
+                               format_duration(p.eta_high_seconds))
+                 : fmt::format("  left {}", format_duration(p.eta_high_seconds));
+    }
+    const std::string line = fmt::format("epoch {}/{}  batch {}/{}  loss {:.4f}  val-acc {}  {:.0f} img/s{}", p.epoch,
+                                         p.epochs, p.batch, p.batches, p.loss, val, p.images_per_second, left);
     if (tty) {
       fmt::print(stderr, "\r\033[K{}", line);
       if (p.epoch_done) fmt::print(stderr, "\n");

@@ -71,14 +71,35 @@ struct TrainProgress {
   int64_t epoch, epochs, batch, batches;
   double loss, validation_accuracy, images_per_second;
   bool epoch_done;
+  /// Estimated seconds left for the whole run (every stage): if validation
+  /// accuracy stops improving (early stopping) and at most (the epoch cap);
+  /// -1 when unknown.
+  double eta_low_seconds = -1, eta_high_seconds = -1;
+  std::string note;  ///< a message line instead of a progress line (e.g. "resumed after epoch 12")
 };
 using ProgressSink = std::function<void(const TrainProgress&)>;
 
 /// Trains `model` on `train` (the caller splits off the validation set).
 /// Early stopping restores the best weights. A non-finite loss stops
 /// training with an imbench::Error.
+///
+/// With a `state_path`, the loop is resumable: at the end of every epoch it
+/// writes (atomically) the weights, the optimiser moments and step count,
+/// the epoch and stage, the best weights and score so far, the
+/// early-stopping counter, the history, and the state of LibTorch's default
+/// CPU generator and of the shuffling generator; and once more when
+/// training ends, with the final weights. If the file exists when train()
+/// starts, it continues from there, and on the CPU ends with the same
+/// weights as an uninterrupted run (a kill loses at most the epoch in
+/// progress). A state written by another run (other model, options, data or
+/// thread count) is refused with an imbench::Error. The caller deletes the
+/// file once the result is safe.
 TrainResult train(TrainableModel& model, const data::Dataset& train, const data::Dataset* validation,
-                  const TrainOptions& options, const ProgressSink& progress = {});
+                  const TrainOptions& options, const ProgressSink& progress = {}, const std::string& state_path = {});
+
+/// Writes `bytes` to `path` through a temporary file in the same folder and
+/// a rename; imbench::Error (one line) on failure, leaving no temporary file.
+void write_file_atomically(const std::string& path, const std::string& bytes);
 
 /// A sink writing to stderr: a live line on a terminal, a line per epoch otherwise.
 ProgressSink stderr_progress();

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Resumable training: a run killed with kill -9 at random moments and re-run
+# until it finishes ends with the same weights (weights_sha256) as an
+# uninterrupted run; a state written by another run is refused; the state
+# file is gone once the checkpoint is written. Usage: cli_train_resume.sh IMBENCH
+bin=$1
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fail=0
+source "$(dirname "$0")/cli_lib.sh"
+cd "$tmp"
+
+sha() { "$bin" info "$1" | sed -n 's/.*"weights_sha256": "\([0-9a-f]*\)".*/\1/p'; }
+
+# IMB-Greedy (two stages, early stopping in each) and VIB (Gaussian noise
+# from LibTorch's generator), small enough for a few seconds per run.
+for family in imb-greedy vib; do
+  args=(train --family "$family" --dataset synthetic --preset quick --hidden 32,32 --epochs 8 --patience 2
+        --validation-size 200 --threads 2 --quiet)
+  expect 0 "$family: uninterrupted run" -- "$bin" "${args[@]}" --out "$family-full.ckpt"
+  [ -e "$family-full.ckpt.train-state" ] && { echo "FAIL: $family: the state file outlived the checkpoint"; fail=1; }
+  # Kill at a random moment after this run has saved a new state (or, one
+  # time in four, at any moment), then re-run; until the checkpoint exists.
+  kills=0 resumes=0
+  state_file=$family-killed.ckpt.train-state
+  for attempt in $(seq 1 40); do
+    [ -f "$family-killed.ckpt" ] && break
+    before=$(stat -c %y "$state_file" 2>/dev/null)
+    "$bin" "${args[@]}" --out "$family-killed.ckpt" >/dev/null 2>&1 &
+    pid=$!
+    if [ $((RANDOM % 4)) != 0 ]; then
+      for _ in $(seq 1 200); do [ "$(stat -c %y "$state_file" 2>/dev/null)" != "$before" ] && break; sleep 0.05; done
+    fi
+    sleep "0.$((RANDOM % 10))"
+    state=$([ -f "$state_file" ] && echo 1 || echo 0)
+    if kill -9 "$pid" 2>/dev/null; then kills=$((kills + 1)); resumes=$((resumes + state)); fi
+    wait "$pid" 2>/dev/null
+  done
+  echo "note: $family: $kills kills landed before the run finished, $resumes of them after a saved state"
+  if [ ! -f "$family-killed.ckpt" ]; then
+    expect 0 "$family: last re-run finishes" -- "$bin" "${args[@]}" --out "$family-killed.ckpt"
+  fi
+  if [ "$resumes" -lt 1 ]; then echo "FAIL: $family: no kill landed after a saved state; the test proved nothing"; fail=1; fi
+  full=$(sha "$family-full.ckpt"); killed=$(sha "$family-killed.ckpt")
+  if [ -n "$full" ] && [ "$full" = "$killed" ]; then
+    echo "ok: $family: killed $kills times and resumed = uninterrupted (weights ${full:0:16})"
+  else
+    echo "FAIL: $family: weights differ after kill + resume: ${full:0:16} vs ${killed:0:16}"; fail=1
+  fi
+  [ -e "$family-killed.ckpt.train-state" ] && { echo "FAIL: $family: the state file outlived the checkpoint"; fail=1; }
+done
+
+# A state from another run (other learning rate) is refused with one line.
+"$bin" train --family vib --dataset synthetic --preset quick --hidden 32,32 --epochs 50 --threads 2 --quiet --out other.ckpt >/dev/null 2>&1 &
+pid=$!
+for _ in $(seq 1 200); do [ -f other.ckpt.train-state ] && break; sleep 0.05; done
+kill -9 "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+expect 1 "a state written with other options is refused" -- "$bin" train --family vib --dataset synthetic --preset quick --hidden 32,32 --epochs 50 --lr 0.01 --threads 2 --quiet --out other.ckpt
+contains err "holds the training state of another run" "the refusal names the cause"
+[ "$(wc -l < err)" -le 1 ] || { echo "FAIL: the refusal is more than one line"; fail=1; }
+cmp -s other.ckpt.train-state other.ckpt.train-state && [ -f other.ckpt.train-state ] || { echo "FAIL: the refused state was removed"; fail=1; }
+
+exit $fail
