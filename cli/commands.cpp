@@ -24,9 +24,11 @@
 #include "harness/checks.h"
 #include "harness/runner.h"
 #include "harness/training.h"
+#include "harness/zoo.h"
 #include "reports/results.h"
 #include "reports/h5_records.h"
 #include "reports/markdown.h"
+#include "reports/zoo_report.h"
 
 namespace fs = std::filesystem;
 
@@ -180,6 +182,37 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   }
   fmt::print(out, "\n{}", t.render());
   return 0;
+}
+
+int run_zoo(const ZooCommand& cmd, std::ostream& out) {
+  if (cmd.action == "add") {
+    prepare(cmd.common);
+    harness::ZooAddOptions o;
+    o.manifest = cmd.manifest;
+    o.passes = cmd.passes;
+    o.seed = cmd.common.seed;
+    o.paths = paths_of(cmd.common);
+    harness::zoo_add(cmd.checkpoints, o, out);
+    return 0;
+  }
+  if (cmd.action == "verify") {
+    harness::zoo_verify(cmd.manifest, out);
+    return 0;
+  }
+  if (cmd.action == "report") {
+    const auto manifest = harness::read_zoo_manifest(cmd.manifest);
+    const std::string command =
+        fmt::format("imbench zoo report --manifest {}{}", cmd.manifest, cmd.out.empty() ? "" : " --out " + cmd.out);
+    const std::string md = reports::render_zoo_report(manifest, cmd.manifest, command);
+    if (cmd.out.empty()) {
+      out << md;
+    } else {
+      models::write_file_atomically(cmd.out, md);
+      fmt::print(out, "report: {}\n", cmd.out);
+    }
+    return 0;
+  }
+  throw_unknown_name("zoo subcommand", cmd.action, {"add", "verify", "report"});
 }
 
 int run_info(const InfoCommand& cmd, std::ostream& out) {

@@ -112,6 +112,17 @@ struct InfoCommand {
   std::string path;
 };
 
+/// imbench zoo add|verify|report.
+struct ZooCommand {
+  CommonOptions common;
+  std::string action;                 ///< add, verify or report
+  std::vector<std::string> checkpoints;  ///< add
+  std::string manifest = "zoo/manifest.json";
+  int64_t passes = 10;
+  std::string out;                    ///< report: the Markdown file ("" = stdout)
+};
+int run_zoo(const ZooCommand& cmd, std::ostream& out);
+
 int run_data_fetch(const DataFetchCommand& cmd, std::ostream& out);
 int run_data_list(const CommonOptions& common, std::ostream& out);
 int run_train(const TrainCommand& cmd, std::ostream& out);

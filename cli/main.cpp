@@ -36,6 +36,7 @@ commands:
   merge        join the results files of shards of one matrix
   compare      compare two results files per cell; exit 1 on a significant robustness regression
   info         print what a checkpoint records (spec, training, metrics, provenance)
+  zoo          the model zoo: add checkpoints to its manifest, verify it, render the Table 1 report
 
 options:
   -h, --help   this text; 'imbench <command> --help' for a command's options
@@ -419,6 +420,45 @@ int cmd_info(const std::vector<std::string>& args) {
   return cli::run_info(c, std::cout);
 }
 
+int cmd_zoo(const std::vector<std::string>& args) {
+  const char* about =
+      "The model zoo (zoo/manifest.json): trained checkpoints with how they were trained, their test metrics\n"
+      "and SHA-256.\n"
+      "  add FILE...  evaluate each checkpoint on its dataset's whole test split (stochastic models: --passes\n"
+      "               passes with fresh samples, and the mean-field prediction) and add or replace its entry\n"
+      "  verify       check that shipped files exist, match their SHA-256 and fit the size caps\n"
+      "  report       render the classification half of the paper's Table 1 from the manifest";
+  if (args.empty() || args[0] == "--help" || args[0] == "-h") {
+    fmt::print("usage: imbench zoo add|verify|report [options]\n\n{}\n", about);
+    if (args.empty()) throw UsageError("imbench zoo: missing subcommand (add, verify or report)");
+    return 0;
+  }
+  cli::ZooCommand c;
+  c.action = args[0];
+  const std::vector<std::string> rest(args.begin() + 1, args.end());
+  po::options_description d("options", 100);
+  d.add_options()("manifest", po::value(&c.manifest)->default_value(c.manifest), "the zoo manifest");
+  po::positional_options_description pos;
+  po::variables_map vm;
+  if (c.action == "add") {
+    d.add_options()
+      ("checkpoints", po::value(&c.checkpoints)->multitoken()->required(), "the checkpoints to add")
+      ("passes", po::value(&c.passes)->default_value(10), "test passes with fresh samples for stochastic models");
+    add_common(d, c.common);
+    pos.add("checkpoints", -1);
+    if (!parse("zoo add", "zoo add FILE.ckpt... [--manifest zoo/manifest.json] [--passes 10]", about, d, rest, vm, &pos))
+      return 0;
+  } else if (c.action == "verify") {
+    if (!parse("zoo verify", "zoo verify [--manifest zoo/manifest.json]", about, d, rest, vm)) return 0;
+  } else if (c.action == "report") {
+    d.add_options()("out", po::value(&c.out), "write the Markdown report here (default: stdout)");
+    if (!parse("zoo report", "zoo report [--manifest zoo/manifest.json] [--out FILE.md]", about, d, rest, vm)) return 0;
+  } else {
+    throw_unknown_name("zoo subcommand", c.action, {"add", "verify", "report"});
+  }
+  return cli::run_zoo(c, std::cout);
+}
+
 int dispatch(int argc, char** argv) {
   std::vector<std::string> args(argv + 1, argv + argc);
   if (args.empty()) {
@@ -444,7 +484,8 @@ int dispatch(int argc, char** argv) {
   if (cmd == "report") return cmd_report(rest);
   if (cmd == "merge") return cmd_merge(rest);
   if (cmd == "compare") return cmd_compare(rest);
-  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "run", "report", "merge", "compare", "info"});
+  if (cmd == "zoo") return cmd_zoo(rest);
+  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "run", "report", "merge", "compare", "info", "zoo"});
 }
 
 }  // namespace

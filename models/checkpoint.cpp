@@ -12,6 +12,7 @@
 #include "core/sha256.h"
 #include "core/version.h"
 #include "data/idx.h"
+#include "models/train.h"
 
 namespace fs = std::filesystem;
 
@@ -150,21 +151,7 @@ void save_checkpoint(const std::string& path, TrainableModel& model, CheckpointM
   body += "\n";
   body += fmt::format("sha256 {}\n", sha256_hex(body));
 
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(fmt::format("{}: cannot open for writing", tmp.string()));
-    out.write(body.data(), static_cast<std::streamsize>(body.size()));
-    out.flush();
-    if (!out) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(fmt::format("{}: write failed (disk full?)", tmp.string()));
-    }
-  }
-  fs::rename(tmp, target);
+  write_file_atomically(path, body);
 }
 
 CheckpointMeta read_checkpoint_meta(const std::string& path) { return parse(path).meta; }

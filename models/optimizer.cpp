@@ -41,6 +41,41 @@ void Optimizer::load_state(const std::vector<torch::Tensor>& moments, int64_t st
   t_ = steps;
 }
 
+namespace {
+
+// The fused update loops, as functions of restrict pointers so that GCC
+// vectorises them (inside the parallel_for lambda, compiled with OpenMP, it
+// did not: scalar sqrt and division, the step 2x slower).
+void adam_rows(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t begin,
+               int64_t end, float b1, float c1, float b2, float c2, float ss, float inv_sqrt_bias2, float eps) {
+  for (int64_t j = begin; j < end; ++j) {
+    const float gj = g[j];
+    m[j] = b1 * m[j] + c1 * gj;
+    v[j] = b2 * v[j] + c2 * gj * gj;
+    p[j] -= ss * m[j] / (std::sqrt(v[j]) * inv_sqrt_bias2 + eps);
+  }
+}
+
+void adamax_rows(float* __restrict p, const float* __restrict g, float* __restrict m, float* __restrict v, int64_t begin,
+                 int64_t end, float b1, float c1, float b2, float ss, float eps) {
+  for (int64_t j = begin; j < end; ++j) {
+    const float gj = g[j];
+    m[j] = b1 * m[j] + c1 * gj;
+    v[j] = std::max(b2 * v[j], std::abs(gj) + eps);
+    p[j] -= ss * m[j] / v[j];
+  }
+}
+
+void sgd_rows(float* __restrict p, const float* __restrict g, float* __restrict m, int64_t begin, int64_t end, float mom,
+              float lr) {
+  for (int64_t j = begin; j < end; ++j) {
+    m[j] = mom * m[j] + g[j];
+    p[j] -= lr * m[j];
+  }
+}
+
+}  // namespace
+
 void Optimizer::zero_grad() {
   for (auto& p : params_)
     if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
@@ -95,28 +130,9 @@ void Optimizer::step() {
     const OptimizerKind kind = kind_;
     at::parallel_for(0, p.numel(), 1 << 15, [&](int64_t begin, int64_t end) {
       switch (kind) {
-        case OptimizerKind::kAdam:
-          for (int64_t j = begin; j < end; ++j) {
-            const float gj = gp[j];
-            mp[j] = b1 * mp[j] + c1 * gj;
-            vp[j] = b2 * vp[j] + c2 * gj * gj;
-            pp[j] -= ss * mp[j] / (std::sqrt(vp[j]) * inv_sqrt_bias2 + eps);
-          }
-          break;
-        case OptimizerKind::kAdamax:
-          for (int64_t j = begin; j < end; ++j) {
-            const float gj = gp[j];
-            mp[j] = b1 * mp[j] + c1 * gj;
-            vp[j] = std::max(b2 * vp[j], std::abs(gj) + eps);
-            pp[j] -= ss * mp[j] / vp[j];
-          }
-          break;
-        case OptimizerKind::kSgd:
-          for (int64_t j = begin; j < end; ++j) {
-            mp[j] = mom * mp[j] + gp[j];
-            pp[j] -= lr * mp[j];
-          }
-          break;
+        case OptimizerKind::kAdam: adam_rows(pp, gp, mp, vp, begin, end, b1, c1, b2, c2, ss, inv_sqrt_bias2, eps); break;
+        case OptimizerKind::kAdamax: adamax_rows(pp, gp, mp, vp, begin, end, b1, c1, b2, ss, eps); break;
+        case OptimizerKind::kSgd: sgd_rows(pp, gp, mp, begin, end, mom, lr); break;
       }
     });
   }
