@@ -345,7 +345,7 @@ struct BranchReadout : public torch::autograd::Function<BranchReadout> {
 //   VCR_i = -mean over groups g of (logsumexp over the Q_i rows of g of lp - log Q_i)
 //   dVCR_i/dlp[row] = -softmax of lp within the row's group / (number of groups)
 //   dlp/dlogits[row, c] = [c = y] - softmax(logits[row])[c]
-// Sums run in double.
+// Sums run in double; rows and groups in parallel, totals in a fixed order.
 struct VcrHead : public torch::autograd::Function<VcrHead> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& logits,
                                const torch::Tensor& y) {
@@ -362,32 +362,39 @@ struct VcrHead : public torch::autograd::Function<VcrHead> {
     const float* l = lg.data_ptr<float>();
     const int64_t* yl = labels.data_ptr<int64_t>();
     float* sp = soft.data_ptr<float>();
-    for (int64_t r = 0; r < rows; ++r) {
-      const float* x = l + r * classes;
-      float top = x[0];
-      for (int64_t c = 1; c < classes; ++c) top = std::max(top, x[c]);
-      double sum = 0;
-      for (int64_t c = 0; c < classes; ++c) sum += std::exp(static_cast<double>(x[c] - top));
-      const double lse = top + std::log(sum);
-      for (int64_t c = 0; c < classes; ++c) sp[r * classes + c] = static_cast<float>(std::exp(x[c] - lse));
-      lp[static_cast<std::size_t>(r)] = x[yl[r / paths]] - lse;
-    }
+    // Rows in parallel; each row's softmax in float with a double sum.
+    at::parallel_for(0, rows, 256, [&](int64_t begin, int64_t end) {
+      for (int64_t r = begin; r < end; ++r) {
+        const float* x = l + r * classes;
+        float top = x[0];
+        for (int64_t c = 1; c < classes; ++c) top = std::max(top, x[c]);
+        double sum = 0;
+        for (int64_t c = 0; c < classes; ++c) sum += std::exp(x[c] - top);
+        const float lse = top + static_cast<float>(std::log(sum));
+        for (int64_t c = 0; c < classes; ++c) sp[r * classes + c] = std::exp(x[c] - lse);
+        lp[static_cast<std::size_t>(r)] = static_cast<double>(x[yl[r / paths]]) - static_cast<double>(lse);
+      }
+    });
     float* dv = dvcr.data_ptr<float>();
     float* o = out.data_ptr<float>();
     for (int64_t i = 0; i < levels; ++i) {
       const int64_t q = product(m, static_cast<std::size_t>(i), m.size()), groups = rows / q;
-      double total = 0;
-      for (int64_t g = 0; g < groups; ++g) {
-        const double* v = lp.data() + g * q;
-        double top = v[0];
-        for (int64_t k = 1; k < q; ++k) top = std::max(top, v[k]);
-        double sum = 0;
-        for (int64_t k = 0; k < q; ++k) sum += std::exp(v[k] - top);
-        const double lse = top + std::log(sum);
-        total += lse - std::log(static_cast<double>(q));
-        for (int64_t k = 0; k < q; ++k)
-          dv[i * rows + g * q + k] = static_cast<float>(-std::exp(v[k] - lse) / static_cast<double>(groups));
-      }
+      std::vector<double> group_lse(static_cast<std::size_t>(groups));
+      at::parallel_for(0, groups, std::max<int64_t>(1, 1024 / q), [&](int64_t begin, int64_t end) {
+        for (int64_t g = begin; g < end; ++g) {
+          const double* v = lp.data() + g * q;
+          double top = v[0];
+          for (int64_t k = 1; k < q; ++k) top = std::max(top, v[k]);
+          double sum = 0;
+          for (int64_t k = 0; k < q; ++k) sum += std::exp(v[k] - top);
+          const double lse = top + std::log(sum);
+          group_lse[static_cast<std::size_t>(g)] = lse;
+          for (int64_t k = 0; k < q; ++k)
+            dv[i * rows + g * q + k] = static_cast<float>(-std::exp(v[k] - lse) / static_cast<double>(groups));
+        }
+      });
+      double total = 0;  // in group order, whatever the thread count
+      for (double lse : group_lse) total += lse - std::log(static_cast<double>(q));
       o[i] = static_cast<float>(-total / static_cast<double>(groups));
     }
     ctx->save_for_backward({soft, dvcr, labels});
