@@ -128,6 +128,7 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   if (cmd.batch_size) o["batch_size"] = *cmd.batch_size;
   if (cmd.epochs) o["epochs"] = *cmd.epochs;
   if (cmd.patience) o["patience"] = *cmd.patience;
+  if (cmd.flush_denormal) o["flush_denormal"] = *cmd.flush_denormal;
   if (cmd.validation_size) o["validation_size"] = *cmd.validation_size;
   if (cmd.train_samples) o["train_samples"] = *cmd.train_samples;
   if (cmd.test_samples) o["test_samples"] = *cmd.test_samples;

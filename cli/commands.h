@@ -41,6 +41,7 @@ struct TrainCommand {
   std::optional<std::string> optimizer, activation;
   std::optional<double> learning_rate, grad_clip, momentum;
   std::optional<int64_t> batch_size, epochs, patience, validation_size;
+  std::optional<bool> flush_denormal;
   std::optional<std::vector<int64_t>> hidden, train_samples, test_samples;
   std::optional<std::vector<double>> gamma, beta;
   std::optional<int64_t> bottleneck;  ///< VIB: K

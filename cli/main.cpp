@@ -163,6 +163,7 @@ int cmd_train(const std::vector<std::string>& args) {
   int64_t bottleneck = 0;
   double lr = 0, clip = 0, momentum = 0;
   int64_t batch = 0, epochs = 0, patience = 0, val = 0;
+  bool flush_denormal = true;
   po::options_description d("options", 100);
   d.add_options()
     ("family", po::value(&c.family)->default_value("det"), "det, sfnn, imb-joint, imb-greedy or vib")
@@ -184,6 +185,9 @@ int cmd_train(const std::vector<std::string>& args) {
     ("gamma", po::value(&gamma), "imb families: VCR weights gamma_0..gamma_L, e.g. 1,1,1")
     ("beta", po::value(&beta), "imb families: compression weights beta_1..beta_L; vib: one value")
     ("k", po::value(&bottleneck), "vib: bottleneck size K (256)")
+    ("flush-denormal", po::value(&flush_denormal), "1 (default): flush denormal floats to zero while training (x86 "
+                                                   "computes with them ~100x slower); 0: keep them, as imbench "
+                                                   "did before 2026-11-25")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
   add_common(d, c.common);
   po::variables_map vm;
@@ -201,6 +205,7 @@ int cmd_train(const std::vector<std::string>& args) {
   if (vm.count("batch-size")) c.batch_size = batch;
   if (vm.count("epochs")) c.epochs = epochs;
   if (vm.count("patience")) c.patience = patience;
+  if (vm.count("flush-denormal")) c.flush_denormal = flush_denormal;
   if (vm.count("validation-size")) c.validation_size = val;
   if (vm.count("hidden")) c.hidden = parse_list<int64_t>(hidden, "hidden");
   if (vm.count("train-samples")) c.train_samples = parse_list<int64_t>(train_samples, "train-samples");

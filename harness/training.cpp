@@ -15,7 +15,7 @@ namespace imbench::harness {
 
 const std::vector<std::string>& training_option_names() {
   static const std::vector<std::string> names{
-      "hidden",   "activation", "epochs", "batch_size",    "learning_rate", "patience", "validation_size", "grad_clip",
+      "flush_denormal", "hidden",   "activation", "epochs", "batch_size",    "learning_rate", "patience", "validation_size", "grad_clip",
       "momentum", "optimizer",  "seed",   "train_samples", "test_samples",  "gamma",    "beta",            "k"};
   return names;
 }
@@ -39,6 +39,7 @@ TrainPlan plan_training(const std::string& family, const std::string& dataset, c
       else if (key == "batch_size") p.options.batch_size = value.get<int64_t>();
       else if (key == "learning_rate") p.options.learning_rate = value.get<double>();
       else if (key == "patience") p.options.patience = value.get<int64_t>();
+      else if (key == "flush_denormal") p.options.flush_denormal = value.get<bool>();
       else if (key == "validation_size") p.options.validation_size = value.get<int64_t>();
       else if (key == "grad_clip") p.options.grad_clip = value.get<double>();
       else if (key == "momentum") p.options.momentum = value.get<double>();

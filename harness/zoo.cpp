@@ -48,6 +48,7 @@ std::string retrain_command(const nlohmann::json& training, const models::ModelS
   if (o.at("epochs").get<int64_t>() != preset.epochs) cmd += fmt::format(" --epochs {}", o.at("epochs").get<int64_t>());
   if (o.at("batch_size").get<int64_t>() != preset.batch_size)
     cmd += fmt::format(" --batch-size {}", o.at("batch_size").get<int64_t>());
+  if (!o.value("flush_denormal", false)) cmd += " --flush-denormal 0";
   return cmd + " --out " + out;
 }
 

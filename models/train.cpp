@@ -4,7 +4,11 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <ATen/Parallel.h>
 #include <chrono>
+#if defined(__x86_64__) || defined(__i386__)
+#include <xmmintrin.h>
+#endif
 #include <filesystem>
 #include <fstream>
 #include <mutex>
@@ -53,6 +57,7 @@ nlohmann::json TrainOptions::to_json() const {
   return {{"optimizer", to_string(optimizer)}, {"learning_rate", learning_rate}, {"momentum", momentum},
           {"batch_size", batch_size},          {"epochs", epochs},               {"grad_clip", grad_clip},
           {"validation_size", validation_size}, {"patience", patience},         {"shuffle", shuffle},
+          {"flush_denormal", flush_denormal},
           {"seed", seed},                      {"device", device}};
 }
 
@@ -67,6 +72,7 @@ TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   o.validation_size = j.at("validation_size").get<int64_t>();
   o.patience = j.at("patience").get<int64_t>();
   o.shuffle = j.at("shuffle").get<bool>();
+  o.flush_denormal = j.value("flush_denormal", false);
   o.seed = j.at("seed").get<uint64_t>();
   o.device = j.at("device").get<std::string>();
   return o;
@@ -256,6 +262,32 @@ nlohmann::json run_fingerprint(TrainableModel& model, const data::Dataset& train
           {"threads", torch::get_num_threads()}};
 }
 
+// Flush-to-zero and denormals-are-zero (MXCSR bits 15 and 6) are per
+// thread, and at::globalContext().setFlushDenormal sets only the calling
+// one: set them on every thread of the OpenMP pool, where LibTorch's and
+// OpenBLAS's kernels run. x86 only (elsewhere a no-op).
+constexpr unsigned kFtzDaz = 0x8040;
+
+bool flush_denormal_enabled() {
+#if defined(__x86_64__) || defined(__i386__)
+  return (_mm_getcsr() & kFtzDaz) == kFtzDaz;
+#else
+  return false;
+#endif
+}
+
+void set_flush_denormal(bool on) {
+#if defined(__x86_64__) || defined(__i386__)
+  auto apply = [on] { _mm_setcsr(on ? (_mm_getcsr() | kFtzDaz) : (_mm_getcsr() & ~kFtzDaz)); };
+  apply();
+  // One chunk per thread of the pool (grain 1 over as many items as threads).
+  const int64_t threads = at::get_num_threads();
+  at::parallel_for(0, threads, 1, [&](int64_t, int64_t) { apply(); });
+#else
+  (void)on;
+#endif
+}
+
 std::string format_duration(double seconds) {
   const auto s = static_cast<int64_t>(std::max(0.0, seconds) + 0.5);
   if (s >= 3600) return fmt::format("{}h{:02d}m", s / 3600, (s % 3600) / 60);
@@ -313,6 +345,12 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
   const int64_t n = train_set.size();
   const int64_t batches = (n + o.batch_size - 1) / o.batch_size;
   auto shuffle_gen = at::detail::createCPUGenerator(o.seed);
+  // Restored on every way out of train().
+  struct FlushDenormal {
+    bool before;
+    explicit FlushDenormal(bool on) : before(flush_denormal_enabled()) { set_flush_denormal(on); }
+    ~FlushDenormal() { set_flush_denormal(before); }
+  } flush_denormal(o.flush_denormal);
   auto default_gen = at::detail::getDefaultCPUGenerator();
   const bool use_validation = validation && validation->size() > 0;
 
