@@ -390,7 +390,7 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
   // does not improve again (early stopping), and at most (the epoch cap),
   // at the mean wall time of the epochs so far.
   auto eta = [&](int64_t stage, int64_t stage_epoch, int64_t since_best, double epoch_fraction_left) {
-    const double per_epoch = st.epoch > 0 ? elapsed() / (static_cast<double>(st.epoch) + 1 - epoch_fraction_left)
+    const double per_epoch = st.epoch > 0 ? elapsed() / std::max(0.01, static_cast<double>(st.epoch) - epoch_fraction_left)
                                           : 0.0;
     int64_t low = 0, high = stage_epochs - stage_epoch;
     if (o.patience > 0 && use_validation) low = std::min(high, std::max<int64_t>(0, o.patience - since_best));
