@@ -186,7 +186,7 @@ int cmd_train(const std::vector<std::string>& args) {
     ("beta", po::value(&beta), "imb families: compression weights beta_1..beta_L; vib: one value")
     ("k", po::value(&bottleneck), "vib: bottleneck size K (256)")
     ("flush-denormal", po::value(&flush_denormal), "1 (default): flush denormal floats to zero while training (x86 "
-                                                   "computes with them ~100x slower); 0: keep them, as imbench "
+                                                   "computes with them far slower: 17x for the SFNN output layer here); 0: keep them, as imbench "
                                                    "did before 2026-11-25")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
   add_common(d, c.common);

@@ -24,14 +24,6 @@ namespace {
 constexpr const char* kFormat = "imbench-zoo";
 constexpr int kVersion = 1;
 
-std::string file_sha256(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw Error(fmt::format("{}: cannot read", path));
-  std::ostringstream bytes;
-  bytes << in.rdbuf();
-  return sha256_hex(bytes.str());
-}
-
 // Path of `file` relative to the manifest's folder ("mnist/x.ckpt", or
 // "../checkpoints/x.ckpt" for a file outside the zoo).
 std::string relative_to(const std::string& file, const fs::path& folder) {
@@ -147,7 +139,7 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
         {"validation_curve", curve},
         {"test", test_json},
         {"bytes", static_cast<int64_t>(fs::file_size(path))},
-        {"sha256", file_sha256(path)},
+        {"sha256", sha256_file(path)},
         {"weights_sha256", meta.weights_sha256}};
     auto& list = manifest["models"];
     bool replaced = false;
@@ -185,7 +177,7 @@ void zoo_verify(const std::string& path, std::ostream& out) {
       continue;
     }
     const auto bytes = static_cast<int64_t>(fs::file_size(file));
-    const std::string sum = file_sha256(file.string());
+    const std::string sum = sha256_file(file.string());
     if (sum != e.at("sha256").get<std::string>())
       throw Error(fmt::format("{}: {}: SHA-256 mismatch: manifest {}, file {}", path, file.string(),
                               e.at("sha256").get<std::string>().substr(0, 16), sum.substr(0, 16)));
