@@ -4,6 +4,9 @@
   h5_results.py same A B            exit 0 if both files hold the same models and
                                     cells, value by value (timings and dates aside)
   h5_results.py plant FILE CELL     make CELL look far more robust (for compare tests)
+  h5_results.py dump FILE           the file's numbers as canonical JSON (no timings,
+                                    dates, versions or wording): what a fixture keeps
+  h5_results.py match EXPECTED FILE exit 0 if FILE's dump equals the JSON in EXPECTED
 """
 import json
 import sys
@@ -71,6 +74,57 @@ def same(a, b):
     return 1 if problems else 0
 
 
+def _flags(obj):
+    return sorted([f["check"], f["name"], bool(f["failed"])] for f in json.loads(obj.attrs["flags"]))
+
+
+def _rounded(values, digits):
+    return [None if np.isnan(v) else round(float(v), digits) for v in values]
+
+
+def dump(path):
+    """Numbers only: per model the clean accuracy and the checks' verdicts;
+    per cell the per-example outcomes, norms, losses and gradient counts, the
+    accuracy summary and the checks' verdicts."""
+    out = {"models": {}, "cells": {}}
+    with h5py.File(path, "r") as f:
+        for name, g in f["models"].items():
+            out["models"][name] = {"clean_accuracy": round(float(g.attrs["clean_accuracy"]), 9), "flags": _flags(g)}
+        for cid, g in f["cells"].items():
+            bits = lambda d: "".join(str(int(v)) for v in np.asarray(g[d][()]).reshape(-1))
+            c = {k: bits(k) for k in ("attacked", "clean_correct", "adversarial_correct")}
+            for d, digits in (("linf", 5), ("l2", 5), ("l0", 0), ("final_loss", 4)):
+                c[d] = _rounded(g[d][()], digits)
+            c["gradient_evaluations"] = [int(v) for v in g["gradient_evaluations"][()]]
+            if "target" in g:
+                c["target"] = [int(v) for v in g["target"][()]]
+            for k in ("robust_accuracy", "robust_accuracy_std", "robust_accuracy_worst", "attacked_examples"):
+                c[k] = round(float(g.attrs[k]), 9)
+            c["flags"] = _flags(g)
+            out["cells"][cid] = c
+    return out
+
+
+def match(expected_path, path):
+    with open(expected_path) as f:
+        want = json.load(f)
+    got = dump(path)
+    problems = []
+    for top in ("models", "cells"):
+        for k in sorted(set(want[top]) | set(got[top])):
+            if k not in got[top] or k not in want[top]:
+                problems.append(f"{top}/{k}: in only one of expected and actual")
+                continue
+            for field in sorted(set(want[top][k]) | set(got[top][k])):
+                a, b = want[top][k].get(field), got[top][k].get(field)
+                if a != b:
+                    problems.append(f"{top}/{k}/{field}: expected {str(a)[:80]}, got {str(b)[:80]}")
+    for p in problems[:30]:
+        print("differs:", p)
+    print(f"{len(problems)} differences in {len(want['models'])} models and {len(want['cells'])} cells")
+    return 1 if problems else 0
+
+
 def plant(path, cell):
     with h5py.File(path, "r+") as f:
         g = f["cells"][cell]
@@ -85,6 +139,21 @@ if __name__ == "__main__":
         summary(sys.argv[2])
     elif cmd == "same":
         sys.exit(same(sys.argv[2], sys.argv[3]))
+    elif cmd == "dump":
+        d = dump(sys.argv[2])
+        # One line per field, lists inline: diffs of a fixture stay readable.
+        print("{")
+        for i, top in enumerate(("cells", "models")):
+            print(f' "{top}": {{')
+            keys = sorted(d[top])
+            for j, k in enumerate(keys):
+                fields = sorted(d[top][k].items())
+                body = ",\n".join(f'   "{f}": {json.dumps(v)}' for f, v in fields)
+                print(f'  "{k}": {{\n{body}\n  }}' + ("," if j + 1 < len(keys) else ""))
+            print(" }" + ("," if i == 0 else ""))
+        print("}")
+    elif cmd == "match":
+        sys.exit(match(sys.argv[2], sys.argv[3]))
     elif cmd == "plant":
         plant(sys.argv[2], sys.argv[3])
     else:
