@@ -5,7 +5,10 @@
 
 #include <unistd.h>
 
+#include <cctype>
+#include <cmath>
 #include <cstdio>
+#include <limits>
 #include <filesystem>
 #include <fstream>
 #include <optional>
@@ -19,14 +22,15 @@
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/evaluate.h"
+#include "models/load.h"
 #include "models/torchscript.h"
 #include "models/train.h"
 #include "harness/checks.h"
+#include "harness/matrix.h"
 #include "harness/runner.h"
 #include "harness/training.h"
 #include "harness/zoo.h"
 #include "reports/results.h"
-#include "reports/h5_records.h"
 #include "reports/markdown.h"
 #include "reports/zoo_report.h"
 
@@ -62,7 +66,7 @@ std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std:
   o.num_classes = ts.num_classes;
   o.samples = ts.samples;
   o.stochastic = ts.stochastic;
-  auto loaded = harness::load_model_file(path, o, device);
+  auto loaded = models::load_model_file(path, o, device);
   return {std::move(loaded.model), loaded.provenance};
 }
 
@@ -240,43 +244,37 @@ int run_attack_list(std::ostream& out) {
 
 namespace {
 
-// Accumulates per-example tensors of the batches of one evaluated set.
-struct Collected {
-  std::vector<torch::Tensor> clean, adv, success, linf, l2, l0, loss, evals, targets;
-  double seconds = 0;
-  void add(const attacks::AttackResult& r) {
-    clean.push_back(r.clean_correct.cpu());
-    adv.push_back(r.adversarial_correct.cpu());
-    success.push_back(r.success.cpu());
-    linf.push_back(r.linf.cpu());
-    l2.push_back(r.l2.cpu());
-    l0.push_back(r.l0.cpu());
-    loss.push_back(r.final_loss.cpu());
-    evals.push_back(r.gradient_evaluations.cpu());
-    if (r.targets.defined()) targets.push_back(r.targets.cpu());
-    seconds += r.seconds;
-  }
-};
-
-template <typename T>
-std::vector<T> to_vector(const torch::Tensor& t) {
-  const auto c = t.contiguous();
-  return std::vector<T>(c.data_ptr<T>(), c.data_ptr<T>() + c.numel());
+// A matrix model name (HDF5-safe, unique) from a file name: "zoo/mnist/det-paper-s0.ckpt" -> "det-paper-s0".
+std::string model_name_of(const std::string& path, const std::vector<std::string>& taken) {
+  std::string stem = fs::path(path).stem().string(), name;
+  for (char ch : stem) name += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_') ? ch : '_';
+  if (name.empty()) name = "model";
+  std::string unique = name;
+  for (int k = 2; std::find(taken.begin(), taken.end(), unique) != taken.end(); ++k) unique = fmt::format("{}-{}", name, k);
+  return unique;
 }
 
-struct SetSummary {
-  double clean, robust, robust_std, worst, success;
-};
+harness::MatrixModel matrix_model(const std::string& name, const std::string& path, const TorchScriptFlags& ts) {
+  harness::MatrixModel m;
+  m.name = name;
+  (models::is_checkpoint_file(path) ? m.checkpoint : m.torchscript) = path;
+  m.input_shape = ts.input_shape;
+  m.num_classes = ts.num_classes;
+  m.samples = ts.samples;
+  m.stochastic = ts.stochastic;
+  return m;
+}
 
-SetSummary summarise(const torch::Tensor& clean, const torch::Tensor& adv, const torch::Tensor& success) {
-  const auto adv_d = adv.to(torch::kDouble);
-  return {clean.to(torch::kDouble).mean().item<double>(), adv_d.mean().item<double>(),
-          adv.size(0) > 1 ? adv_d.mean(1).std().item<double>() : 0.0, adv.all(0).to(torch::kDouble).mean().item<double>(),
-          success.to(torch::kDouble).mean().item<double>()};
+double median_of(std::vector<float> v) {
+  if (v.empty()) return std::numeric_limits<double>::quiet_NaN();
+  std::sort(v.begin(), v.end());
+  return v[(v.size() - 1) / 2];  // the lower median, as torch::median
 }
 
 }  // namespace
 
+// `imbench attack` is a one-cell matrix (plus one transfer cell per --transfer-to
+// model) evaluated by the same cell evaluator as `imbench run`.
 int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
   if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
@@ -287,148 +285,127 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   } catch (const nlohmann::json::exception& e) {
     throw UsageError(fmt::format("attack options are not valid JSON: {}", e.what()));
   }
-  auto attack = attacks::create_attack(cmd.attack, attack_options);
-  attacks::ThreatModel threat;
-  threat.norm = attacks::parse_norm(cmd.norm);
-  threat.eps = cmd.eps;
-  threat.target = cmd.targeted ? attacks::parse_target_rule(cmd.target_rule) : attacks::TargetRule::kNone;
-  if (threat.target == attacks::TargetRule::kGiven)
+  const auto attack = attacks::create_attack(cmd.attack, attack_options);
+  const auto norm = attacks::parse_norm(cmd.norm);
+  const auto rule = cmd.targeted ? attacks::parse_target_rule(cmd.target_rule) : attacks::TargetRule::kNone;
+  if (rule == attacks::TargetRule::kGiven)
     throw UsageError("--target-rule given is for the library API; on the command line use random, least-likely or next");
+  if (!attack->supports(norm)) throw UsageError(fmt::format("attack '{}' does not support --norm {}", cmd.attack, cmd.norm));
+  if (std::isinf(cmd.eps) && !attack->minimises_norm())
+    throw UsageError(fmt::format("attack '{}' needs a finite --eps (inf is for minimum-norm attacks: cw)", cmd.attack));
+  if (!(cmd.eps >= 0)) throw UsageError(fmt::format("--eps must be >= 0, got {}", cmd.eps));
+  attacks::parse_eot_reduction(cmd.eot_reduction);
+  data::parse_split(cmd.split);
   if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
-  const auto device = prepare(cmd.common);
-  auto [model, provenance] = load_any_model(cmd.model, cmd.torchscript, device);
-  const auto bounds = model->input_bounds();
-  threat.lower = bounds.lower;
-  threat.upper = bounds.upper;
-  threat.validate();
-  if (!attack->supports(threat.norm))
-    throw UsageError(fmt::format("attack '{}' does not support --norm {}", cmd.attack, cmd.norm));
-  std::vector<std::pair<std::unique_ptr<models::Model>, std::string>> targets;
-  for (const auto& path : cmd.transfer_to) targets.push_back(load_any_model(path, {}, device));
+  for (const auto& path : cmd.transfer_to)
+    if (!fs::is_regular_file(path)) throw UsageError(fmt::format("--transfer-to {}: no such file", path));
+  if (!fs::is_regular_file(cmd.model)) throw UsageError(fmt::format("--model {}: no such file", cmd.model));
 
-  attacks::RunOptions run;
-  run.seed = cmd.common.seed;
-  run.eot.samples = cmd.eot > 0 ? cmd.eot : (model->is_stochastic() ? 16 : 1);
-  run.eot.reduction = attacks::parse_eot_reduction(cmd.eot_reduction);
-  run.repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
-  const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
-  const auto ds = full.first(cmd.limit);
-  harness::check_model_fits(*model, ds, "the model " + cmd.model);
-  for (std::size_t i = 0; i < targets.size(); ++i)
-    harness::check_model_fits(*targets[i].first, ds, "--transfer-to " + cmd.transfer_to[i]);
-
-  Collected white;
-  std::vector<Collected> transferred(targets.size());
-  const int64_t n = ds.size();
-  for (int64_t b = 0; b < n; b += cmd.batch_size) {
-    const int64_t e = std::min(n, b + cmd.batch_size);
-    auto x = ds.images.slice(0, b, e).to(device);
-    auto y = ds.labels.slice(0, b, e).to(device);
-    attacks::RunOptions batch_run = run;
-    batch_run.seed = run.seed + static_cast<uint64_t>(b);  // every batch its own stream, fixed by the master seed
-    const auto r = attack->run(*model, x, y, threat, batch_run);
-    white.add(r);
-    for (std::size_t i = 0; i < targets.size(); ++i) {
-      auto& target = *targets[i].first;
-      const int64_t reps = target.is_stochastic() ? run.repeats : 1;
-      torch::NoGradGuard no_grad;
-      target.set_training(false);
-      std::vector<torch::Tensor> clean, adv, success;
-      for (int64_t k = 0; k < reps; ++k) {
-        clean.push_back(target.predict(x).eq(y));
-        const auto pred = target.predict(r.x_adv);
-        adv.push_back(pred.eq(y));
-        success.push_back(r.targets.defined() ? pred.eq(r.targets) : pred.ne(y));
-      }
-      attacks::AttackResult t = r;
-      t.clean_correct = torch::stack(clean);
-      t.adversarial_correct = torch::stack(adv);
-      t.success = torch::stack(success);
-      t.seconds = 0;
-      transferred[i].add(t);
-    }
-    if (::isatty(fileno(stderr)))
-      fmt::print(stderr, "\r\033[Kattacked {}/{} images", e, n);
+  harness::Matrix m;
+  m.path = "this imbench attack command";
+  m.name = "attack";
+  m.dataset = cmd.dataset;
+  m.split = cmd.split;
+  m.examples = cmd.limit;
+  m.seed = cmd.common.seed;
+  m.device = cmd.common.device;
+  m.batch_size = cmd.batch_size;
+  m.cascade = false;
+  m.eot = cmd.eot > 0 ? cmd.eot : 16;            // stochastic models only; deterministic ones take 1
+  m.eot_reduction = cmd.eot_reduction;
+  m.repeats = cmd.repeats > 0 ? cmd.repeats : 10;  // likewise
+  std::vector<std::string> names{model_name_of(cmd.model, {})};
+  m.models.push_back(matrix_model(names[0], cmd.model, cmd.torchscript));
+  for (const auto& path : cmd.transfer_to) {
+    names.push_back(model_name_of(path, names));
+    m.models.push_back(matrix_model(names.back(), path, {}));
   }
-  if (::isatty(fileno(stderr))) fmt::print(stderr, "\n");
+  harness::MatrixAttack a;
+  a.name = cmd.attack;
+  a.kind = cmd.attack;
+  a.options = attack_options;
+  a.norm = cmd.norm;
+  a.eps = {cmd.eps};
+  a.eps_text = {cmd.eps_text.empty() ? fmt::format("{}", cmd.eps) : cmd.eps_text};
+  a.targeted = cmd.targeted;
+  a.target_rule = cmd.targeted ? cmd.target_rule : "random";
+  a.models = {names[0]};
+  m.attacks.push_back(a);
+  if (!cmd.transfer_to.empty()) {
+    a.name = cmd.attack + "-transfer";
+    a.source = names[0];
+    a.models.assign(names.begin() + 1, names.end());
+    m.attacks.push_back(a);
+  }
+  m.description = fmt::format("imbench attack: {} {} eps {} on {}", cmd.attack, cmd.norm, a.eps_text[0], cmd.model);
 
-  const auto cat = [](const std::vector<torch::Tensor>& v, int64_t dim) { return torch::cat(v, dim); };
-  const double evals_per_example = cat(white.evals, 0).to(torch::kDouble).mean().item<double>();
-  fmt::print(out, "model: {} ({})\n", model->description(), provenance);
-  fmt::print(out, "threat model: {}\n", threat.describe());
+  const auto device = prepare(cmd.common);
+  harness::RunRequest req;
+  req.matrix = m;
+  req.write = !cmd.out.empty();
+  req.out = cmd.out;
+  req.report = "-";
+  req.data_dir = cmd.common.data_dir;
+  req.cifar10_dir = cmd.common.cifar10_dir;
+  std::ostream silent(nullptr);  // the table below says it all
+  const auto file = harness::evaluate_matrix(req, silent);
+  if (::isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
+
+  const auto& white = file.cells.front();
+  const auto config = nlohmann::json::parse(white.config_json);
+  const auto* info = file.find_model(names[0]);
+  fmt::print(out, "model: {} ({})\n", info->description, info->provenance);
+  fmt::print(out, "threat model: {}\n", white.threat_model);
   fmt::print(out, "attack: {} {} (loss {}); EOT {} sample(s) per gradient ({}); R = {} evaluation repeat(s)\n",
-             cmd.attack, attack->effective_options(threat).dump(), attacks::to_string(attack->loss_kind()), run.eot.samples,
-             attacks::to_string(run.eot.reduction), model->is_stochastic() ? run.repeats : 1);
-  fmt::print(out, "prediction rule: {}{}\n", models::to_string(model->prediction_rule()),
-             model->is_stochastic() ? fmt::format(" over {} samples, fresh samples per repeat", model->prediction_samples()) : "");
-  fmt::print(out, "data: first {} of {} {} {} images; seed {}; device {}; imbench {} ({})\n\n", n, full.size(),
-             cmd.dataset, cmd.split, cmd.common.seed, models::device_description(device), kVersion, kGitRevision);
+             cmd.attack, config["options"].dump(), config["loss"].get<std::string>(), white.eot_samples,
+             config["eot_reduction"].get<std::string>(), white.repeats);
+  fmt::print(out, "prediction rule: {}\n", info->prediction_rule);
+  fmt::print(out, "data: {} images; seed {}; device {}; imbench {} ({})\n\n", file.root.at("dataset"), cmd.common.seed,
+             models::device_description(device), kVersion, kGitRevision);
   reports::MarkdownTable table({"evaluated on", "clean accuracy", "robust accuracy", "worst repeat", "attack success",
                                 "median L2", "median Linf", "grad evals / image", "images/s"});
-  auto row = [&](const std::string& who, const Collected& c, bool timed) {
-    const auto s = summarise(cat(c.clean, 1), cat(c.adv, 1), cat(c.success, 1));
-    table.add_row({who, reports::format_percent(s.clean), reports::format_percent(s.robust, s.robust_std),
-                   reports::format_percent(s.worst), reports::format_percent(s.success),
-                   fmt::format("{:.4f}", cat(c.l2, 0).median().item<double>()),
-                   fmt::format("{:.4f}", cat(c.linf, 0).median().item<double>()),
-                   fmt::format("{:.0f}", evals_per_example),
-                   timed ? fmt::format("{:.1f}", static_cast<double>(n) / std::max(c.seconds, 1e-9)) : "-"});
-    return s;
-  };
-  row(fmt::format("{} (white-box)", model->description()), white, true);
-  for (std::size_t i = 0; i < targets.size(); ++i)
-    row(fmt::format("{} (transfer)", targets[i].first->description()), transferred[i], false);
+  double seconds = 0, evals = 0;
+  for (const auto& c : file.cells) {
+    const bool transfer = !c.source_model.empty();
+    std::vector<float> l2, linf;
+    double cell_evals = 0;
+    for (int64_t i = 0; i < c.size(); ++i)
+      if (c.attacked[static_cast<std::size_t>(i)]) {
+        l2.push_back(c.l2[static_cast<std::size_t>(i)]);
+        linf.push_back(c.linf[static_cast<std::size_t>(i)]);
+        cell_evals += static_cast<double>(c.gradient_evaluations[static_cast<std::size_t>(i)]);
+      }
+    auto s = c.summary;
+    const double attacked = std::max(1.0, s["attacked_examples"]);
+    if (!transfer) {
+      seconds = s["seconds"];
+      evals = cell_evals;
+    }
+    const auto* mi = file.find_model(c.model);
+    table.add_row({fmt::format("{} ({})", mi->description, transfer ? "transfer" : "white-box"),
+                   reports::format_percent(s["clean_accuracy"]),
+                   reports::format_percent(s["robust_accuracy"], s["robust_accuracy_std"]),
+                   reports::format_percent(s["robust_accuracy_worst"]), reports::format_percent(s["attack_success"]),
+                   fmt::format("{:.4f}", median_of(l2)), fmt::format("{:.4f}", median_of(linf)),
+                   fmt::format("{:.0f}", cell_evals / attacked),
+                   transfer ? "-" : fmt::format("{:.1f}", s["images_per_second"])});
+  }
   fmt::print(out, "{}", table.render());
   fmt::print(out,
              "\nrobust accuracy: accuracy on x_adv under the prediction rule, mean (± std) over repeats; worst repeat: "
-             "share of images right in every repeat.\n{:.2f} s in the attack, {:.0f} gradient evaluations/s\n",
-             white.seconds, evals_per_example * static_cast<double>(n) / std::max(white.seconds, 1e-9));
-
-  if (!cmd.out.empty()) {
-    std::map<std::string, std::string> root{
-        {"imbench_version", kVersion},
-        {"git_revision", kGitRevision},
-        {"torch_version", TORCH_VERSION},
-        {"device", models::device_description(device)},
-        {"threads", std::to_string(torch::get_num_threads())},
-        {"seed", std::to_string(cmd.common.seed)},
-        {"threat_model", threat.describe()},
-        {"attack", cmd.attack},
-        {"attack_options", attack->effective_options(threat).dump()},
-        {"loss", attacks::to_string(attack->loss_kind())},
-        {"eot_samples", std::to_string(run.eot.samples)},
-        {"eot_reduction", attacks::to_string(run.eot.reduction)},
-        {"dataset", fmt::format("{} {}: first {} of {}", cmd.dataset, cmd.split, n, full.size())},
-        {"source_model", provenance},
-    };
-    auto records = [&](const std::string& name, const Collected& c, const std::string& who) {
-      reports::AttackRecords r;
-      r.name = name;
-      const auto adv = cat(c.adv, 1);
-      r.repeats = adv.size(0);
-      r.index = to_vector<int64_t>(torch::arange(n, torch::kLong));
-      r.label = to_vector<int64_t>(ds.labels.contiguous());
-      if (!c.targets.empty()) r.target = to_vector<int64_t>(cat(c.targets, 0));
-      r.clean_correct = to_vector<uint8_t>(cat(c.clean, 1).to(torch::kUInt8));
-      r.adversarial_correct = to_vector<uint8_t>(adv.to(torch::kUInt8));
-      r.linf = to_vector<float>(cat(c.linf, 0));
-      r.l2 = to_vector<float>(cat(c.l2, 0));
-      r.l0 = to_vector<float>(cat(c.l0, 0));
-      r.final_loss = to_vector<float>(cat(c.loss, 0).to(torch::kFloat));
-      r.gradient_evaluations = to_vector<int64_t>(cat(c.evals, 0));
-      const auto s = summarise(cat(c.clean, 1), adv, cat(c.success, 1));
-      r.attributes = {{"model", who}, {"prediction", name == "white-box" ? "white-box" : "transfer"}};
-      r.summary = {{"clean_accuracy", s.clean}, {"robust_accuracy", s.robust}, {"robust_accuracy_std", s.robust_std},
-                   {"robust_accuracy_worst", s.worst}, {"attack_success", s.success}, {"seconds", c.seconds}};
-      return r;
-    };
-    std::vector<reports::AttackRecords> groups{records("white-box", white, model->description())};
-    for (std::size_t i = 0; i < targets.size(); ++i)
-      groups.push_back(records(fmt::format("transfer-{}", i), transferred[i],
-                               targets[i].first->description() + " (" + targets[i].second + ")"));
-    reports::write_attack_records(cmd.out, root, groups);
-    fmt::print(out, "per-example records: {}\n", cmd.out);
-  }
+             "share of images right in every repeat.{}\n{:.2f} s in the attack, {:.0f} gradient evaluations/s\n",
+             cmd.transfer_to.empty()
+                 ? ""
+                 : fmt::format(" Transfer rows: examples crafted on {} by the same attack, with seeds of their own.", names[0]),
+             seconds, evals / std::max(seconds, 1e-9));
+  for (const auto& c : file.cells)
+    for (const auto& f : c.flags)
+      if (f.failed) fmt::print(out, "check {} ({}) flags {}: {}\n", f.check, f.name, c.id, f.detail);
+  for (const auto& mi : file.models)
+    for (const auto& f : mi.flags)
+      if (f.failed) fmt::print(out, "check {} ({}) flags model {}: {}\n", f.check, f.name, mi.name, f.detail);
+  if (!cmd.out.empty())
+    fmt::print(out, "results: {} (imbench-results: imbench report, compare and merge read it)\n", cmd.out);
   return 0;
 }
 

@@ -72,12 +72,13 @@ struct AttackCommand {
   std::string attack_options_json = "{}";  ///< the attack's own options as JSON
   std::string norm = "linf";
   double eps = 0.3;
+  std::string eps_text;  ///< eps as the user wrote it ("8/255"); "" = formatted from eps
   bool targeted = false;
   std::string target_rule = "random";
   int64_t eot = 0;       ///< 0: 16 for stochastic models, 1 otherwise
   std::string eot_reduction = "prediction-rule";
   int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
-  std::string out;       ///< HDF5 file for per-example records
+  std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
   TorchScriptFlags torchscript;
 };
 

@@ -304,6 +304,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   if (c.model.empty()) throw UsageError("imbench attack: --model is required (or --list)");
   if (eps.empty()) throw UsageError("imbench attack: --eps is required (e.g. --eps 0.3, --eps 8/255, --eps inf for cw)");
   c.eps = parse_eps(eps);
+  c.eps_text = eps;
   nlohmann::json o;
   try {
     o = nlohmann::json::parse(options_json);

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "attacks/losses.h"
+#include "core/errors.h"
 #include "models/family.h"
 
 namespace imbench::harness {
@@ -17,7 +18,335 @@ reports::Flag flag(int check, const std::string& name, bool failed, std::string 
   return {check, name, failed, std::move(detail)};
 }
 
+// Attacks that take many gradient steps: a single FGSM/FGM step must not beat them.
+bool iterative(const std::string& kind) { return kind == "pgd" || kind == "apgd-ce" || kind == "apgd-dlr" || kind == "cw"; }
+
+// Options an attack's budget is made of, doubled by the convergence check.
+std::vector<std::string> budget_options(const std::string& kind, const nlohmann::json& effective) {
+  std::vector<std::string> keys;
+  for (const char* key : {"steps", "restarts", "binary_search_steps"})
+    if (effective.contains(key)) keys.push_back(key);
+  return keys;
+}
+
+// ---- per model -------------------------------------------------------------
+
+void model_randomness(CheckContext& c) { c.flags.push_back(check_randomness(*c.model, c.x)); }
+void model_logits(CheckContext& c) { c.flags.push_back(check_logits(*c.model, c.x)); }
+void model_gradient_health(CheckContext& c) {
+  attacks::EotOptions eot;
+  eot.samples = c.settings->eot;
+  eot.reduction = c.settings->eot_reduction;
+  c.flags.push_back(check_gradient_health(*c.model, c.x, c.y, eot));
+}
+void model_mode(CheckContext& c) { c.flags.push_back(check_model_mode(*c.model)); }
+
+// 10: an attack with an eps covering the whole input box must (nearly) always succeed.
+void model_unbounded_attack(CheckContext& c) {
+  auto& model = *c.model;
+  auto pgd = attacks::create_attack("pgd", {{"steps", 100}});
+  attacks::ThreatModel t;
+  t.eps = model.input_bounds().upper - model.input_bounds().lower;
+  t.lower = model.input_bounds().lower;
+  t.upper = model.input_bounds().upper;
+  attacks::RunOptions ro;
+  ro.eot.samples = c.settings->eot;
+  ro.eot.reduction = c.settings->eot_reduction;
+  ro.repeats = c.repeats;
+  ro.seed = c.seed;
+  const auto r = pgd->run(model, c.x, c.y, t, ro);
+  const double acc = r.robust_accuracy();
+  c.flags.push_back(flag(10, "unbounded-attack", acc > 0.02,
+                         fmt::format("PGD-100 Linf with eps = {:g} (the whole box) on {} examples: robust accuracy {:.2f}% "
+                                     "(flag above 2%)",
+                                     t.eps, c.x.size(0), acc * 100)));
+}
+
+// ---- per batch of a cell -----------------------------------------------------
+
+// 11: every adversarial example inside the threat model, finite, input untouched.
+void cell_validity(CheckContext& c) {
+  auto& n = c.tally[11];  // {invalid, attacked}
+  if (c.batch) {
+    n[0] += count_invalid(c.batch->x_adv, c.batch->x, c.batch->x_before, *c.threat);
+    n[1] += c.batch->x.size(0);
+    return;
+  }
+  c.flags.push_back(flag(11, "validity", n[0] > 0,
+                         fmt::format("{} of {} adversarial examples outside the eps-ball or the box, non-finite, or with a "
+                                     "modified input",
+                                     n[0], n[1])));
+}
+
+// 6: a single step must not break examples an iterative attack left robust.
+void cell_single_step(CheckContext& c) {
+  if (c.transfer || !iterative(c.attack->kind) || !std::isfinite(c.threat->eps)) return;
+  auto& n = c.tally[6];  // {broken by one step, checked}
+  if (c.batch) {
+    const auto survivors = c.batch->adversarial_correct.to(torch::kDouble).mean(0) >= 0.5;
+    const auto si = survivors.nonzero().squeeze(1).to(c.batch->x.device());
+    if (si.numel() == 0) return;
+    auto so = *c.batch->run;
+    so.seed = c.batch->run->seed + 1;
+    const auto single = attacks::create_attack("fgsm");  // FGSM under Linf, FGM under L2
+    const auto rs = single->run(*c.source, c.batch->x.index_select(0, si), c.batch->y.index_select(0, si), *c.threat, so);
+    n[0] += (rs.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
+    n[1] += si.numel();
+    return;
+  }
+  if (n[1] == 0) return;
+  const double share = static_cast<double>(n[0]) / static_cast<double>(n[1]);
+  const double limit = c.model->is_stochastic() ? 0.05 : 0.01;
+  c.flags.push_back(flag(6, "iterative-vs-single-step", share > limit && n[0] > 1,
+                         fmt::format("{} broke {} of the {} examples {} left robust ({:.1f}%; flag above {:.0f}%)",
+                                     c.threat->norm == attacks::Norm::kLinf ? "FGSM" : "FGM", n[0], n[1], c.attack->name,
+                                     share * 100, limit * 100)));
+}
+
+// ---- audit of a white-box cell -------------------------------------------------
+
+// The audited attack again on the audit examples: same seed for every rerun.
+attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
+                                  int64_t repeats) {
+  auto attack = attacks::create_attack(c.attack->kind, options);
+  attacks::RunOptions ro;
+  ro.eot.samples = m.is_stochastic() ? eot : 1;
+  ro.eot.reduction = c.settings->eot_reduction;
+  ro.repeats = repeats;
+  ro.seed = c.seed;
+  return attack->run(m, c.x, c.y, *c.threat, ro);
+}
+
+int64_t audit_eot(const CheckContext& c) {
+  return c.model->is_stochastic() ? c.attack->eot.value_or(c.settings->eot) : 1;
+}
+
+double audit_accuracy(CheckContext& c) {
+  if (!c.audit_accuracy)
+    c.audit_accuracy = audit_rerun(c, *c.model, c.attack->options, audit_eot(c), c.repeats).robust_accuracy();
+  return *c.audit_accuracy;
+}
+
+// Tolerance for a share p measured on the audit examples.
+double audit_tolerance(const CheckContext& c, double p) {
+  const double n = static_cast<double>(c.x.size(0));
+  return std::max(0.02, 2 * std::sqrt(std::max(p * (1 - p), 0.01) / n));
+}
+
+// 8: doubling the budget must not change the result much.
+void audit_convergence(CheckContext& c) {
+  const double acc = audit_accuracy(c);
+  const auto effective = attacks::create_attack(c.attack->kind, c.attack->options)->options_json();
+  const auto keys = budget_options(c.attack->kind, effective);
+  if (keys.empty()) return;
+  nlohmann::json doubled = c.attack->options;
+  for (const auto& key : keys) doubled[key] = effective[key].get<int64_t>() * 2;
+  const double acc2 = audit_rerun(c, *c.model, doubled, audit_eot(c), c.repeats).robust_accuracy();
+  const double tol = audit_tolerance(c, acc);
+  c.flags.push_back(flag(8, "convergence", acc - acc2 > tol,
+                         fmt::format("doubling {} on {} examples: robust accuracy {:.2f}% -> {:.2f}% (flag when it drops > "
+                                     "{:.1f} points)",
+                                     fmt::join(keys, ", "), c.x.size(0), acc * 100, acc2 * 100, tol * 100)));
+}
+
+// 9 (noise part): random noise of size eps must not beat the attack.
+void audit_noise(CheckContext& c) {
+  const auto& threat = *c.threat;
+  if (!std::isfinite(threat.eps)) return;
+  const double acc = audit_accuracy(c);
+  const auto& x = c.x;
+  torch::manual_seed(c.seed + 1);
+  torch::Tensor d;
+  if (threat.norm == attacks::Norm::kLinf) {
+    d = (torch::randint(0, 2, x.sizes(), x.options()) * 2 - 1) * threat.eps;
+  } else {
+    d = torch::randn_like(x);
+    d = d / d.flatten(1).norm(2, 1).clamp_min(1e-12).view(attacks::per_example_shape(x)) * threat.eps;
+  }
+  const auto xn = attacks::project_to_threat(x + d, x, threat);
+  torch::NoGradGuard no_grad;
+  double noise_acc = 0;
+  for (int64_t r = 0; r < c.repeats; ++r) noise_acc += c.model->predict(xn).eq(c.y).to(torch::kDouble).mean().item<double>();
+  noise_acc /= static_cast<double>(c.repeats);
+  c.flags.push_back(flag(9, "noise-vs-white-box", noise_acc < acc - audit_tolerance(c, acc),
+                         fmt::format("random {} noise of size eps: accuracy {:.2f}% vs {:.2f}% under the attack ({} examples)",
+                                     threat.norm == attacks::Norm::kLinf ? "sign" : "L2", noise_acc * 100, acc * 100,
+                                     x.size(0))));
+}
+
+// 2: more EOT samples must not help the model, and the result should have converged.
+void audit_eot_convergence(CheckContext& c) {
+  if (!c.model->is_stochastic()) return;
+  std::vector<double> accs;
+  for (int64_t s : {1, 5, 20}) accs.push_back(audit_rerun(c, *c.model, c.attack->options, s, c.repeats).robust_accuracy());
+  const double t = audit_tolerance(c, accs[1]);
+  const bool rising = accs[1] > accs[0] + t || accs[2] > accs[1] + t;
+  const bool dropping = accs[2] < accs[1] - t;
+  c.flags.push_back(flag(2, "eot-convergence", rising || dropping,
+                         fmt::format("robust accuracy at EOT 1 / 5 / 20: {:.2f}% / {:.2f}% / {:.2f}% on {} examples{}",
+                                     accs[0] * 100, accs[1] * 100, accs[2] * 100, c.x.size(0),
+                                     rising ? " (not non-increasing)" : dropping ? " (still dropping at 20)" : "")));
+}
+
+// 3: with the noise frozen the model is deterministic; the attack must work on it.
+void audit_fixed_noise(CheckContext& c) {
+  if (!c.model->is_stochastic()) return;
+  const double acc = audit_accuracy(c);
+  FixedNoiseModel fixed(*c.model, c.seed + 2);
+  const double fixed_acc = audit_rerun(c, fixed, c.attack->options, 1, 1).robust_accuracy();
+  c.flags.push_back(flag(3, "fixed-noise-control", fixed_acc > acc + audit_tolerance(c, acc),
+                         fmt::format("attack on the model with its noise frozen: robust accuracy {:.2f}% (stochastic: {:.2f}%)",
+                                     fixed_acc * 100, acc * 100)));
+}
+
+// ---- across the cells of a file -------------------------------------------------
+
+void erase_flags(reports::ResultFile& file, const std::string& name) {
+  for (auto& c : file.cells)
+    c.flags.erase(std::remove_if(c.flags.begin(), c.flags.end(), [&](const reports::Flag& f) { return f.name == name; }),
+                  c.flags.end());
+}
+
+// 7: the same attack at a larger eps must not leave more examples robust; at
+// an eps covering the input range, accuracy must fall to chance.
+void cross_eps_monotonicity(CheckContext& ctx) {
+  auto& file = *ctx.file;
+  erase_flags(file, "eps-monotonicity");
+  int64_t classes = 10;
+  if (file.root.count("num_classes")) classes = std::stoll(file.root.at("num_classes"));
+  std::map<std::string, std::vector<reports::CellResult*>> series;
+  for (auto& c : file.cells)
+    series[c.model + "|" + c.attack + "|" + c.norm + "|" + (c.targeted ? c.target_rule : "none")].push_back(&c);
+  for (auto& [key, cells] : series) {
+    std::sort(cells.begin(), cells.end(), [](auto* a, auto* b) { return a->eps < b->eps; });
+    for (std::size_t i = 0; i < cells.size(); ++i) {
+      auto& c = *cells[i];
+      const double acc = c.summary["robust_accuracy"];
+      const double n = std::max<double>(1.0, static_cast<double>(c.size()));
+      if (i > 0) {
+        auto& p = *cells[i - 1];
+        const double prev = p.summary["robust_accuracy"];
+        // Allowed slack: one example, or twice the repeat noise of a stochastic model.
+        const double slack =
+            std::max(1.0 / n + 1e-12, 2 * std::max(c.summary["robust_accuracy_std"], p.summary["robust_accuracy_std"]));
+        if (acc > prev + slack) {
+          c.flags.push_back(flag(7, "eps-monotonicity", true,
+                                 fmt::format("robust accuracy {:.2f}% at eps {} is above {:.2f}% at eps {}", acc * 100,
+                                             c.eps_text, prev * 100, p.eps_text)));
+          continue;
+        }
+      }
+      if (c.norm == "linf" && c.eps >= 1.0 && !c.targeted) {
+        const bool above = acc > 1.0 / static_cast<double>(classes) + 2.0 / std::sqrt(n);
+        c.flags.push_back(flag(7, "eps-monotonicity", above,
+                               fmt::format("eps {} covers the input range: robust accuracy {:.2f}% {} chance ({:.0f}%)",
+                                           c.eps_text, acc * 100, above ? "is above" : "is at or below",
+                                           100.0 / static_cast<double>(classes))));
+      } else if (i > 0) {
+        c.flags.push_back(flag(7, "eps-monotonicity", false,
+                               fmt::format("{:.2f}% at eps {} <= {:.2f}% at eps {} (+ slack)", acc * 100, c.eps_text,
+                                           cells[i - 1]->summary["robust_accuracy"] * 100, cells[i - 1]->eps_text)));
+      }
+    }
+  }
+}
+
+// 9 (transfer part): a transfer attack later in a cascade must not break
+// examples the white-box attacks before it left robust.
+void cross_white_vs_transfer(CheckContext& ctx) {
+  auto& file = *ctx.file;
+  erase_flags(file, "white-vs-transfer");
+  std::map<std::string, std::vector<reports::CellResult*>> groups;
+  for (auto& c : file.cells) groups[c.group].push_back(&c);
+  for (auto& [g, cells] : groups) {
+    std::sort(cells.begin(), cells.end(), [](auto* a, auto* b) { return a->cascade_position < b->cascade_position; });
+    for (std::size_t i = 1; i < cells.size(); ++i) {
+      auto& c = *cells[i];
+      if (c.source_model.empty()) continue;
+      bool white_before = false;
+      for (std::size_t k = 0; k < i; ++k) white_before |= cells[k]->source_model.empty();
+      if (!white_before) continue;
+      auto& p = *cells[i - 1];
+      const double drop_pts = p.summary["robust_accuracy"] - c.summary["robust_accuracy"];
+      const double slack = std::max(0.01, 3 * std::max(c.summary["robust_accuracy_std"], p.summary["robust_accuracy_std"]));
+      const bool failed = drop_pts > slack;
+      const std::string detail = fmt::format(
+          "transfer from {} lowered the accuracy left by the white-box attacks from {:.2f}% to {:.2f}% (slack {:.2f} points)",
+          c.source_model, p.summary["robust_accuracy"] * 100, c.summary["robust_accuracy"] * 100, slack * 100);
+      c.flags.push_back(flag(9, "white-vs-transfer", failed, detail));
+      if (failed)
+        for (std::size_t k = 0; k < i; ++k)
+          if (cells[k]->source_model.empty())
+            cells[k]->flags.push_back(flag(9, "white-vs-transfer", true, "a transfer attack beat this white-box attack: " + detail));
+    }
+  }
+}
+
 }  // namespace
+
+EvaluationSettings EvaluationSettings::of(const Matrix& m, bool audit) {
+  EvaluationSettings s;
+  s.seed = m.seed;
+  s.batch_size = m.batch_size;
+  s.cascade = m.cascade;
+  s.eot = m.eot;
+  s.eot_reduction = attacks::parse_eot_reduction(m.eot_reduction);
+  s.repeats = m.repeats;
+  s.audit_examples = m.audit_examples;
+  s.audit = audit;
+  return s;
+}
+
+std::string to_string(CheckStage stage) {
+  switch (stage) {
+    case CheckStage::kModel: return "per model";
+    case CheckStage::kBatch: return "per cell";
+    case CheckStage::kCrossCell: return "cross-cell";
+    case CheckStage::kModelAudit: return "audit, per model";
+    case CheckStage::kCellAudit: return "audit, per white-box cell";
+  }
+  return "?";
+}
+
+const std::vector<Check>& check_registry() {
+  using S = CheckStage;
+  static const std::vector<Check> registry{
+      {1, "randomness", S::kModel, "5 clean passes: flag a random model declared deterministic", model_randomness},
+      {4, "logits", S::kModel, "flag outputs that look like probabilities (rows in [0, 1] summing to 1)", model_logits},
+      {5, "gradient-health", S::kModel, "flag NaN/Inf input gradients or > 10% examples with an all-zero gradient",
+       model_gradient_health},
+      {12, "model-mode", S::kModel, "flag a module in training mode, or sampling off on a stochastic model", model_mode},
+      {11, "validity", S::kBatch, "flag any x_adv outside the eps-ball or the box, non-finite, or a modified input",
+       cell_validity},
+      {6, "iterative-vs-single-step", S::kBatch,
+       "FGSM/FGM on the examples an iterative attack left robust: flag above 1% (stochastic: 5%) broken", cell_single_step},
+      {7, "eps-monotonicity", S::kCrossCell,
+       "flag robust accuracy rising with eps, or above chance at an eps covering the input range", cross_eps_monotonicity},
+      {9, "white-vs-transfer", S::kCrossCell, "flag a transfer attack that beats the white-box attacks before it",
+       cross_white_vs_transfer},
+      {10, "unbounded-attack", S::kModelAudit, "PGD-100 with eps = the whole box: flag above 2% robust accuracy",
+       model_unbounded_attack},
+      {8, "convergence", S::kCellAudit, "double the attack's budget: flag when robust accuracy drops beyond noise",
+       audit_convergence},
+      {9, "noise-vs-white-box", S::kCellAudit, "random noise of size eps: flag when it beats the attack", audit_noise},
+      {2, "eot-convergence", S::kCellAudit, "EOT 1 / 5 / 20: flag when accuracy rises with samples or still drops at 20",
+       audit_eot_convergence},
+      {3, "fixed-noise-control", S::kCellAudit, "the attack on the model with its noise frozen: flag when it does worse",
+       audit_fixed_noise},
+  };
+  return registry;
+}
+
+void run_checks(CheckStage stage, CheckContext& ctx) {
+  for (const auto& check : check_registry())
+    if (check.stage == stage) check.run(ctx);
+}
+
+void apply_cross_cell_checks(reports::ResultFile& file) {
+  CheckContext ctx;
+  ctx.file = &file;
+  run_checks(CheckStage::kCrossCell, ctx);
+}
 
 reports::Flag check_randomness(models::Model& model, const torch::Tensor& x) {
   torch::NoGradGuard no_grad;
@@ -77,8 +406,7 @@ reports::Flag check_model_mode(models::Model& model) {
   if (model.is_stochastic() && model.sampling() != models::Sampling::kOn)
     problems.push_back("sampling is not on (the threat model attacks the sampling network)");
   const bool checked = dynamic_cast<models::TrainableModel*>(&model) != nullptr;
-  if (!problems.empty())
-    return flag(12, "model-mode", true, fmt::format("{}", fmt::join(problems, "; ")));
+  if (!problems.empty()) return flag(12, "model-mode", true, fmt::format("{}", fmt::join(problems, "; ")));
   return flag(12, "model-mode", false,
               checked ? "eval mode; sampling on for stochastic models" : "TorchScript: eval mode set, sampling as exported");
 }
@@ -100,78 +428,6 @@ int64_t count_invalid(const torch::Tensor& x_adv, const torch::Tensor& x, const 
 torch::Tensor FixedNoiseModel::logits(const torch::Tensor& x) {
   torch::manual_seed(seed_);
   return inner_.sample_logits(x, 1)[0];
-}
-
-void apply_cross_cell_checks(reports::ResultFile& file) {
-  // Re-runs replace this function's own flags (by name: check 9 also has the
-  // audit's "noise-vs-white-box" flag, written per cell, which must stay).
-  for (auto& c : file.cells)
-    c.flags.erase(std::remove_if(c.flags.begin(), c.flags.end(),
-                                 [](const reports::Flag& f) {
-                                   return f.name == "eps-monotonicity" || f.name == "white-vs-transfer";
-                                 }),
-                  c.flags.end());
-  int64_t classes = 10;
-  if (file.root.count("num_classes")) classes = std::stoll(file.root.at("num_classes"));
-  // 7: the same attack at a larger eps must not leave more examples robust.
-  std::map<std::string, std::vector<reports::CellResult*>> series;
-  for (auto& c : file.cells)
-    series[c.model + "|" + c.attack + "|" + c.norm + "|" + (c.targeted ? c.target_rule : "none")].push_back(&c);
-  for (auto& [key, cells] : series) {
-    std::sort(cells.begin(), cells.end(), [](auto* a, auto* b) { return a->eps < b->eps; });
-    for (std::size_t i = 0; i < cells.size(); ++i) {
-      auto& c = *cells[i];
-      const double acc = c.summary["robust_accuracy"];
-      const double n = std::max<double>(1.0, static_cast<double>(c.size()));
-      if (i > 0) {
-        auto& p = *cells[i - 1];
-        const double prev = p.summary["robust_accuracy"];
-        // Allowed slack: one example, or twice the repeat noise of a stochastic model.
-        const double slack = std::max(1.0 / n + 1e-12, 2 * std::max(c.summary["robust_accuracy_std"], p.summary["robust_accuracy_std"]));
-        if (acc > prev + slack) {
-          c.flags.push_back({7, "eps-monotonicity", true,
-                             fmt::format("robust accuracy {:.2f}% at eps {} is above {:.2f}% at eps {}", acc * 100,
-                                         c.eps_text, prev * 100, p.eps_text)});
-          continue;
-        }
-      }
-      if (c.norm == "linf" && c.eps >= 1.0 && !c.targeted) {
-        const bool above = acc > 1.0 / static_cast<double>(classes) + 2.0 / std::sqrt(n);
-        c.flags.push_back({7, "eps-monotonicity", above,
-                           fmt::format("eps {} covers the input range: robust accuracy {:.2f}% {} chance ({:.0f}%)", c.eps_text,
-                                       acc * 100, above ? "is above" : "is at or below", 100.0 / static_cast<double>(classes))});
-      } else if (i > 0) {
-        c.flags.push_back({7, "eps-monotonicity", false,
-                           fmt::format("{:.2f}% at eps {} <= {:.2f}% at eps {} (+ slack)", acc * 100, c.eps_text,
-                                       cells[i - 1]->summary["robust_accuracy"] * 100, cells[i - 1]->eps_text)});
-      }
-    }
-  }
-  // 9: a transfer attack after white-box attacks in a cascade.
-  std::map<std::string, std::vector<reports::CellResult*>> groups;
-  for (auto& c : file.cells) groups[c.group].push_back(&c);
-  for (auto& [g, cells] : groups) {
-    std::sort(cells.begin(), cells.end(), [](auto* a, auto* b) { return a->cascade_position < b->cascade_position; });
-    for (std::size_t i = 1; i < cells.size(); ++i) {
-      auto& c = *cells[i];
-      if (c.source_model.empty()) continue;
-      bool white_before = false;
-      for (std::size_t k = 0; k < i; ++k) white_before |= cells[k]->source_model.empty();
-      if (!white_before) continue;
-      auto& p = *cells[i - 1];
-      const double drop_pts = p.summary["robust_accuracy"] - c.summary["robust_accuracy"];
-      const double slack = std::max(0.01, 3 * std::max(c.summary["robust_accuracy_std"], p.summary["robust_accuracy_std"]));
-      const bool failed = drop_pts > slack;
-      const std::string detail =
-          fmt::format("transfer from {} lowered the accuracy left by the white-box attacks from {:.2f}% to {:.2f}% (slack {:.2f} points)",
-                      c.source_model, p.summary["robust_accuracy"] * 100, c.summary["robust_accuracy"] * 100, slack * 100);
-      c.flags.push_back({9, "white-vs-transfer", failed, detail});
-      if (failed)
-        for (std::size_t k = 0; k < i; ++k)
-          if (cells[k]->source_model.empty())
-            cells[k]->flags.push_back({9, "white-vs-transfer", true, "a transfer attack beat this white-box attack: " + detail});
-    }
-  }
 }
 
 }  // namespace imbench::harness

@@ -223,7 +223,7 @@ nlohmann::json Matrix::to_json() const {
   nlohmann::json j{{"name", name},
                    {"description", description},
                    {"dataset", dataset},
-                   {"split", "test"},
+                   {"split", split},
                    {"examples", examples},
                    {"seed", seed},
                    {"device", device},
@@ -268,6 +268,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   if (!safe_name(m.name)) r.fail(root.get("name"), "name", "give the matrix a name of letters, digits, '-' or '_'");
   m.description = r.str("description", "");
   m.dataset = r.str("dataset", m.dataset);
+  m.split = r.str("split", m.split);
+  if (m.split != "test" && m.split != "train") r.fail(root.get("split"), "split", "expected \"test\" or \"train\"");
   const auto datasets = data::dataset_names();
   if (std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end()) {
     const std::string guess = closest_name(m.dataset, datasets);
@@ -404,7 +406,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     if (!a.source.empty()) check_model(a.source, "source");
     for (const auto& n : a.models) check_model(n, "models");
   }
-  r.finish({"name", "description", "dataset", "examples", "seed", "device", "batch_size", "cascade", "eot",
+  r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade", "eot",
             "eot_reduction", "repeats", "audit_examples", "models", "attacks"});
   return m;
 }

@@ -73,7 +73,8 @@ struct Matrix {
   std::string name;
   std::string description;
   std::string dataset = "mnist";
-  int64_t examples = 1000;   ///< first N of the test split (0 = all)
+  std::string split = "test";  ///< "test" or "train"
+  int64_t examples = 1000;   ///< first N of the split (0 = all)
   uint64_t seed = 0;         ///< master seed
   std::string device = "cpu";
   int64_t batch_size = 1000;

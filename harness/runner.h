@@ -1,22 +1,24 @@
 #pragma once
-/// `imbench run`: evaluates a benchmark matrix cell by cell into an HDF5
-/// results file that is rewritten atomically after every cell, so a crash or
-/// kill loses at most the cell in progress and a re-run resumes.
-#include <memory>
+/// `imbench run` (and `imbench attack`, a one-cell matrix): schedules the
+/// cells of a benchmark matrix, trains missing models, hands every cell to
+/// the cell evaluator (harness/evaluator.h), and keeps the results in an
+/// HDF5 file rewritten atomically after every cell, so a crash or kill loses
+/// at most the cell in progress and a re-run resumes.
 #include <optional>
 #include <ostream>
 #include <string>
 
-#include "data/dataset.h"
-#include "models/model.h"
-#include "models/torchscript.h"
+#include "harness/matrix.h"
+#include "reports/results.h"
 
 namespace imbench::harness {
 
 struct RunRequest {
   std::string matrix_path;
+  std::optional<Matrix> matrix;       ///< set: this matrix instead of reading matrix_path
   std::string out;                    ///< "" = results/<matrix name>[-shard-i-of-n].h5
   std::string report;                 ///< "" = the output path with .md; "-" = no report
+  bool write = true;                  ///< false: no results file and no report (the results are returned)
   std::string shard;                  ///< "" = all cells; "i/n" = every n-th job starting at i
   bool audit = false;                 ///< also run the expensive soundness checks
   std::optional<std::string> device;  ///< overrides the matrix's device
@@ -24,20 +26,9 @@ struct RunRequest {
   bool quiet = false;                 ///< no live progress line
 };
 
-/// Runs (or resumes) the matrix; returns the exit code (0).
+/// Runs (or resumes) the matrix and returns its results.
+reports::ResultFile evaluate_matrix(const RunRequest& request, std::ostream& out);
+/// The same for `imbench run`; returns the exit code (0).
 int run_matrix(const RunRequest& request, std::ostream& out);
-
-/// An imbench checkpoint or a TorchScript file, with one line saying where it came from.
-struct LoadedModel {
-  std::unique_ptr<models::Model> model;
-  std::string provenance;
-  std::string training_json = "{}";
-};
-LoadedModel load_model_file(const std::string& path, const models::TorchScriptOptions& torchscript,
-                            torch::Device device);
-
-/// Throws UsageError (naming `who`) unless the model takes the dataset's
-/// examples and outputs one logit per class of it.
-void check_model_fits(models::Model& model, const data::Dataset& ds, const std::string& who);
 
 }  // namespace imbench::harness

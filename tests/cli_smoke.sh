@@ -60,7 +60,9 @@ expect 1 "truncated checkpoint" -- "$bin" eval --model "$tmp/cut.ckpt" --dataset
 expect 2 "failed train keeps old file" -- "$bin" train --dataset synthetic --lr -1 --out "$tmp/keep.ckpt"
 if cmp -s "$tmp/m.ckpt" "$tmp/keep.ckpt"; then echo "ok: old checkpoint intact"; else echo "FAIL: checkpoint changed"; fail=1; fi
 
-# Attacks: list, a white-box PGD with transfer to a second model, HDF5 records read back with h5py.
+# Attacks: list, a white-box PGD with transfer to a second model, its results
+# file (the imbench-results schema of `imbench run`) read back with h5py and
+# by report, compare and merge.
 expect 0 "attack --list" -- "$bin" attack --list
 contains out "apgd-dlr" "the registry lists apgd-dlr"
 expect 0 "train second model" -- "$bin" train --dataset synthetic --epochs 1 --hidden 32 --quiet --threads 1 --seed 4 --out "$tmp/m2.ckpt"
@@ -68,6 +70,7 @@ expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.c
   --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
 contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
 contains out "(transfer)" "attack prints the transfer row"
+contains out "results: $tmp/pgd.h5" "attack says where its results file is"
 expect 2 "attack --options must be an object" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
   --eps 0.1 --options 5 --steps 2 --limit 10
 contains err "not a JSON object" "--options 5 is named as not an object"
@@ -77,19 +80,29 @@ if [ -x $py ] && $py -c "import h5py" 2>/dev/null; then
   if $py - "$tmp/pgd.h5" <<'PY'
 import sys, h5py
 f = h5py.File(sys.argv[1], "r")
-assert f.attrs["schema"] == b"imbench-attack-records" or f.attrs["schema"] == "imbench-attack-records", f.attrs["schema"]
-g = f["white-box"]
+assert f.attrs["schema"] in (b"imbench-results", "imbench-results"), f.attrs["schema"]
+cells = sorted(f["cells"])
+assert cells == ["m.pgd.linf-8_255", "m2.pgd-transfer.linf-8_255"], cells
+g = f["cells"]["m.pgd.linf-8_255"]
 assert g["adversarial_correct"].shape == (1, 50), g["adversarial_correct"].shape
 assert g["linf"].shape == (50,)
 assert float(g["linf"][:].max()) <= 8 / 255 + 1e-6
-assert "transfer-0" in f
 assert 0.0 <= g.attrs["robust_accuracy"] <= 1.0
+assert f["cells"]["m2.pgd-transfer.linf-8_255"].attrs["source_model"] in (b"m", "m")
 print("h5py ok")
 PY
-  then echo "ok: HDF5 records read back with h5py"; else echo "FAIL: h5py could not read the records"; fail=1; fi
+  then echo "ok: the attack's results read back with h5py"; else echo "FAIL: h5py could not read the attack's results"; fail=1; fi
 else
   echo "FAIL: python3-h5py is not installed (scripts/setup.sh installs it)"; fail=1
 fi
+expect 0 "report reads an attack's results" -- "$bin" report "$tmp/pgd.h5"
+contains out "# imbench report" "the report of an attack has its title"
+contains out "m2" "the report of an attack has the transfer model"
+expect 0 "compare reads an attack's results" -- "$bin" compare "$tmp/pgd.h5" "$tmp/pgd.h5"
+contains out "0 regressions" "an attack compared with itself has no regression"
+cp "$tmp/pgd.h5" "$tmp/pgd-copy.h5"
+expect 0 "merge reads an attack's results" -- "$bin" merge "$tmp/pgd.h5" "$tmp/pgd-copy.h5" --out "$tmp/merged.h5"
+contains out "2 cells" "merging an attack's results with a copy keeps its two cells"
 cp "$tmp/pgd.h5" "$tmp/pgd.keep"
 expect 2 "unknown attack" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pdg --eps 0.1 --out "$tmp/pgd.h5"
 contains err "did you mean 'pgd'" "unknown attack suggests pgd"

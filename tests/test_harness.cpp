@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <map>
 
 #include "core/errors.h"
 #include "harness/checks.h"
@@ -283,6 +284,46 @@ TEST(Checks, FixedNoiseModelIsDeterministic) {
   FixedNoiseModel fixed(*m, 7);
   EXPECT_TRUE(torch::equal(fixed.logits(x), fixed.logits(x)));
   EXPECT_FALSE(fixed.is_stochastic());
+}
+
+TEST(Checks, RegistryHoldsEveryCheckOfEvaluationMdOnce) {
+  // docs/EVALUATION.md numbers its checks 1-12; check 9 has a per-cell
+  // audit part (noise) and a cross-cell part (transfer).
+  std::map<int, std::vector<std::string>> names;
+  for (const auto& c : check_registry()) {
+    EXPECT_TRUE(static_cast<bool>(c.run)) << c.name;
+    EXPECT_FALSE(c.summary.empty()) << c.name;
+    names[c.number].push_back(c.name);
+  }
+  for (int n = 1; n <= 12; ++n) EXPECT_EQ(names.count(n), 1u) << "check " << n << " is not registered";
+  EXPECT_EQ(names[9].size(), 2u);
+  for (const auto& [n, v] : names)
+    if (n != 9) EXPECT_EQ(v.size(), 1u) << "check " << n;
+}
+
+TEST(Checks, StagesRunOnlyTheirChecks) {
+  // A cross-cell run on an empty file adds nothing and touches no model.
+  reports::ResultFile f;
+  CheckContext ctx;
+  ctx.file = &f;
+  run_checks(CheckStage::kCrossCell, ctx);
+  EXPECT_TRUE(ctx.flags.empty());
+  // The model stage on a model whose outputs look like probabilities flags check 4 only.
+  ConstantModel probs(torch::tensor({0.25f, 0.75f}));
+  EvaluationSettings settings;
+  CheckContext m;
+  m.settings = &settings;
+  m.model = &probs;
+  m.x = torch::rand({8, 4});
+  m.y = torch::zeros({8}, torch::kLong);
+  run_checks(CheckStage::kModel, m);
+  std::vector<int> seen, failed;
+  for (const auto& flag : m.flags) {
+    seen.push_back(flag.check);
+    if (flag.failed) failed.push_back(flag.check);
+  }
+  EXPECT_EQ(seen, (std::vector<int>{1, 4, 5, 12}));
+  EXPECT_EQ(failed, (std::vector<int>{4, 5}));  // probabilities; and a constant output has all-zero gradients
 }
 
 reports::CellResult cell(const std::string& attack, double eps, double acc, const std::string& group, int64_t pos,
