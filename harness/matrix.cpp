@@ -311,7 +311,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       mr.fail(nullptr, "checkpoint", "give exactly one of checkpoint = \"FILE.ckpt\" or torchscript = \"FILE.pt\"");
     if (!mm.torchscript.empty() && !mm.family.empty())
       mr.fail(t.get("family"), "family", "a TorchScript model cannot be trained by imbench; drop family or use checkpoint");
-    if (mm.checkpoint.empty() && (mm.input_shape || mm.num_classes || mm.samples || mm.stochastic))
+    if (!mm.checkpoint.empty() && (mm.input_shape || mm.num_classes || mm.samples || mm.stochastic))
       mr.fail(nullptr, "input_shape", "input_shape/num_classes/samples/stochastic describe TorchScript models only");
     if (!mm.family.empty()) {
       const auto families = models::family_names();

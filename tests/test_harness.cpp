@@ -157,6 +157,16 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_NE(error_of_text(good_with("target_rule = \"next\"", "target_rule = \"nxt\"")).find("expected \"random\""),
             std::string::npos);
   EXPECT_NE(error_of_text("name = \"x\"\n[[models]]\nname=\"a\"\ncheckpoint=\"a\"\n").find("no [[attacks]]"), std::string::npos);
+  // TorchScript descriptions belong to TorchScript models; a checkpoint records them.
+  EXPECT_NE(error_of_text(good_with("checkpoint = \"x/sfnn.ckpt\"", "checkpoint = \"x/sfnn.ckpt\"\nnum_classes = 10"))
+                .find("models[1].input_shape: input_shape/num_classes/samples/stochastic describe TorchScript models only"),
+            std::string::npos);
+  EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"\ncheckpoint = \"x/sfnn.ckpt\"",
+                                    "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 28, 28]\nnum_classes = 10")),
+            "no error");
+  EXPECT_EQ(error_of_text(good_with("seed = 3", "seed = 3\nsplit = \"valid\"")),
+            "m.toml:6: split: expected \"test\" or \"train\"");
+  EXPECT_EQ(parse_matrix_text(good_with("seed = 3", "seed = 3\nsplit = \"train\""), "m.toml").split, "train");
 }
 
 TEST(Matrix, MissingFileIsAUsageError) {
