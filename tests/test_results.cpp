@@ -18,8 +18,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
+#include "reports/atomic_file.h"
+#include "reports/compare.h"
 #include "reports/h5_records.h"
+#include "reports/merge.h"
+#include "reports/report.h"
 #include "reports/results.h"
+#include "reports/results_io.h"
+#include "reports/statistics.h"
 #include "tests/test_support.h"
 
 using namespace imbench;
