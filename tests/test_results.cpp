@@ -26,7 +26,7 @@
 #include "reports/results.h"
 #include "reports/results_io.h"
 #include "reports/statistics.h"
-#include "tests/test_support.h"
+#include "tests/test_basics.h"
 
 using namespace imbench;
 using namespace imbench::reports;
