@@ -91,6 +91,11 @@ const ModelInfo* ResultFile::find_model(const std::string& name) const {
 namespace results_h5 {
 namespace {
 
+// The per-attack records format of `imbench attack --out` in imbench before
+// the results format replaced it: root attributes "attack", "threat_model",
+// ..., and groups "white-box", "transfer-0", ...
+constexpr const char* kAttackRecordsSchema = "imbench-attack-records";
+
 // Attributes the writer owns on /cells/<id>; every other number attribute of
 // a cell is a summary entry.
 const std::set<std::string> kCellAttributes = {
@@ -454,13 +459,16 @@ class Reader {
 
   ResultFile read(const H5::H5File& h5) const {
     H5::Group root = h5.openGroup("/");
-    if (!root.attrExists("schema")) fail("", "HDF5 file without a 'schema' attribute, not an imbench results file");
-    const std::string schema = string_attribute(root, "", "schema");
-    if (schema != kResultsSchema) {
-      const std::string what =
-          schema == "imbench-attack-records" ? " (per-example records of `imbench attack --out`)" : "";
-      fail("", fmt::format("schema '{}'{} is not an imbench results file (schema '{}')", schema, what, kResultsSchema));
-    }
+    const bool has_schema = root.attrExists("schema");
+    const std::string schema = has_schema ? string_attribute(root, "", "schema") : "";
+    if (schema == kAttackRecordsSchema || (!has_schema && (root.attrExists("attack") || h5.nameExists("white-box"))))
+      fail("", fmt::format("per-attack records written by `imbench attack --out` of an earlier imbench, not an {} "
+                           "file; re-create it by running the attack again (`imbench attack --out` now writes {} "
+                           "files)",
+                           kResultsSchema, kResultsSchema));
+    if (!has_schema) fail("", "HDF5 file without a 'schema' attribute, not an imbench results file");
+    if (schema != kResultsSchema)
+      fail("", fmt::format("schema '{}' is not an imbench results file (schema '{}')", schema, kResultsSchema));
     const double version = number_attribute(root, "", "schema_version");
     if (version != kResultsSchemaVersion)
       fail("", fmt::format("{} schema_version {} is not supported by this build (it reads version {})", kResultsSchema,

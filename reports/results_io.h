@@ -13,8 +13,9 @@ namespace imbench::reports {
 /// imbench::Error.
 void write_results(const std::string& path, const ResultFile& file);
 /// Reads a file written by write_results. Throws imbench::Error with a
-/// one-line message for a missing, unreadable or non-imbench file, or a
-/// schema version this build does not know.
+/// one-line message for a missing, unreadable or non-imbench file, a file of
+/// the per-attack records format of earlier imbench versions, or a schema
+/// version this build does not know.
 ResultFile read_results(const std::string& path);
 
 }  // namespace imbench::reports
