@@ -566,7 +566,7 @@ std::string throughput_section(const ResultFile& file) {
 }
 
 std::string diagnostics_section(const ResultFile& file) {
-  std::string out = "## Diagnostics\n\nSoundness checks numbered as in EVALUATION.md.\n";
+  std::string out = "## Diagnostics\n\nSoundness checks numbered as in docs/EVALUATION.md.\n";
   std::vector<std::string> unreliable;
   std::size_t checks = 0;
   auto flag_row = [&](MarkdownTable& t, const std::string& what, const Flag& f) {

@@ -12,9 +12,9 @@
 
 namespace imbench::reports {
 
-/// The outcome of one soundness check (EVALUATION.md, checks 1-12).
+/// The outcome of one soundness check (docs/EVALUATION.md, checks 1-12).
 struct Flag {
-  int check = 0;          ///< number in EVALUATION.md's table, 1-12
+  int check = 0;          ///< number in docs/EVALUATION.md's table, 1-12
   std::string name;       ///< short name, e.g. "randomness", "gradient-health"
   bool failed = false;    ///< true: the check flags the result as unreliable
   std::string detail;     ///< one line: what was measured, e.g. "PGD worse than FGSM on 3 of 500 examples"
