@@ -1,5 +1,7 @@
-// Tests of the benchmark results (reports/results.h): the HDF5 file, shard
-// merging, the regression comparison, the statistics and the Markdown report.
+// Tests of the benchmark results (reports/results.h and results_io.h,
+// merge.h, compare.h, statistics.h, report.h, atomic_file.h): the HDF5 file,
+// shard merging, the regression comparison, the statistics and the Markdown
+// report.
 #include <H5Cpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
