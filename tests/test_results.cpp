@@ -23,7 +23,6 @@
 #include "core/errors.h"
 #include "reports/atomic_file.h"
 #include "reports/compare.h"
-#include "reports/h5_records.h"
 #include "reports/merge.h"
 #include "reports/report.h"
 #include "reports/results.h"
@@ -456,15 +455,14 @@ TEST(Results, ReadNamesTheOldPerAttackRecordsFormat) {
 }
 
 TEST(Results, EveryWriterFailsWithAOneLineErrorAndLeavesNoTemporaryFile) {
-  // A path under a regular file cannot be created: results, attack records and
-  // text (reports) all go through one atomic writer that turns the filesystem
-  // error into an imbench::Error naming the path and removes its temporary file.
+  // A path under a regular file cannot be created: results and text (reports)
+  // both go through one atomic writer that turns the filesystem error into an
+  // imbench::Error naming the path and removes its temporary file.
   TempDir dir;
   write_bytes(dir.file("plain"), "not a folder");
   const std::string under = dir.file("plain/out");
   const std::vector<std::pair<std::string, std::function<void()>>> writers = {
       {"results", [&] { write_results(under + ".h5", report_fixture()); }},
-      {"attack records", [&] { write_attack_records(under + ".h5", {{"attack", "pgd"}}, {AttackRecords{}}); }},
       {"text", [&] { write_text_atomically(under + ".md", "# report\n"); }}};
   for (const auto& [what, write] : writers) {
     const std::string message = error_of<Error>(write);
