@@ -49,3 +49,6 @@ function(imbench_use_pch target)
     target_precompile_headers(${target} REUSE_FROM ${owner})
   endif()
 endfunction()
+
+# imbench_require_torch_free(target...): checked once everything is configured.
+include(${CMAKE_CURRENT_LIST_DIR}/TorchFree.cmake)

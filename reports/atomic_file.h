@@ -1,6 +1,7 @@
 #pragma once
-/// The one way reports/ replaces a file (results, attack records, reports):
-/// internal to reports/.
+/// The one way reports/ replaces a file (results, reports, robustness
+/// curves): a temporary file beside the target, flushed and renamed over it.
+/// Torch-free.
 #include <functional>
 #include <string>
 
@@ -12,5 +13,9 @@ namespace imbench::reports {
 /// was, and an imbench::Error naming `path` is thrown (HDF5 and filesystem
 /// errors included); errors `write` throws as imbench::Error pass unchanged.
 void replace_file_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
+
+/// Writes `text` to `path` through replace_file_atomically. UsageError when
+/// `path` is a folder.
+void write_text_atomically(const std::string& path, const std::string& text);
 
 }  // namespace imbench::reports

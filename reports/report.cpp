@@ -7,7 +7,6 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -16,7 +15,9 @@
 #include "core/errors.h"
 #include "reports/atomic_file.h"
 #include "reports/markdown.h"
+#include "reports/report.h"
 #include "reports/results.h"
+#include "reports/statistics.h"
 
 namespace imbench::reports {
 namespace report_detail {
@@ -565,7 +566,7 @@ std::string throughput_section(const ResultFile& file) {
 }
 
 std::string diagnostics_section(const ResultFile& file) {
-  std::string out = "## Diagnostics\n\nSoundness checks numbered as in EVALUATION.md.\n";
+  std::string out = "## Diagnostics\n\nSoundness checks numbered as in docs/EVALUATION.md.\n";
   std::vector<std::string> unreliable;
   std::size_t checks = 0;
   auto flag_row = [&](MarkdownTable& t, const std::string& what, const Flag& f) {
@@ -650,17 +651,6 @@ ReportOptions report_options_for(const std::string& report_path) {
   o.curves_dir = (p.parent_path() / (stem + "-curves")).string();
   o.curves_link_prefix = stem + "-curves/";
   return o;
-}
-
-void write_text_atomically(const std::string& path, const std::string& text) {
-  const std::filesystem::path p(path);
-  if (std::filesystem::is_directory(p)) throw UsageError(fmt::format("{}: is a directory, expected a file name", path));
-  replace_file_atomically(path, [&](const std::string& tmp) {
-    std::ofstream f(tmp, std::ios::binary);
-    f << text;
-    f.close();
-    if (!f) throw Error(fmt::format("{}: cannot be written", path));
-  });
 }
 
 }  // namespace imbench::reports

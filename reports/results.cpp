@@ -1,12 +1,9 @@
+// The results data model (reports/results.h) and its HDF5 reader and writer
+// (reports/results_io.h).
 #include "reports/results.h"
 
-#include "reports/atomic_file.h"
-#include "reports/h5_util.h"
-
 #include <H5Cpp.h>
-#include <fcntl.h>
 #include <fmt/format.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>
@@ -17,6 +14,9 @@
 #include <utility>
 
 #include "core/errors.h"
+#include "reports/atomic_file.h"
+#include "reports/h5_util.h"
+#include "reports/results_io.h"
 
 namespace fs = std::filesystem;
 
@@ -87,9 +87,14 @@ const ModelInfo* ResultFile::find_model(const std::string& name) const {
 
 // Helpers live in a named namespace: the reports folder compiles as one
 // unity translation unit, so anonymous-namespace names must not collide
-// with those of h5_records.cpp.
+// with those of the folder's other files.
 namespace results_h5 {
 namespace {
+
+// The per-attack records format of `imbench attack --out` in imbench before
+// the results format replaced it: root attributes "attack", "threat_model",
+// ..., and groups "white-box", "transfer-0", ...
+constexpr const char* kAttackRecordsSchema = "imbench-attack-records";
 
 // Attributes the writer owns on /cells/<id>; every other number attribute of
 // a cell is a summary entry.
@@ -263,23 +268,6 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
 }
 
 // ---- reading ----
-
-// The innermost message of HDF5's error stack (e.g. "truncated file: eof =
-// ..."), which says more than the C++ API's "H5Fopen failed".
-std::string hdf5_detail(const H5::Exception& e) {
-  std::string innermost;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_UPWARD,
-      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
-        if (n == 0 && err->desc) *static_cast<std::string*>(data) = err->desc;
-        return 0;
-      },
-      &innermost);
-  std::string s = e.getDetailMsg();
-  if (!innermost.empty()) s += ": " + innermost;
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s;
-}
 
 class Reader {
  public:
@@ -471,13 +459,16 @@ class Reader {
 
   ResultFile read(const H5::H5File& h5) const {
     H5::Group root = h5.openGroup("/");
-    if (!root.attrExists("schema")) fail("", "HDF5 file without a 'schema' attribute, not an imbench results file");
-    const std::string schema = string_attribute(root, "", "schema");
-    if (schema != kResultsSchema) {
-      const std::string what =
-          schema == "imbench-attack-records" ? " (per-example records of `imbench attack --out`)" : "";
-      fail("", fmt::format("schema '{}'{} is not an imbench results file (schema '{}')", schema, what, kResultsSchema));
-    }
+    const bool has_schema = root.attrExists("schema");
+    const std::string schema = has_schema ? string_attribute(root, "", "schema") : "";
+    if (schema == kAttackRecordsSchema || (!has_schema && (root.attrExists("attack") || h5.nameExists("white-box"))))
+      fail("", fmt::format("per-attack records written by `imbench attack --out` of an earlier imbench, not an {} "
+                           "file; re-create it by running the attack again (`imbench attack --out` now writes {} "
+                           "files)",
+                           kResultsSchema, kResultsSchema));
+    if (!has_schema) fail("", "HDF5 file without a 'schema' attribute, not an imbench results file");
+    if (schema != kResultsSchema)
+      fail("", fmt::format("schema '{}' is not an imbench results file (schema '{}')", schema, kResultsSchema));
     const double version = number_attribute(root, "", "schema_version");
     if (version != kResultsSchemaVersion)
       fail("", fmt::format("{} schema_version {} is not supported by this build (it reads version {})", kResultsSchema,
@@ -502,34 +493,6 @@ class Reader {
 }  // namespace
 }  // namespace results_h5
 
-void replace_file_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write) {
-  const fs::path target(path);
-  const std::string tmp = path + fmt::format(".tmp-{}", ::getpid());
-  auto remove_tmp = [&] {
-    std::error_code ec;
-    fs::remove(tmp, ec);
-  };
-  try {
-    if (target.has_parent_path()) fs::create_directories(target.parent_path());
-    write(tmp);
-    // Flush before the rename, so that the rename never publishes a file whose contents are still in flight.
-    if (const int fd = ::open(tmp.c_str(), O_RDONLY); fd >= 0) {
-      ::fsync(fd);
-      ::close(fd);
-    }
-    fs::rename(tmp, target);
-  } catch (const H5::Exception& e) {
-    remove_tmp();
-    throw Error(fmt::format("{}: HDF5 write failed: {}", path, results_h5::hdf5_detail(e)));
-  } catch (const fs::filesystem_error& e) {
-    remove_tmp();
-    throw Error(fmt::format("{}: cannot write: {}", path, e.code().message()));
-  } catch (...) {
-    remove_tmp();
-    throw;
-  }
-}
-
 void write_results(const std::string& path, const ResultFile& file) {
   results_h5::validate(path, file);
   replace_file_atomically(path, [&](const std::string& tmp) {
@@ -549,7 +512,7 @@ ResultFile read_results(const std::string& path) {
   try {
     is_hdf5 = H5::H5File::isHdf5(path);
   } catch (const H5::Exception& e) {
-    throw Error(fmt::format("{}: cannot read: {}", path, results_h5::hdf5_detail(e)));
+    throw Error(fmt::format("{}: cannot read: {}", path, h5::error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
   const results_h5::Reader reader(path);
@@ -558,7 +521,7 @@ ResultFile read_results(const std::string& path) {
     return reader.read(h5);
   } catch (const H5::Exception& e) {
     throw Error(
-        fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): {}", path, results_h5::hdf5_detail(e)));
+        fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): {}", path, h5::error_detail(e)));
   }
 }
 

@@ -1,10 +1,10 @@
 #pragma once
 /// Benchmark-matrix results (schema "imbench-results", version 1): the data
-/// model of `imbench run`, its HDF5 reader and writer, merging of shards, the
-/// Markdown report and the regression comparison. Torch-free: everything
-/// here works on plain vectors, so `imbench report/compare/merge` and their
-/// tests build without LibTorch headers. The file layout is documented in
-/// docs/results-h5.md.
+/// model of `imbench run` (models, cells with per-example records, flags).
+/// Torch-free: everything here works on plain vectors, so `imbench
+/// report/compare/merge` and their tests build without LibTorch. The HDF5
+/// layout is documented in docs/results-h5.md; the reader and writer are in
+/// reports/results_io.h.
 #include <cstdint>
 #include <map>
 #include <string>
@@ -12,9 +12,9 @@
 
 namespace imbench::reports {
 
-/// The outcome of one soundness check (EVALUATION.md, checks 1-12).
+/// The outcome of one soundness check (docs/EVALUATION.md, checks 1-12).
 struct Flag {
-  int check = 0;          ///< number in EVALUATION.md's table, 1-12
+  int check = 0;          ///< number in docs/EVALUATION.md's table, 1-12
   std::string name;       ///< short name, e.g. "randomness", "gradient-health"
   bool failed = false;    ///< true: the check flags the result as unreliable
   std::string detail;     ///< one line: what was measured, e.g. "PGD worse than FGSM on 3 of 500 examples"
@@ -103,51 +103,16 @@ struct ResultFile {
 inline constexpr const char* kResultsSchema = "imbench-results";
 inline constexpr int kResultsSchemaVersion = 1;
 
-/// Writes atomically (temporary file in the same folder, renamed when
-/// complete): a kill at any moment leaves either the old or the new file.
-/// Throws imbench::Error.
-void write_results(const std::string& path, const ResultFile& file);
-/// Reads a file written by write_results. Throws imbench::Error with a
-/// one-line message for a missing, unreadable or non-imbench file, or a
-/// schema version this build does not know.
-ResultFile read_results(const std::string& path);
-
-/// Joins shards of one matrix. Refuses (imbench::Error) files of different
-/// matrices (matrix_hash differs) and two different results for one cell
-/// id (different hash); identical duplicates are kept once. Cells come out
-/// in the order of the first file that has them, then the next...
-ResultFile merge_results(const std::vector<ResultFile>& shards);
-
-/// The 95% Wilson score interval of k successes in n trials.
-std::pair<double, double> wilson_interval(double k, double n, double z = 1.959963984540054);
-/// Exact two-sided McNemar p-value for b and c discordant pairs.
-double mcnemar_p_value(int64_t b, int64_t c);
-
-struct ReportOptions {
-  /// Folder the robustness-curve SVG files are written to ("" = no curves).
-  std::string curves_dir;
-  /// How the report links them (relative to the report file).
-  std::string curves_link_prefix;
-};
-/// Options for a report written to `report_path`: curves in the folder
-/// "<stem>-curves" beside it, linked relatively.
-ReportOptions report_options_for(const std::string& report_path);
-/// Writes text to a temporary file beside `path` and renames it over `path`.
-void write_text_atomically(const std::string& path, const std::string& text);
-
-/// The Markdown report. Writes one SVG per model and norm into
-/// options.curves_dir when set.
-std::string render_report(const ResultFile& file, const ReportOptions& options);
-
-struct CompareOptions {
-  double tolerance = 0.0;  ///< regressions of at most this much (fraction, 0.01 = 1 point) are allowed
-  double alpha = 0.05;     ///< significance level of the per-cell test
-};
-struct CompareResult {
-  std::string markdown;    ///< table of every matching cell: base, new, change, p-value, verdict
-  int64_t matched = 0, regressions = 0, improvements = 0;
-  std::vector<std::string> unmatched;  ///< cell ids only in one file
-};
-CompareResult compare_results(const ResultFile& base, const ResultFile& next, const CompareOptions& options);
-
 }  // namespace imbench::reports
+
+// Transitional umbrella. results.h used to declare the file I/O, merging,
+// statistics, the report, the comparison and the text writer too; they now
+// have one header each. Until harness/ and cli/ include the headers they use,
+// results.h still pulls them all in. New code includes what it uses; remove
+// these includes once no caller relies on them.
+#include "reports/atomic_file.h"
+#include "reports/compare.h"
+#include "reports/merge.h"
+#include "reports/report.h"
+#include "reports/results_io.h"
+#include "reports/statistics.h"

@@ -1,5 +1,8 @@
-// Tests of the benchmark results (reports/results.h): the HDF5 file, shard
-// merging, the regression comparison, the statistics and the Markdown report.
+// Tests of the benchmark results (reports/results.h and results_io.h,
+// merge.h, compare.h, statistics.h, report.h, atomic_file.h): the HDF5 file,
+// shard merging, the regression comparison, the statistics and the Markdown
+// report.
+#include <H5Cpp.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -18,9 +21,14 @@
 #include <nlohmann/json.hpp>
 
 #include "core/errors.h"
-#include "reports/h5_records.h"
+#include "reports/atomic_file.h"
+#include "reports/compare.h"
+#include "reports/merge.h"
+#include "reports/report.h"
 #include "reports/results.h"
-#include "tests/test_support.h"
+#include "reports/results_io.h"
+#include "reports/statistics.h"
+#include "tests/test_basics.h"
 
 using namespace imbench;
 using namespace imbench::reports;
@@ -397,26 +405,64 @@ TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
   write_bytes(dir.file("v2.h5"), v2);
   EXPECT_THAT(read_error(dir.file("v2.h5")), HasSubstr("schema_version 2 is not supported"));
 
-  AttackRecords records;
-  records.name = "white-box";
-  write_attack_records(dir.file("attack.h5"), {{"attack", "pgd"}}, {records});
-  const std::string message = read_error(dir.file("attack.h5"));
-  EXPECT_THAT(message, HasSubstr("schema 'imbench-attack-records'"));
-  EXPECT_THAT(message, HasSubstr("not an imbench results file"));
+  // An HDF5 file of another kind.
+  {
+    H5::H5File other(dir.file("other.h5"), H5F_ACC_TRUNC);
+    other.createGroup("/images");
+  }
+  EXPECT_THAT(read_error(dir.file("other.h5")), HasSubstr("without a 'schema' attribute, not an imbench results file"));
 
   EXPECT_THAT(read_error(dir.path.string()), HasSubstr("folder"));
 }
 
+namespace {
+
+// A file in the per-attack records layout that `imbench attack --out` wrote
+// before it wrote results files: string root attributes ("attack", ...; the
+// schema attribute when `schema` is not empty) and a group "white-box".
+void write_old_attack_records(const std::string& path, const std::string& schema) {
+  H5::H5File file(path, H5F_ACC_TRUNC);
+  H5::Group root = file.openGroup("/");
+  auto put = [&](const std::string& key, const std::string& value) {
+    const H5::StrType type(H5::PredType::C_S1, value.size());
+    root.createAttribute(key, type, H5::DataSpace(H5S_SCALAR)).write(type, value);
+  };
+  if (!schema.empty()) put("schema", schema);
+  put("attack", "pgd");
+  put("threat_model", "Linf eps=0.3 untargeted, inputs in [0, 1]");
+  H5::Group g = file.createGroup("/white-box");
+  const std::vector<int64_t> index = {0, 1, 2};
+  const hsize_t n = index.size();
+  g.createDataSet("index", H5::PredType::NATIVE_INT64, H5::DataSpace(1, &n))
+      .write(index.data(), H5::PredType::NATIVE_INT64);
+}
+
+}  // namespace
+
+TEST(Results, ReadNamesTheOldPerAttackRecordsFormat) {
+  TempDir dir;
+  for (const std::string schema : {"imbench-attack-records", ""}) {
+    const std::string path = dir.file("attack.h5");
+    write_old_attack_records(path, schema);
+    const std::string message = error_of<Error>([&] { read_results(path); });
+    EXPECT_EQ(message,
+              path +
+                  ": per-attack records written by `imbench attack --out` of an earlier imbench, not an "
+                  "imbench-results file; re-create it by running the attack again (`imbench attack --out` now "
+                  "writes imbench-results files)")
+        << "schema '" << schema << "'";
+  }
+}
+
 TEST(Results, EveryWriterFailsWithAOneLineErrorAndLeavesNoTemporaryFile) {
-  // A path under a regular file cannot be created: results, attack records and
-  // text (reports) all go through one atomic writer that turns the filesystem
-  // error into an imbench::Error naming the path and removes its temporary file.
+  // A path under a regular file cannot be created: results and text (reports)
+  // both go through one atomic writer that turns the filesystem error into an
+  // imbench::Error naming the path and removes its temporary file.
   TempDir dir;
   write_bytes(dir.file("plain"), "not a folder");
   const std::string under = dir.file("plain/out");
   const std::vector<std::pair<std::string, std::function<void()>>> writers = {
       {"results", [&] { write_results(under + ".h5", report_fixture()); }},
-      {"attack records", [&] { write_attack_records(under + ".h5", {{"attack", "pgd"}}, {AttackRecords{}}); }},
       {"text", [&] { write_text_atomically(under + ".md", "# report\n"); }}};
   for (const auto& [what, write] : writers) {
     const std::string message = error_of<Error>(write);

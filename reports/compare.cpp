@@ -1,25 +1,21 @@
-// Merging result shards, and comparing two result files cell by cell with a
-// significance test (McNemar on paired examples, else a two-proportion z-test).
+// Comparing two result files cell by cell with a significance test (McNemar
+// on paired examples, else a two-proportion z-test).
+#include "reports/compare.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <map>
-#include <set>
 
 #include "core/errors.h"
 #include "reports/markdown.h"
-#include "reports/results.h"
+#include "reports/statistics.h"
 
 namespace imbench::reports {
-namespace merge_compare {
+// Named: reports/ compiles as one unity translation unit.
+namespace compare_detail {
 namespace {
-
-std::string root_value(const ResultFile& f, const std::string& key) {
-  const auto it = f.root.find(key);
-  return it == f.root.end() || it->second.empty() ? "(none)" : it->second;
-}
 
 // Per-example adversarial records of one cell, checked for their sizes.
 struct Records {
@@ -50,81 +46,10 @@ std::string format_p(double p) { return p >= 0.001 ? fmt::format("{:.3f}", p) : 
 std::string format_accuracy(double a) { return std::isnan(a) ? "—" : format_percent(a); }
 
 }  // namespace
-}  // namespace merge_compare
-
-ResultFile merge_results(const std::vector<ResultFile>& shards) {
-  using merge_compare::root_value;
-  if (shards.empty()) throw Error("merge: no result files given");
-  ResultFile out;
-  out.root = shards.front().root;
-  std::map<std::string, std::size_t> model_from, cell_from;  // name/id -> file that contributed it
-  for (std::size_t s = 0; s < shards.size(); ++s) {
-    const ResultFile& f = shards[s];
-    if (root_value(f, "matrix_hash") != root_value(shards.front(), "matrix_hash"))
-      throw Error(
-          fmt::format("cannot merge results of different matrices: file 1 is matrix '{}' (hash {}), file {} "
-                      "is matrix '{}' (hash {})",
-                      root_value(shards.front(), "matrix_name"), root_value(shards.front(), "matrix_hash"), s + 1,
-                      root_value(f, "matrix_name"), root_value(f, "matrix_hash")));
-    for (const auto& m : f.models) {
-      const auto it = model_from.find(m.name);
-      if (it == model_from.end()) {
-        model_from.emplace(m.name, s);
-        out.models.push_back(m);
-        continue;
-      }
-      const ModelInfo& first = *out.find_model(m.name);
-      if (first.file_sha256 != m.file_sha256)
-        throw Error(fmt::format("cannot merge: model '{}' is file sha256 {} in file {} but {} in file {}", m.name,
-                                first.file_sha256, it->second + 1, m.file_sha256, s + 1));
-    }
-    for (const auto& c : f.cells) {
-      const auto it = cell_from.find(c.id);
-      if (it == cell_from.end()) {
-        cell_from.emplace(c.id, s);
-        out.cells.push_back(c);
-        continue;
-      }
-      const CellResult& first = *out.find_cell(c.id);
-      if (first.hash != c.hash)
-        throw Error(fmt::format("cannot merge: cell '{}' has two different results (hash {} in file {}, {} in file {})",
-                                c.id, first.hash, it->second + 1, c.hash, s + 1));
-    }
-  }
-  out.root["shard"] = "merged";
-  return out;
-}
-
-std::pair<double, double> wilson_interval(double k, double n, double z) {
-  if (n <= 0) return {0.0, 1.0};
-  const double p = k / n, z2 = z * z;
-  const double denom = 1 + z2 / n;
-  const double centre = (p + z2 / (2 * n)) / denom;
-  const double half = z * std::sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / denom;
-  return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
-}
-
-double mcnemar_p_value(int64_t b, int64_t c) {
-  if (b < 0 || c < 0) throw Error(fmt::format("McNemar test: negative counts b = {}, c = {}", b, c));
-  const int64_t n = b + c;
-  if (n == 0) return 1.0;
-  const int64_t k = std::min(b, c);
-  // log P[X <= k] for X ~ Bin(n, 1/2), summed in log space (log-sum-exp):
-  // 0.5^n underflows for n > 1074.
-  const double log_n_fact = std::lgamma(static_cast<double>(n) + 1);
-  const double log_half_n = static_cast<double>(n) * std::log(0.5);
-  std::vector<double> terms(static_cast<std::size_t>(k) + 1);
-  for (int64_t i = 0; i <= k; ++i)
-    terms[static_cast<std::size_t>(i)] =
-        log_n_fact - std::lgamma(static_cast<double>(i) + 1) - std::lgamma(static_cast<double>(n - i) + 1) + log_half_n;
-  const double top = *std::max_element(terms.begin(), terms.end());
-  double sum = 0;
-  for (double t : terms) sum += std::exp(t - top);
-  return std::min(1.0, 2 * std::exp(top + std::log(sum)));
-}
+}  // namespace compare_detail
 
 CompareResult compare_results(const ResultFile& base, const ResultFile& next, const CompareOptions& options) {
-  using namespace merge_compare;
+  using namespace compare_detail;
   CompareResult out;
   MarkdownTable table({"cell", "threat model", "base", "new", "change (points)", "test", "p-value", "verdict"});
   for (const auto& b : base.cells) {

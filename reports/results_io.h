@@ -1,0 +1,21 @@
+#pragma once
+/// Reading and writing results files (HDF5, schema "imbench-results"; the
+/// layout is in docs/results-h5.md). Torch-free.
+#include <string>
+
+#include "reports/results.h"
+
+namespace imbench::reports {
+
+/// Writes atomically (temporary file in the same folder, renamed when
+/// complete): a kill at any moment leaves either the old or the new file.
+/// Refuses inconsistent records before any file is touched. Throws
+/// imbench::Error.
+void write_results(const std::string& path, const ResultFile& file);
+/// Reads a file written by write_results. Throws imbench::Error with a
+/// one-line message for a missing, unreadable or non-imbench file, a file of
+/// the per-attack records format of earlier imbench versions, or a schema
+/// version this build does not know.
+ResultFile read_results(const std::string& path);
+
+}  // namespace imbench::reports
