@@ -30,7 +30,12 @@
 #include "harness/runner.h"
 #include "harness/training.h"
 #include "harness/zoo.h"
+#include "reports/atomic_file.h"
+#include "reports/compare.h"
+#include "reports/merge.h"
+#include "reports/report.h"
 #include "reports/results.h"
+#include "reports/results_io.h"
 #include "reports/markdown.h"
 #include "reports/zoo_report.h"
 

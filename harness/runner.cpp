@@ -25,7 +25,10 @@
 #include "models/load.h"
 #include "models/device.h"
 #include "reports/markdown.h"
+#include "reports/atomic_file.h"
+#include "reports/report.h"
 #include "reports/results.h"
+#include "reports/results_io.h"
 
 namespace fs = std::filesystem;
 

@@ -104,15 +104,3 @@ inline constexpr const char* kResultsSchema = "imbench-results";
 inline constexpr int kResultsSchemaVersion = 1;
 
 }  // namespace imbench::reports
-
-// Transitional umbrella. results.h used to declare the file I/O, merging,
-// statistics, the report, the comparison and the text writer too; they now
-// have one header each. Until harness/ and cli/ include the headers they use,
-// results.h still pulls them all in. New code includes what it uses; remove
-// these includes once no caller relies on them.
-#include "reports/atomic_file.h"
-#include "reports/compare.h"
-#include "reports/merge.h"
-#include "reports/report.h"
-#include "reports/results_io.h"
-#include "reports/statistics.h"
