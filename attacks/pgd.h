@@ -15,7 +15,8 @@ struct PgdOptions {
   bool early_stop = false;       ///< "early_stop": stop updating examples already adversarial
   int64_t check_every = 10;      ///< "check_every": steps between early-stop checks (the only host syncs)
   LossKind loss = LossKind::kCrossEntropy;  ///< "loss": ce, margin or dlr
-  static PgdOptions from_json(const nlohmann::json& j);
+  static const OptionTable<PgdOptions>& table();
+  static PgdOptions from_json(const nlohmann::json& j, OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;
 };
 
