@@ -12,8 +12,11 @@ const OptionTable<PgdOptions>& PgdOptions::table() {
   static const auto table =
       OptionTable<O>()
           .integer("steps", &O::steps, "iterations", at_least(1))
-          .number("step_size", &O::step_size, "step size alpha in input units; 0: 2.5 eps / steps (Madry et al.)",
+          .number("step_size", &O::step_size, "step size alpha in input units; 0: step_size_factor eps / steps",
                   at_least(0))
+          .number("step_size_factor", &O::step_size_factor,
+                  "with step_size 0: alpha in units of eps / steps, so one value fits every eps; Madry et al.: 2.5",
+                  above(0))
           .boolean("random_start", &O::random_start, "start uniformly at random in the eps-ball")
           .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept", at_least(1))
           .boolean("early_stop", &O::early_stop, "stop updating examples already adversarial")
@@ -37,7 +40,7 @@ nlohmann::json Pgd::effective_options(const ThreatModel& t) const {
 }
 
 double Pgd::step_size(double eps) const {
-  return o_.step_size > 0 ? o_.step_size : 2.5 * eps / static_cast<double>(o_.steps);
+  return o_.step_size > 0 ? o_.step_size : o_.step_size_factor * eps / static_cast<double>(o_.steps);
 }
 
 torch::Tensor ascent_step(const torch::Tensor& xa, const torch::Tensor& g, const torch::Tensor& x0, double alpha,

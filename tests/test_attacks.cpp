@@ -148,6 +148,11 @@ TEST(Registry, PgdRecordsTheStepSizeItUses) {
   const auto pgd = create_attack("pgd", {{"steps", 20}});
   EXPECT_EQ(pgd->options_json()["step_size"].get<double>(), 0.0);  // 0: the default rule
   EXPECT_DOUBLE_EQ(pgd->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 2.5 * 0.1 / 20);
+  EXPECT_EQ(pgd->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 2.5 * 0.1 / 20);  // bit for bit
+  // step_size_factor scales the rule with eps (Madry et al.'s MNIST run: 40 steps of 0.01 at eps 0.3).
+  const auto madry = create_attack("pgd", {{"steps", 40}, {"step_size_factor", 40 * 0.01 / 0.3}});
+  EXPECT_DOUBLE_EQ(madry->effective_options(threat(Norm::kLinf, 0.3))["step_size"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(madry->effective_options(threat(Norm::kLinf, 0.15))["step_size"].get<double>(), 0.005);
   const auto fixed = create_attack("pgd", {{"steps", 20}, {"step_size", 0.01}});
   EXPECT_DOUBLE_EQ(fixed->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 0.01);
   // Other attacks record their options as given.
