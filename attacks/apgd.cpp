@@ -2,29 +2,32 @@
 
 #include <cmath>
 
-#include "attacks/options.h"
-
 namespace imbench::attacks {
 
-ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const std::string& name) {
-  OptionReader r(j, name);
-  ApgdOptions o;
-  o.loss = loss;
-  o.steps = r.get("steps", o.steps);
-  o.restarts = r.get("restarts", o.restarts);
-  o.rho = r.get("rho", o.rho);
-  o.momentum = r.get("momentum", o.momentum);
-  o.random_start = r.get("random_start", o.random_start);
-  r.finish();
-  if (o.steps < 2 || o.restarts < 1 || !(o.rho > 0 && o.rho <= 1) || !(o.momentum > 0 && o.momentum <= 1))
-    throw UsageError(fmt::format("{}: steps >= 2, restarts >= 1, rho and momentum in (0, 1]", name));
-  return o;
+const OptionTable<ApgdOptions>& ApgdOptions::table() {
+  using O = ApgdOptions;
+  static const auto table =
+      OptionTable<O>()
+          .integer("steps", &O::steps, "iterations; AutoAttack: 100", at_least(2))
+          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept", at_least(1))
+          .number("rho", &O::rho,
+                  "halve the step size when fewer steps than this share raised the loss; AutoAttack: 0.75",
+                  above_and_at_most(0, 1))
+          .number("momentum", &O::momentum, "weight a of the new step against the last one; AutoAttack: 0.75",
+                  above_and_at_most(0, 1))
+          .boolean("random_start", &O::random_start, "start uniformly at random in the eps-ball");
+  return table;
 }
 
-nlohmann::json ApgdOptions::to_json() const {
-  // The loss is not an option: it is fixed by the attack's name (apgd-ce, apgd-dlr) and reported by loss_kind().
-  return {{"steps", steps}, {"restarts", restarts}, {"rho", rho}, {"momentum", momentum}, {"random_start", random_start}};
+ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const std::string& name,
+                                   OptionSpelling spelling) {
+  ApgdOptions o;
+  o.loss = loss;
+  return table().from_json(j, name, spelling, o);
 }
+
+// The loss is not an option: it is fixed by the attack's name (apgd-ce, apgd-dlr) and reported by loss_kind().
+nlohmann::json ApgdOptions::to_json() const { return table().to_json(*this); }
 
 std::vector<int64_t> Apgd::checkpoints(int64_t steps) {
   // p_1 = 0.22, p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), in whole

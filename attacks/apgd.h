@@ -21,7 +21,10 @@ struct ApgdOptions {
   double momentum = 0.75;    ///< "momentum" a (AutoAttack: 0.75)
   bool random_start = true;  ///< "random_start" uniform start in the ball (AutoAttack: true)
   LossKind loss = LossKind::kCrossEntropy;
-  static ApgdOptions from_json(const nlohmann::json& j, LossKind loss, const std::string& name);
+  /// The options; the loss is no option (the attack's name fixes it).
+  static const OptionTable<ApgdOptions>& table();
+  static ApgdOptions from_json(const nlohmann::json& j, LossKind loss, const std::string& name,
+                               OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;
 };
 

@@ -16,6 +16,7 @@
 #include <string>
 
 #include "attacks/gradient.h"
+#include "attacks/registry.h"
 #include "attacks/threat_model.h"
 #include "models/model.h"
 
@@ -111,15 +112,6 @@ torch::Tensor l0_norm(const torch::Tensor& d);
 torch::Tensor choose_targets(models::Model& model, const torch::Tensor& x, const torch::Tensor& y, TargetRule rule,
                              const RunOptions& options);
 
-/// Registry: name -> description + factory from a JSON options object
-/// (unknown keys are a UsageError naming the key).
-struct AttackInfo {
-  std::string name;
-  std::string description;
-  std::function<std::unique_ptr<Attack>(const nlohmann::json& options)> create;
-};
-const std::vector<AttackInfo>& attack_registry();
-std::vector<std::string> attack_names();
-std::unique_ptr<Attack> create_attack(const std::string& name, const nlohmann::json& options = nlohmann::json::object());
+// The registry (name -> traits, option table, factory) is in attacks/registry.h.
 
 }  // namespace imbench::attacks

@@ -2,31 +2,29 @@
 
 #include <cmath>
 
-#include "attacks/options.h"
-
 namespace imbench::attacks {
 
-CwOptions CwOptions::from_json(const nlohmann::json& j) {
-  OptionReader r(j, "cw");
-  CwOptions o;
-  o.steps = r.get("steps", o.steps);
-  o.binary_search_steps = r.get("binary_search_steps", o.binary_search_steps);
-  o.learning_rate = r.get("learning_rate", o.learning_rate);
-  o.initial_const = r.get("initial_const", o.initial_const);
-  o.confidence = r.get("confidence", o.confidence);
-  o.abort_early = r.get("abort_early", o.abort_early);
-  r.finish();
-  if (o.steps < 1 || o.binary_search_steps < 1 || !(o.learning_rate > 0) || !(o.initial_const > 0) ||
-      !(o.confidence >= 0))
-    throw UsageError("cw: steps and binary_search_steps must be >= 1, learning_rate and initial_const > 0, "
-                     "confidence >= 0");
-  return o;
+const OptionTable<CwOptions>& CwOptions::table() {
+  using O = CwOptions;
+  static const auto table =
+      OptionTable<O>()
+          .integer("steps", &O::steps, "Adam iterations per binary-search step; the paper: up to 10000", at_least(1))
+          .integer("binary_search_steps", &O::binary_search_steps, "binary-search steps over c; the paper: 9",
+                   at_least(1))
+          .number("learning_rate", &O::learning_rate, "Adam step size; the paper: 0.01", above(0))
+          .number("initial_const", &O::initial_const, "c_0, the first weight of the margin term; the paper: 1e-3",
+                  above(0))
+          .number("confidence", &O::confidence, "kappa, the margin a success needs; the paper: 0", at_least(0))
+          .boolean("abort_early", &O::abort_early,
+                   "stop a search step when the objective stalls, checked every steps/10");
+  return table;
 }
 
-nlohmann::json CwOptions::to_json() const {
-  return {{"steps", steps}, {"binary_search_steps", binary_search_steps}, {"learning_rate", learning_rate},
-          {"initial_const", initial_const}, {"confidence", confidence}, {"abort_early", abort_early}};
+CwOptions CwOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
+  return table().from_json(j, "cw", spelling);
 }
+
+nlohmann::json CwOptions::to_json() const { return table().to_json(*this); }
 
 torch::Tensor CarliniWagnerL2::perturb(AttackContext& ctx) {
   const auto& x = ctx.x;

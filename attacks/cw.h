@@ -20,7 +20,8 @@ struct CwOptions {
   double initial_const = 1e-3;       ///< "initial_const" c_0 (paper: 1e-3)
   double confidence = 0.0;           ///< "confidence" kappa (paper: 0)
   bool abort_early = true;           ///< "abort_early": stop a search step when the objective stalls (checked every steps/10)
-  static CwOptions from_json(const nlohmann::json& j);
+  static const OptionTable<CwOptions>& table();
+  static CwOptions from_json(const nlohmann::json& j, OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;
 };
 

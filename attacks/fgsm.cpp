@@ -1,7 +1,5 @@
 #include "attacks/fgsm.h"
 
-#include "attacks/options.h"
-
 namespace imbench::attacks {
 
 torch::Tensor steepest_direction(const torch::Tensor& g, Norm norm) {
@@ -14,15 +12,18 @@ torch::Tensor is_adversarial(const torch::Tensor& z, const torch::Tensor& y, con
   return targets.defined() ? pred.eq(targets) : pred.ne(y);
 }
 
-FgsmOptions FgsmOptions::from_json(const nlohmann::json& j) {
-  OptionReader r(j, "fgsm");
-  FgsmOptions o;
-  o.loss = parse_loss(r.get<std::string>("loss", to_string(o.loss)));
-  r.finish();
-  return o;
+const OptionTable<FgsmOptions>& FgsmOptions::table() {
+  static const auto table = OptionTable<FgsmOptions>().choice(
+      "loss", &FgsmOptions::loss, "loss to maximise: ce (cross-entropy), margin (Carlini-Wagner) or dlr", kAttackLosses,
+      to_string, parse_loss);
+  return table;
 }
 
-nlohmann::json FgsmOptions::to_json() const { return {{"loss", to_string(loss)}}; }
+FgsmOptions FgsmOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
+  return table().from_json(j, "fgsm", spelling);
+}
+
+nlohmann::json FgsmOptions::to_json() const { return table().to_json(*this); }
 
 torch::Tensor Fgsm::perturb(AttackContext& ctx) {
   const auto g = ctx.oracle.loss_and_grad(ctx.x, ctx.y, ctx.targets, make_loss(o_.loss)).grad;

@@ -1,5 +1,6 @@
 #pragma once
 #include "attacks/attack.h"
+#include "attacks/options.h"
 
 namespace imbench::attacks {
 
@@ -7,7 +8,9 @@ namespace imbench::attacks {
 /// x + eps grad / ||grad||_2. One gradient (with EOT) per example.
 struct FgsmOptions {
   LossKind loss = LossKind::kCrossEntropy;  ///< "loss": ce (paper), margin or dlr
-  static FgsmOptions from_json(const nlohmann::json& j);
+  /// Key, help and bounds of every option (attacks/options.h).
+  static const OptionTable<FgsmOptions>& table();
+  static FgsmOptions from_json(const nlohmann::json& j, OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;
 };
 

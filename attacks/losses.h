@@ -5,6 +5,7 @@
 #include <torch/torch.h>
 
 #include <string>
+#include <vector>
 
 namespace imbench::attacks {
 
@@ -13,6 +14,8 @@ enum class LossKind {
   kMargin,        ///< Carlini-Wagner margin: untargeted max_{j!=y} z_j - z_y; targeted z_t - max_{j!=t} z_j
   kDlr,           ///< difference of logits ratio (Croce and Hein 2020); targeted variant with z_pi3, z_pi4
 };
+/// Every loss, in the order help texts list them.
+inline const std::vector<LossKind> kAttackLosses{LossKind::kCrossEntropy, LossKind::kMargin, LossKind::kDlr};
 std::string to_string(LossKind loss);
 LossKind parse_loss(const std::string& name);  ///< "ce", "margin", "dlr"
 

@@ -5,30 +5,33 @@
 #include <cmath>
 #include <limits>
 
-#include "attacks/options.h"
-
 namespace imbench::attacks {
 
-PgdOptions PgdOptions::from_json(const nlohmann::json& j) {
-  OptionReader r(j, "pgd");
-  PgdOptions o;
-  o.steps = r.get("steps", o.steps);
-  o.step_size = r.get("step_size", o.step_size);
-  o.random_start = r.get("random_start", o.random_start);
-  o.restarts = r.get("restarts", o.restarts);
-  o.early_stop = r.get("early_stop", o.early_stop);
-  o.check_every = r.get("check_every", o.check_every);
-  o.loss = parse_loss(r.get<std::string>("loss", to_string(o.loss)));
-  r.finish();
-  if (o.steps < 1 || o.restarts < 1 || o.check_every < 1 || !(o.step_size >= 0))
-    throw UsageError("pgd: steps, restarts and check_every must be >= 1 and step_size >= 0");
-  return o;
+const OptionTable<PgdOptions>& PgdOptions::table() {
+  using O = PgdOptions;
+  static const auto table =
+      OptionTable<O>()
+          .integer("steps", &O::steps, "iterations", at_least(1))
+          .number("step_size", &O::step_size, "step size alpha in input units; 0: step_size_factor eps / steps",
+                  at_least(0))
+          .number("step_size_factor", &O::step_size_factor,
+                  "with step_size 0: alpha in units of eps / steps, so one value fits every eps; Madry et al.: 2.5",
+                  above(0))
+          .boolean("random_start", &O::random_start, "start uniformly at random in the eps-ball")
+          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept", at_least(1))
+          .boolean("early_stop", &O::early_stop, "stop updating examples already adversarial")
+          .integer("check_every", &O::check_every, "with early_stop: steps between checks (the only host syncs)",
+                   at_least(1))
+          .choice("loss", &O::loss, "loss to maximise: ce (cross-entropy), margin (Carlini-Wagner) or dlr",
+                  kAttackLosses, to_string, parse_loss);
+  return table;
 }
 
-nlohmann::json PgdOptions::to_json() const {
-  return {{"steps", steps}, {"step_size", step_size}, {"random_start", random_start}, {"restarts", restarts},
-          {"early_stop", early_stop}, {"check_every", check_every}, {"loss", to_string(loss)}};
+PgdOptions PgdOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
+  return table().from_json(j, "pgd", spelling);
 }
+
+nlohmann::json PgdOptions::to_json() const { return table().to_json(*this); }
 
 nlohmann::json Pgd::effective_options(const ThreatModel& t) const {
   auto j = o_.to_json();
@@ -37,7 +40,7 @@ nlohmann::json Pgd::effective_options(const ThreatModel& t) const {
 }
 
 double Pgd::step_size(double eps) const {
-  return o_.step_size > 0 ? o_.step_size : 2.5 * eps / static_cast<double>(o_.steps);
+  return o_.step_size > 0 ? o_.step_size : o_.step_size_factor * eps / static_cast<double>(o_.steps);
 }
 
 torch::Tensor ascent_step(const torch::Tensor& xa, const torch::Tensor& g, const torch::Tensor& x0, double alpha,

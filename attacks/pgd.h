@@ -9,13 +9,16 @@ namespace imbench::attacks {
 /// example keeps the restart that fooled the model (then the higher loss).
 struct PgdOptions {
   int64_t steps = 40;            ///< "steps"
-  double step_size = 0;          ///< "step_size" alpha in input units; 0 = 2.5 eps / steps (Madry et al.)
+  double step_size = 0;          ///< "step_size" alpha in input units; 0 = step_size_factor eps / steps
+  /// "step_size_factor": with step_size 0, alpha = step_size_factor eps / steps (Madry et al.: 2.5)
+  double step_size_factor = 2.5;
   bool random_start = true;      ///< "random_start": uniform in the Linf ball / uniform in the L2 ball
   int64_t restarts = 1;          ///< "restarts"
   bool early_stop = false;       ///< "early_stop": stop updating examples already adversarial
   int64_t check_every = 10;      ///< "check_every": steps between early-stop checks (the only host syncs)
   LossKind loss = LossKind::kCrossEntropy;  ///< "loss": ce, margin or dlr
-  static PgdOptions from_json(const nlohmann::json& j);
+  static const OptionTable<PgdOptions>& table();
+  static PgdOptions from_json(const nlohmann::json& j, OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;
 };
 
@@ -24,7 +27,7 @@ class Pgd : public Attack {
   explicit Pgd(PgdOptions o = {}) : o_(o) {}
   std::string name() const override { return "pgd"; }
   nlohmann::json options_json() const override { return o_.to_json(); }
-  /// step_size 0 (the default) resolved to 2.5 eps / steps.
+  /// step_size 0 (the default) resolved to step_size_factor eps / steps.
   nlohmann::json effective_options(const ThreatModel& t) const override;
   LossKind loss_kind() const override { return o_.loss; }
   bool supports(Norm) const override { return true; }

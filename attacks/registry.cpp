@@ -1,3 +1,5 @@
+#include "attacks/registry.h"
+
 #include <fmt/format.h>
 
 #include "attacks/apgd.h"
@@ -7,21 +9,37 @@
 
 namespace imbench::attacks {
 
+const OptionDescription* AttackInfo::option(const std::string& key) const {
+  for (const auto& o : options)
+    if (o.key == key) return &o;
+  return nullptr;
+}
+
 const std::vector<AttackInfo>& attack_registry() {
   static const std::vector<AttackInfo> registry{
-      {"fgsm", "FGSM (Linf) / FGM (L2), one gradient step of size eps (Goodfellow et al. 2015)",
-       [](const nlohmann::json& j) { return std::make_unique<Fgsm>(FgsmOptions::from_json(j)); }},
+      {"fgsm", "FGSM (Linf) / FGM (L2), one gradient step of size eps (Goodfellow et al. 2015)", /*iterative=*/false,
+       /*budget_options=*/{}, /*minimises_norm=*/false, FgsmOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) { return std::make_unique<Fgsm>(FgsmOptions::from_json(j, s)); }},
       {"pgd", "PGD, Linf or L2: 40 steps of 2.5 eps/40, random start, restarts, early stop (Madry et al. 2018)",
-       [](const nlohmann::json& j) { return std::make_unique<Pgd>(PgdOptions::from_json(j)); }},
+       /*iterative=*/true, /*budget_options=*/{"steps", "restarts"}, /*minimises_norm=*/false,
+       PgdOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) { return std::make_unique<Pgd>(PgdOptions::from_json(j, s)); }},
       {"cw", "Carlini-Wagner L2: tanh space, Adam, 9-step binary search over c, kappa, abort early (2017)",
-       [](const nlohmann::json& j) { return std::make_unique<CarliniWagnerL2>(CwOptions::from_json(j)); }},
-      {"apgd-ce", "APGD with cross-entropy: step-size schedule with checkpoints and momentum (Croce and Hein 2020)",
-       [](const nlohmann::json& j) {
-         return std::make_unique<Apgd>(ApgdOptions::from_json(j, LossKind::kCrossEntropy, "apgd-ce"), "apgd-ce");
+       /*iterative=*/true, /*budget_options=*/{"steps", "binary_search_steps"}, /*minimises_norm=*/true,
+       CwOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) {
+         return std::make_unique<CarliniWagnerL2>(CwOptions::from_json(j, s));
        }},
-      {"apgd-dlr", "APGD with the DLR loss (targeted DLR when targeted) (Croce and Hein 2020)",
-       [](const nlohmann::json& j) {
-         return std::make_unique<Apgd>(ApgdOptions::from_json(j, LossKind::kDlr, "apgd-dlr"), "apgd-dlr");
+      {"apgd-ce", "APGD with cross-entropy: step-size schedule with checkpoints and momentum (Croce and Hein 2020)",
+       /*iterative=*/true, /*budget_options=*/{"steps", "restarts"}, /*minimises_norm=*/false,
+       ApgdOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) {
+         return std::make_unique<Apgd>(ApgdOptions::from_json(j, LossKind::kCrossEntropy, "apgd-ce", s), "apgd-ce");
+       }},
+      {"apgd-dlr", "APGD with the DLR loss (targeted DLR when targeted) (Croce and Hein 2020)", /*iterative=*/true,
+       /*budget_options=*/{"steps", "restarts"}, /*minimises_norm=*/false, ApgdOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) {
+         return std::make_unique<Apgd>(ApgdOptions::from_json(j, LossKind::kDlr, "apgd-dlr", s), "apgd-dlr");
        }},
   };
   return registry;
@@ -33,10 +51,18 @@ std::vector<std::string> attack_names() {
   return names;
 }
 
-std::unique_ptr<Attack> create_attack(const std::string& name, const nlohmann::json& options) {
+const AttackInfo& attack_info(const std::string& name) {
   for (const auto& a : attack_registry())
-    if (a.name == name) return a.create(options);
+    if (a.name == name) return a;
   throw_unknown_name("attack", name, attack_names());
+}
+
+std::unique_ptr<Attack> create_attack(const std::string& name, const nlohmann::json& options, OptionSpelling spelling) {
+  return attack_info(name).create(options, spelling);
+}
+
+nlohmann::json read_attack_options(const std::string& name, const nlohmann::json& options, OptionSpelling spelling) {
+  return create_attack(name, options, spelling)->options_json();
 }
 
 }  // namespace imbench::attacks

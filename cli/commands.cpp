@@ -236,14 +236,27 @@ int run_info(const InfoCommand& cmd, std::ostream& out) {
 namespace imbench::cli {
 
 int run_attack_list(std::ostream& out) {
-  reports::MarkdownTable t({"attack", "norms", "description", "default options"});
   for (const auto& info : attacks::attack_registry()) {
-    const auto a = info.create(nlohmann::json::object());
-    std::string norms = a->supports(attacks::Norm::kLinf) ? "linf" : "";
-    if (a->supports(attacks::Norm::kL2)) norms += norms.empty() ? "l2" : ", l2";
-    t.add_row({info.name, norms, info.description, a->options_json().dump()});
+    const auto a = info.create(nlohmann::json::object(), attacks::OptionSpelling::kKey);
+    std::vector<std::string> norms;
+    if (a->supports(attacks::Norm::kLinf)) norms.push_back("linf");
+    if (a->supports(attacks::Norm::kL2)) norms.push_back("l2");
+    std::vector<std::string> traits;
+    if (info.iterative) traits.push_back("iterative");
+    if (info.minimises_norm) traits.push_back("minimum-norm (eps may be inf)");
+    if (!info.budget_options.empty())
+      traits.push_back(fmt::format("the audit doubles {}", fmt::join(info.budget_options, ", ")));
+    fmt::print(out, "## {}\n\n{}\n\nnorms: {}; loss: {}{}\n\n", info.name, info.description, fmt::join(norms, ", "),
+               attacks::to_string(a->loss_kind()), traits.empty() ? "" : fmt::format("; {}", fmt::join(traits, "; ")));
+    reports::MarkdownTable t({"key", "flag", "type", "default", "help"});
+    for (const auto& o : info.options)
+      t.add_row({o.key, o.flag(),
+                 o.type == attacks::OptionType::kChoice ? fmt::format("{}", fmt::join(o.choices, ", "))
+                 : o.bound.empty()                      ? o.type_name()
+                                                        : fmt::format("{} {}", o.type_name(), o.bound),
+                 o.default_text(), o.help});
+    fmt::print(out, "{}\n", t.render());
   }
-  fmt::print(out, "{}", t.render());
   return 0;
 }
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <algorithm>
 #include <cmath>
 #include <iostream>
 #include <limits>
@@ -11,6 +12,7 @@
 #include <sstream>
 #include <type_traits>
 
+#include "attacks/registry.h"
 #include "cli/commands.h"
 #include "core/errors.h"
 #include "core/parse.h"
@@ -250,35 +252,98 @@ int cmd_eval(const std::vector<std::string>& args) {
   return cli::run_eval(c, std::cout);
 }
 
+bool parse_bool(const std::string& v, const std::string& flag) {
+  if (v == "true" || v == "1" || v == "yes") return true;
+  if (v == "false" || v == "0" || v == "no") return false;
+  throw UsageError(fmt::format("{}: expected true or false, got '{}'", flag, v));
+}
+
+// One flag per distinct key of the attacks' option tables (attacks/registry.h).
+struct AttackFlag {
+  attacks::OptionDescription option;  // the first attack's row: key and type
+  std::vector<std::string> attacks;   // the attacks that take it
+};
+
+std::vector<AttackFlag> attack_flags() {
+  std::vector<AttackFlag> flags;
+  for (const auto& info : attacks::attack_registry())
+    for (const auto& o : info.options) {
+      auto it = std::find_if(flags.begin(), flags.end(), [&](const AttackFlag& f) { return f.option.key == o.key; });
+      if (it == flags.end()) it = flags.insert(flags.end(), AttackFlag{o, {}});
+      if (it->option.type != o.type) throw Error(fmt::format("attack option '{}' has different types in two attacks", o.key));
+      it->attacks.push_back(info.name);
+    }
+  return flags;
+}
+
+// "pgd: iterations (>= 1, default 40); cw: ...; apgd-ce, apgd-dlr: iterations (>= 2, default 100)":
+// attacks whose rows say the same share one entry.
+std::string attack_flag_help(const AttackFlag& f) {
+  std::vector<std::pair<std::string, std::vector<std::string>>> groups;  // help -> attacks
+  for (const auto& name : f.attacks) {
+    const auto& o = *attacks::attack_info(name).option(f.option.key);
+    const std::string text = fmt::format("{} ({}default {})", o.help, o.bound.empty() ? "" : o.bound + ", ", o.default_text());
+    auto it = std::find_if(groups.begin(), groups.end(), [&](const auto& g) { return g.first == text; });
+    if (it == groups.end()) groups.push_back({text, {name}});
+    else it->second.push_back(name);
+  }
+  std::vector<std::string> parts;
+  for (const auto& [text, names] : groups) parts.push_back(fmt::format("{}: {}", fmt::join(names, ", "), text));
+  return fmt::format("{}", fmt::join(parts, "; "));
+}
+
+// "--steps N", "--loss ce|margin|dlr" in --help.
+std::string attack_flag_value_name(const attacks::OptionDescription& o) {
+  switch (o.type) {
+    case attacks::OptionType::kInteger: return "N";
+    case attacks::OptionType::kNumber: return "X";
+    case attacks::OptionType::kBool: return "true|false";
+    case attacks::OptionType::kChoice: return o.type_name();
+  }
+  return "arg";
+}
+
+// A flag's text as the JSON value of its option; bounds and names are the attack's to check.
+nlohmann::json attack_flag_value(const attacks::OptionDescription& o, const std::string& text) {
+  const std::string flag = o.flag();
+  std::size_t used = 0;
+  switch (o.type) {
+    case attacks::OptionType::kInteger:
+      try {
+        const long long v = std::stoll(text, &used);
+        if (used == text.size()) return v;
+      } catch (const std::exception&) {
+      }
+      throw UsageError(fmt::format("{}: expected an integer, got '{}'", flag, text));
+    case attacks::OptionType::kNumber:
+      try {
+        const double v = std::stod(text, &used);
+        if (used == text.size() && std::isfinite(v)) return v;
+      } catch (const std::exception&) {
+      }
+      throw UsageError(fmt::format("{}: expected a finite number, got '{}'", flag, text));
+    case attacks::OptionType::kBool: return parse_bool(text, flag);
+    case attacks::OptionType::kChoice: return text;
+  }
+  return text;
+}
+
 int cmd_attack(const std::vector<std::string>& args) {
   cli::AttackCommand c;
   std::string shape, eps, options_json = "{}";
   bool list = false;
   int64_t classes = 0, samples = 0;
   bool stochastic = false;
-  int64_t steps = 0, restarts = 0, bss = 0;
-  double step_size = 0, confidence = 0, initial_const = 0, lr = 0;
-  std::string loss, random_start, early_stop;
   po::options_description d("options", 100);
   d.add_options()
-    ("list", po::bool_switch(&list), "list the attacks and their default options")
+    ("list", po::bool_switch(&list), "list the attacks: norms, traits and options with their defaults")
     ("model", po::value(&c.model), "the attacked model: an imbench checkpoint or a TorchScript file")
-    ("attack", po::value(&c.attack)->default_value("pgd"), "fgsm, pgd, cw, apgd-ce or apgd-dlr")
+    ("attack", po::value(&c.attack)->default_value("pgd"), fmt::format("{}", fmt::join(attacks::attack_names(), ", ")).c_str())
     ("norm", po::value(&c.norm)->default_value("linf"), "linf or l2 (cw minimises L2; under linf its result is projected)")
     ("eps", po::value(&eps), "radius of the threat model in pixel units of [0, 1], e.g. 0.3 or 8/255; 'inf' for cw (required)")
     ("targeted", po::bool_switch(&c.targeted), "targeted attack (see --target-rule)")
     ("target-rule", po::value(&c.target_rule)->default_value("random"), "random (another class, seeded), least-likely or next")
-    ("steps", po::value(&steps), "iterations (pgd 40, cw 1000 per search step, apgd 100)")
-    ("step-size", po::value(&step_size), "pgd: step size (default 2.5 eps / steps)")
-    ("restarts", po::value(&restarts), "pgd, apgd: restarts, the best per example is kept")
-    ("random-start", po::value(&random_start), "pgd: true or false (default true)")
-    ("early-stop", po::value(&early_stop), "pgd: true or false (default false)")
-    ("loss", po::value(&loss), "fgsm, pgd: ce, margin or dlr")
-    ("binary-search-steps", po::value(&bss), "cw: binary search steps over c (9)")
-    ("confidence", po::value(&confidence), "cw: kappa (0)")
-    ("initial-const", po::value(&initial_const), "cw: c_0 (1e-3)")
-    ("learning-rate", po::value(&lr), "cw: Adam step (0.01)")
-    ("options", po::value(&options_json), "any attack option as JSON, e.g. '{\"check_every\": 5}'")
+    ("options", po::value(&options_json), "attack options as JSON with their keys, e.g. '{\"check_every\": 5}' (the flags below override it)")
     ("eot", po::value(&c.eot)->default_value(0), "EOT samples per gradient (0 = 16 for stochastic models, 1 otherwise)")
     ("eot-reduction", po::value(&c.eot_reduction)->default_value("prediction-rule"), "prediction-rule (loss on the mean softmax) or mean-loss")
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
@@ -293,6 +358,16 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
     ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
   add_common(d, c.common);
+  // The attacks' own options, from their option tables.
+  const auto flags = attack_flags();
+  po::options_description attack_options("attack options (each for the attacks it names; 'imbench attack --list')", 100);
+  for (const auto& f : flags) {
+    const std::string name = f.option.flag().substr(2);
+    if (d.find_nothrow(name, false)) throw Error(fmt::format("attack option '{}' clashes with the flag --{}", f.option.key, name));
+    attack_options.add_options()(name.c_str(), po::value<std::string>()->value_name(attack_flag_value_name(f.option)),
+                                 attack_flag_help(f).c_str());
+  }
+  d.add(attack_options);
   po::variables_map vm;
   if (!parse("attack", "attack --model FILE --attack NAME --norm linf|l2 --eps E [options]",
              "Attacks the first --limit images of a split and prints clean and robust accuracy under the model's\n"
@@ -312,21 +387,25 @@ int cmd_attack(const std::vector<std::string>& args) {
     throw UsageError(fmt::format("--options: '{}' is not valid JSON", options_json));
   }
   if (!o.is_object()) throw UsageError(fmt::format("--options: '{}' is not a JSON object of attack options", options_json));
-  auto parse_bool = [](const std::string& v, const char* option) {
-    if (v == "true" || v == "1" || v == "yes") return true;
-    if (v == "false" || v == "0" || v == "no") return false;
-    throw UsageError(fmt::format("--{}: expected true or false, got '{}'", option, v));
-  };
-  if (vm.count("steps")) o["steps"] = steps;
-  if (vm.count("step-size")) o["step_size"] = step_size;
-  if (vm.count("restarts")) o["restarts"] = restarts;
-  if (vm.count("random-start")) o["random_start"] = parse_bool(random_start, "random-start");
-  if (vm.count("early-stop")) o["early_stop"] = parse_bool(early_stop, "early-stop");
-  if (vm.count("loss")) o["loss"] = loss;
-  if (vm.count("binary-search-steps")) o["binary_search_steps"] = bss;
-  if (vm.count("confidence")) o["confidence"] = confidence;
-  if (vm.count("initial-const")) o["initial_const"] = initial_const;
-  if (vm.count("learning-rate")) o["learning_rate"] = lr;
+  // Check the options now, each named as written: --options by its keys, flags as flags.
+  const auto& info = attacks::attack_info(c.attack);  // unknown names: "did you mean"
+  try {
+    attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kKey);
+  } catch (const UsageError& e) {
+    throw UsageError(vm.count("options") ? fmt::format("--options: {}", e.what()) : e.what());
+  }
+  for (const auto& f : flags) {
+    const std::string flag = f.option.flag();
+    if (!vm.count(flag.substr(2))) continue;
+    if (!info.option(f.option.key)) {
+      std::vector<std::string> takes;
+      for (const auto& t : info.options) takes.push_back(t.flag());
+      throw UsageError(fmt::format("{} does not apply to attack '{}' ({})", flag, c.attack,
+                                   takes.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(takes, ", "))));
+    }
+    o[f.option.key] = attack_flag_value(f.option, vm[flag.substr(2)].as<std::string>());
+  }
+  attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kFlag);
   c.attack_options_json = o.dump();
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
   if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");

@@ -7,6 +7,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <algorithm>
+#include <map>
 #include <numeric>
 
 #include "attacks/apgd.h"
@@ -18,6 +20,7 @@
 #include "models/det.h"
 #include "models/stochastic.h"
 #include "models/train.h"
+#include "tests/test_support.h"
 
 using namespace imbench;
 using namespace imbench::attacks;
@@ -145,11 +148,132 @@ TEST(Registry, PgdRecordsTheStepSizeItUses) {
   const auto pgd = create_attack("pgd", {{"steps", 20}});
   EXPECT_EQ(pgd->options_json()["step_size"].get<double>(), 0.0);  // 0: the default rule
   EXPECT_DOUBLE_EQ(pgd->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 2.5 * 0.1 / 20);
+  EXPECT_EQ(pgd->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 2.5 * 0.1 / 20);  // bit for bit
+  // step_size_factor scales the rule with eps (Madry et al.'s MNIST run: 40 steps of 0.01 at eps 0.3).
+  const auto madry = create_attack("pgd", {{"steps", 40}, {"step_size_factor", 40 * 0.01 / 0.3}});
+  EXPECT_DOUBLE_EQ(madry->effective_options(threat(Norm::kLinf, 0.3))["step_size"].get<double>(), 0.01);
+  EXPECT_DOUBLE_EQ(madry->effective_options(threat(Norm::kLinf, 0.15))["step_size"].get<double>(), 0.005);
   const auto fixed = create_attack("pgd", {{"steps", 20}, {"step_size", 0.01}});
   EXPECT_DOUBLE_EQ(fixed->effective_options(threat(Norm::kLinf, 0.1))["step_size"].get<double>(), 0.01);
   // Other attacks record their options as given.
   const auto cw = create_attack("cw", nlohmann::json::object());
   EXPECT_EQ(cw->effective_options(threat(Norm::kL2, 1.0)), cw->options_json());
+}
+
+// Option tables (attacks/options.h) and registry traits.
+
+TEST(OptionTable, DefaultsAreTheStructsAndUnchanged) {
+  // The recorded defaults as they were before the tables (options added since may add keys);
+  // dump() compares types too (0.0 is not 0).
+  const std::map<std::string, std::string> before{
+      {"fgsm", R"({"loss":"ce"})"},
+      {"pgd", R"({"check_every":10,"early_stop":false,"loss":"ce","random_start":true,"restarts":1,)"
+              R"("step_size":0.0,"steps":40})"},
+      {"cw", R"({"abort_early":true,"binary_search_steps":9,"confidence":0.0,"initial_const":0.001,)"
+             R"("learning_rate":0.01,"steps":1000})"},
+      {"apgd-ce", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
+      {"apgd-dlr", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
+  };
+  for (const auto& info : attack_registry()) {
+    const auto defaults = create_attack(info.name)->options_json();
+    const auto recorded_before = nlohmann::json::parse(before.at(info.name));
+    for (const auto& [key, value] : recorded_before.items())
+      EXPECT_EQ(defaults.value(key, nlohmann::json()).dump(), value.dump()) << info.name << " " << key;
+    // The registry's description lists exactly the recorded keys, with their defaults.
+    nlohmann::json described = nlohmann::json::object();
+    for (const auto& o : info.options) described[o.key] = o.default_value;
+    EXPECT_EQ(described.dump(), defaults.dump()) << info.name;
+  }
+  EXPECT_EQ(FgsmOptions::table().to_json(FgsmOptions{}), FgsmOptions().to_json());
+  EXPECT_EQ(PgdOptions::from_json(nlohmann::json::object()).to_json(), PgdOptions().to_json());
+  EXPECT_EQ(CwOptions::from_json(nlohmann::json::object()).to_json(), CwOptions().to_json());
+  EXPECT_EQ(ApgdOptions::from_json(nlohmann::json::object(), LossKind::kDlr, "apgd-dlr").to_json(),
+            ApgdOptions().to_json());
+  // null means "the default", as before.
+  EXPECT_EQ(create_attack("pgd", {{"steps", nullptr}})->options_json()["steps"], 40);
+}
+
+namespace {
+
+// A valid value other than the default, per type.
+nlohmann::json other_value(const OptionDescription& o) {
+  switch (o.type) {
+    case OptionType::kInteger: return o.default_value.get<int64_t>() + 1;
+    case OptionType::kNumber: return o.default_value.get<double>() == 0 ? 0.5 : o.default_value.get<double>() / 2;
+    case OptionType::kBool: return !o.default_value.get<bool>();
+    case OptionType::kChoice: return o.choices.back() == o.default_text() ? o.choices.front() : o.choices.back();
+  }
+  return nullptr;
+}
+
+}  // namespace
+
+TEST(OptionTable, EveryOptionIsAcceptedAsKeyAndRoundTrips) {
+  for (const auto& info : attack_registry())
+    for (const auto& o : info.options) {
+      const auto value = other_value(o);
+      for (auto spelling : {OptionSpelling::kKey, OptionSpelling::kFlag}) {
+        const auto options = create_attack(info.name, {{o.key, value}}, spelling)->options_json();
+        EXPECT_EQ(options[o.key], value) << info.name << " " << o.key;
+        EXPECT_EQ(create_attack(info.name, options)->options_json(), options) << info.name << " " << o.key;
+      }
+      EXPECT_EQ(read_attack_options(info.name, {{o.key, value}}, OptionSpelling::kFlag)[o.key], value);
+      std::string dashed = o.key;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      EXPECT_EQ(o.flag(), "--" + dashed);
+    }
+  EXPECT_EQ(create_attack("pgd", {{"loss", "cw"}})->loss_kind(), LossKind::kMargin);  // parse_loss's alias stays
+}
+
+TEST(OptionTable, ErrorsNameTheOptionAsWritten) {
+  auto message = [](const std::string& attack, const nlohmann::json& j, OptionSpelling s) {
+    return testing_support::error_of<UsageError>([&] { create_attack(attack, j, s); });
+  };
+  const auto key = OptionSpelling::kKey, flag = OptionSpelling::kFlag;
+  EXPECT_THAT(message("pgd", {{"stpes", 3}}, key), HasSubstr("'stpes' (did you mean 'steps'?)"));
+  EXPECT_THAT(message("pgd", {{"step_sise", 3}}, flag), HasSubstr("'--step-sise' (did you mean '--step-size'?)"));
+  EXPECT_THAT(message("pgd", {{"stpes", 3}}, flag), HasSubstr("known: --steps, --step-size"));
+  EXPECT_EQ(message("pgd", {{"steps", "many"}}, key), "pgd: steps must be an integer, got \"many\"");
+  EXPECT_EQ(message("pgd", {{"steps", 2.5}}, flag), "pgd: --steps must be an integer, got 2.5");
+  EXPECT_EQ(message("pgd", {{"early_stop", 1}}, flag), "pgd: --early-stop must be true or false, got 1");
+  EXPECT_EQ(message("cw", {{"confidence", "high"}}, key), "cw: confidence must be a number, got \"high\"");
+  EXPECT_EQ(message("fgsm", {{"loss", 2}}, key), "fgsm: loss must be one of ce, margin, dlr, got 2");
+  EXPECT_THAT(message("fgsm", {{"loss", "hinge"}}, flag), HasSubstr("fgsm: --loss: unknown loss 'hinge'"));
+  EXPECT_EQ(message("pgd", {{"steps", 0}}, key), "pgd: steps must be >= 1, got 0");
+  EXPECT_EQ(message("pgd", {{"step_size", -0.5}}, flag), "pgd: --step-size must be >= 0, got -0.5");
+  EXPECT_EQ(message("cw", {{"binary_search_steps", 0}}, flag), "cw: --binary-search-steps must be >= 1, got 0");
+  EXPECT_EQ(message("cw", {{"learning_rate", 0}}, key), "cw: learning_rate must be > 0, got 0");
+  EXPECT_EQ(message("apgd-dlr", {{"rho", 1.5}}, key), "apgd-dlr: rho must be in (0, 1], got 1.5");
+  EXPECT_EQ(message("apgd-ce", {{"steps", 1}}, flag), "apgd-ce: --steps must be >= 2, got 1");
+  EXPECT_EQ(message("pgd", nlohmann::json::array(), key), "pgd: options must be a key-value table");
+  for (const auto& m : {message("pgd", {{"stpes", 3}}, flag), message("apgd-ce", {{"loss", "ce"}}, key)})
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+}
+
+TEST(AttackRegistry, TraitsAreTheRunnersRules) {
+  const auto& fgsm = attack_info("fgsm");
+  EXPECT_FALSE(fgsm.iterative);
+  EXPECT_TRUE(fgsm.budget_options.empty());
+  for (const char* name : {"pgd", "cw", "apgd-ce", "apgd-dlr"}) EXPECT_TRUE(attack_info(name).iterative) << name;
+  using Names = std::vector<std::string>;
+  EXPECT_EQ(attack_info("pgd").budget_options, (Names{"steps", "restarts"}));
+  EXPECT_EQ(attack_info("cw").budget_options, (Names{"steps", "binary_search_steps"}));
+  EXPECT_EQ(attack_info("apgd-ce").budget_options, (Names{"steps", "restarts"}));
+  EXPECT_EQ(attack_info("apgd-dlr").budget_options, (Names{"steps", "restarts"}));
+  for (const auto& info : attack_registry()) {
+    // The audit doubled, before the registry said so, whichever of these the defaults hold.
+    const auto defaults = create_attack(info.name)->options_json();
+    Names doubled;
+    for (const char* key : {"steps", "restarts", "binary_search_steps"})
+      if (defaults.contains(key)) doubled.push_back(key);
+    EXPECT_EQ(info.budget_options, doubled) << info.name;
+    for (const auto& key : info.budget_options) EXPECT_EQ(info.option(key)->type, OptionType::kInteger) << key;
+    EXPECT_EQ(info.minimises_norm, create_attack(info.name)->minimises_norm()) << info.name;
+    EXPECT_EQ(info.minimises_norm, info.name == "cw");
+    EXPECT_EQ(&attack_info(info.name), &info);
+  }
+  EXPECT_THAT(testing_support::error_of<UsageError>([] { attack_info("apgd-cd"); }),
+              HasSubstr("did you mean 'apgd-ce'"));
 }
 
 class EveryAttack : public testing::TestWithParam<std::pair<std::string, Norm>> {};
