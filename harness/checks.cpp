@@ -18,17 +18,6 @@ reports::Flag flag(int check, const std::string& name, bool failed, std::string 
   return {check, name, failed, std::move(detail)};
 }
 
-// Attacks that take many gradient steps: a single FGSM/FGM step must not beat them.
-bool iterative(const std::string& kind) { return kind == "pgd" || kind == "apgd-ce" || kind == "apgd-dlr" || kind == "cw"; }
-
-// Options an attack's budget is made of, doubled by the convergence check.
-std::vector<std::string> budget_options(const std::string& kind, const nlohmann::json& effective) {
-  std::vector<std::string> keys;
-  for (const char* key : {"steps", "restarts", "binary_search_steps"})
-    if (effective.contains(key)) keys.push_back(key);
-  return keys;
-}
-
 // ---- per model -------------------------------------------------------------
 
 void model_randomness(CheckContext& c) { c.flags.push_back(check_randomness(*c.model, c.x)); }
@@ -78,9 +67,9 @@ void cell_validity(CheckContext& c) {
                                      n[0], n[1])));
 }
 
-// 6: a single step must not break examples an iterative attack left robust.
+// 6: a single step (FGSM, FGM under L2) must not break examples an iterative attack (a registry trait) left robust.
 void cell_single_step(CheckContext& c) {
-  if (c.transfer || !iterative(c.attack->kind) || !std::isfinite(c.threat->eps)) return;
+  if (c.transfer || !attacks::attack_info(c.attack->kind).iterative || !std::isfinite(c.threat->eps)) return;
   auto& n = c.tally[6];  // {broken by one step, checked}
   if (c.batch) {
     const auto survivors = c.batch->adversarial_correct.to(torch::kDouble).mean(0) >= 0.5;
@@ -133,12 +122,12 @@ double audit_tolerance(const CheckContext& c, double p) {
   return std::max(0.02, 2 * std::sqrt(std::max(p * (1 - p), 0.01) / n));
 }
 
-// 8: doubling the budget must not change the result much.
+// 8: doubling the budget (the registry's budget options of the attack) must not change the result much.
 void audit_convergence(CheckContext& c) {
   const double acc = audit_accuracy(c);
-  const auto effective = attacks::create_attack(c.attack->kind, c.attack->options)->options_json();
-  const auto keys = budget_options(c.attack->kind, effective);
+  const auto& keys = attacks::attack_info(c.attack->kind).budget_options;
   if (keys.empty()) return;
+  const auto effective = attacks::create_attack(c.attack->kind, c.attack->options)->options_json();
   nlohmann::json doubled = c.attack->options;
   for (const auto& key : keys) doubled[key] = effective[key].get<int64_t>() * 2;
   const double acc2 = audit_rerun(c, *c.model, doubled, audit_eot(c), c.repeats).robust_accuracy();

@@ -24,6 +24,8 @@ namespace report_detail {
 namespace {
 
 constexpr const char* kUnreliableMark = " ⚠";
+// Above this many columns the robust-accuracy table is split per threat model.
+constexpr std::size_t kMaxColumns = 8;
 
 std::string root_or(const ResultFile& f, const std::string& key, const std::string& fallback = "unknown") {
   const auto it = f.root.find(key);
@@ -470,24 +472,14 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
   std::sort(paper_keys.begin(), paper_keys.end());
   if (paper_clean) paper_keys.insert(paper_keys.begin(), "clean_accuracy");
 
-  std::vector<std::string> header = {"model", "clean"};
-  for (const auto& col : columns) {
-    for (const auto& attack : col.attacks) header.push_back(attack + " " + col.label);
-    header.push_back("worst case " + col.label);
-  }
-  for (const auto& key : paper_keys) {
-    std::string label = key == "clean_accuracy" ? "clean" : key;
-    std::replace(label.begin(), label.end(), '_', ' ');
-    header.push_back("paper " + label);
-  }
-  MarkdownTable table(header);
+  // One table when it stays readable on a GitHub page; else one per threat
+  // model, and the paper's numbers in a table of their own.
+  std::size_t width = 2 + paper_keys.size();
+  for (const auto& col : columns) width += col.attacks.size() + 1;
+  const bool split = width > kMaxColumns && columns.size() > 1;
+
   bool any_unreliable = false;
-  for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
-    const ModelInfo& m = file.models[mi];
-    const bool flagged = model_flagged(&m);
-    std::vector<std::string> row;
-    row.push_back("`" + m.name + "`" + (m.description.empty() ? "" : ": " + m.description) +
-                  (flagged ? kUnreliableMark : ""));
+  auto clean_of = [&](const ModelInfo& m) {
     // Clean accuracy as recorded for the model; the interval counts the
     // evaluations of its first cell.
     Accuracy clean;
@@ -498,23 +490,30 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
         clean.correct = m.clean_accuracy * clean.trials;
         break;
       }
-    row.push_back(format_accuracy(clean));
-    for (const auto& col : columns) {
-      for (const auto& attack : col.attacks) {
-        const CellResult* c = find_cell(file, m.name, col.threat, attack);
-        if (!c) {
-          row.push_back("—");
-          continue;
-        }
-        const bool unreliable = flagged || c->unreliable();
-        any_unreliable = any_unreliable || unreliable;
-        row.push_back(format_accuracy(cell_accuracy(*c)) + (unreliable ? kUnreliableMark : ""));
+    return format_accuracy(clean);
+  };
+  auto model_cell = [](const ModelInfo& m) {
+    return "`" + m.name + "`" + (m.description.empty() ? "" : ": " + m.description) +
+           (model_flagged(&m) ? kUnreliableMark : "");
+  };
+  auto threat_cells = [&](const ModelInfo& m, const Column& col, std::vector<std::string>& row) {
+    const bool flagged = model_flagged(&m);
+    for (const auto& attack : col.attacks) {
+      const CellResult* c = find_cell(file, m.name, col.threat, attack);
+      if (!c) {
+        row.push_back("—");
+        continue;
       }
-      const WorstCase w = worst_case(file, m.name, col.threat);
-      const bool unreliable = w.present && (flagged || w.unreliable);
+      const bool unreliable = flagged || c->unreliable();
       any_unreliable = any_unreliable || unreliable;
-      row.push_back(w.present ? format_accuracy(w.accuracy) + (unreliable ? kUnreliableMark : "") : "—");
+      row.push_back(format_accuracy(cell_accuracy(*c)) + (unreliable ? kUnreliableMark : ""));
     }
+    const WorstCase w = worst_case(file, m.name, col.threat);
+    const bool unreliable = w.present && (flagged || w.unreliable);
+    any_unreliable = any_unreliable || unreliable;
+    row.push_back(w.present ? format_accuracy(w.accuracy) + (unreliable ? kUnreliableMark : "") : "—");
+  };
+  auto paper_cells = [&](std::size_t mi, std::vector<std::string>& row) {
     for (const auto& key : paper_keys) {
       const auto it = papers[mi].find(key);
       if (it == papers[mi].end() || it->is_null())
@@ -522,10 +521,58 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
       else
         row.push_back(it->is_number() ? fmt::format("{}%", it->get<double>()) : json_text(*it));
     }
-    table.add_row(row);
+  };
+  std::vector<std::string> paper_header;
+  for (const auto& key : paper_keys) {
+    std::string label = key == "clean_accuracy" ? "clean" : key;
+    std::replace(label.begin(), label.end(), '_', ' ');
+    paper_header.push_back("paper " + label);
   }
+
   std::string out = fmt::format("## Robust accuracy: {}\n\n", root_or(file, "dataset"));
-  out += table.render();
+  if (!split) {
+    std::vector<std::string> header = {"model", "clean"};
+    for (const auto& col : columns) {
+      for (const auto& attack : col.attacks) header.push_back(attack + " " + col.label);
+      header.push_back("worst case " + col.label);
+    }
+    header.insert(header.end(), paper_header.begin(), paper_header.end());
+    MarkdownTable table(header);
+    for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
+      const ModelInfo& m = file.models[mi];
+      std::vector<std::string> row{model_cell(m), clean_of(m)};
+      for (const auto& col : columns) threat_cells(m, col, row);
+      paper_cells(mi, row);
+      table.add_row(row);
+    }
+    out += table.render();
+  } else {
+    out += "One table per threat model (the models that were attacked at it).\n";
+    for (const auto& col : columns) {
+      std::vector<std::string> header = {"model", "clean"};
+      for (const auto& attack : col.attacks) header.push_back(attack);
+      header.push_back("worst case");
+      MarkdownTable table(header);
+      for (const auto& m : file.models) {
+        if (!worst_case(file, m.name, col.threat).present) continue;
+        std::vector<std::string> row{model_cell(m), clean_of(m)};
+        threat_cells(m, col, row);
+        table.add_row(row);
+      }
+      out += fmt::format("\n### {}\n\n{}", col.label, table.render());
+    }
+    if (!paper_keys.empty()) {
+      std::vector<std::string> header = {"model"};
+      header.insert(header.end(), paper_header.begin(), paper_header.end());
+      MarkdownTable table(header);
+      for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
+        std::vector<std::string> row{"`" + file.models[mi].name + "`"};
+        paper_cells(mi, row);
+        table.add_row(row);
+      }
+      out += "\n### The paper's numbers\n\n" + table.render();
+    }
+  }
   if (any_unreliable)
     out +=
         "\n⚠ unreliable: a soundness check flagged this result or its model (see Diagnostics); the number is kept "
@@ -538,6 +585,54 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
       "± standard deviation over R evaluation repeats with fresh samples; [lo, hi] is the 95% Wilson interval of "
       "the correct count pooled over R × N evaluations (N examples).\n";
   return out;
+}
+
+// Per model: clean accuracy, the worst case of every threat model, and the
+// checks that fired. The details follow in the other sections.
+std::string summary_section(const ResultFile& file, const std::vector<Column>& columns) {
+  std::vector<std::string> header = {"model", "clean"};
+  for (const auto& col : columns) header.push_back("worst " + col.label);
+  header.push_back("checks");
+  MarkdownTable table(header);
+  auto compact = [](Accuracy a) {
+    a.trials = 0;  // no interval here: the details carry it
+    return format_accuracy(a);
+  };
+  for (const auto& m : file.models) {
+    const bool flagged = model_flagged(&m);
+    Accuracy clean;
+    clean.mean = m.clean_accuracy;
+    std::vector<std::string> row{"`" + m.name + "`", compact(clean)};
+    std::set<std::string> fired;
+    for (const auto& f : m.flags)
+      if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
+    for (const auto& c : file.cells)
+      if (c.model == m.name)
+        for (const auto& f : c.flags)
+          if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
+    for (const auto& col : columns) {
+      const WorstCase w = worst_case(file, m.name, col.threat);
+      row.push_back(!w.present ? "—" : compact(w.accuracy) + (flagged || w.unreliable ? kUnreliableMark : ""));
+    }
+    row.push_back(fired.empty() ? "ok" : fmt::format("⚠ {}", fmt::join(fired, "; ")));
+    table.add_row(row);
+  }
+  std::size_t ran = 0, failed = 0;
+  auto count = [&](const std::vector<Flag>& flags) {
+    for (const auto& f : flags) {
+      ++ran;
+      failed += f.failed ? 1 : 0;
+    }
+  };
+  for (const auto& m : file.models) count(m.flags);
+  for (const auto& c : file.cells) count(c.flags);
+  std::string out = fmt::format("## Summary\n\n{}; seed {}; device {}. ", root_or(file, "dataset"), root_or(file, "seed"),
+                                root_or(file, "device"));
+  out += "Worst case: the share of examples (mean over repeats) that survived every attack of the threat model; ";
+  out += "checks: the soundness checks that fired for the model or one of its cells";
+  out += ran == 0 ? " (none were recorded).\n\n" : fmt::format(" ({} of {} checks flagged).\n\n", failed, ran);
+  if (file.models.empty()) return out + "No models in this file.\n";
+  return out + table.render();
 }
 
 std::string throughput_section(const ResultFile& file) {
@@ -566,37 +661,44 @@ std::string throughput_section(const ResultFile& file) {
 }
 
 std::string diagnostics_section(const ResultFile& file) {
-  std::string out = "## Diagnostics\n\nSoundness checks numbered as in docs/EVALUATION.md.\n";
+  std::string out = "## Diagnostics\n\nSoundness checks numbered as in docs/EVALUATION.md: what fired, then what passed.\n";
   std::vector<std::string> unreliable;
+  // (check, name) -> {models passed, cells passed}
+  std::map<std::pair<int, std::string>, std::pair<int64_t, int64_t>> passed;
   std::size_t checks = 0;
-  auto flag_row = [&](MarkdownTable& t, const std::string& what, const Flag& f) {
-    ++checks;
-    t.add_row({what, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
-  };
-  MarkdownTable models({"model", "check", "name", "result", "detail"});
   for (const auto& m : file.models) {
-    for (const auto& f : m.flags) flag_row(models, m.name, f);
-    for (const auto& f : m.flags)
+    for (const auto& f : m.flags) {
+      ++checks;
       if (f.failed)
         unreliable.push_back(
             fmt::format("model `{}` (every cell of it): check {} {}: {}", m.name, f.check, f.name, f.detail));
+      else
+        ++passed[{f.check, f.name}].first;
+    }
   }
-  MarkdownTable cells({"cell", "check", "name", "result", "detail"});
-  std::size_t cell_checks = 0;
   for (const auto& c : file.cells) {
-    for (const auto& f : c.flags) flag_row(cells, c.id, f);
-    cell_checks += c.flags.size();
     std::vector<std::string> reasons;
-    for (const auto& f : c.flags)
-      if (f.failed) reasons.push_back(fmt::format("check {} {}: {}", f.check, f.name, f.detail));
+    for (const auto& f : c.flags) {
+      ++checks;
+      if (f.failed)
+        reasons.push_back(fmt::format("check {} {}: {}", f.check, f.name, f.detail));
+      else
+        ++passed[{f.check, f.name}].second;
+    }
     if (!reasons.empty()) unreliable.push_back(fmt::format("`{}`: {}", c.id, fmt::join(reasons, "; ")));
   }
   if (checks == 0) return out + "\nNo checks were recorded in this file.\n";
-  if (checks > cell_checks) out += "\n### Model checks\n\n" + models.render();
-  if (cell_checks > 0) out += "\n### Cell checks\n\n" + cells.render();
-  if (unreliable.empty()) return out + "\nAll checks passed.\n";
   out += "\n### Unreliable results\n\n";
+  if (unreliable.empty()) out += "None: every check passed.\n";
   for (const auto& line : unreliable) out += "- " + line + "\n";
+  MarkdownTable t({"check", "name", "passed on"});
+  for (const auto& [key, n] : passed) {
+    std::vector<std::string> where;
+    if (n.first > 0) where.push_back(fmt::format("{} model{}", n.first, n.first == 1 ? "" : "s"));
+    if (n.second > 0) where.push_back(fmt::format("{} cell{}", n.second, n.second == 1 ? "" : "s"));
+    t.add_row({fmt::format("{}", key.first), key.second, fmt::format("{}", fmt::join(where, ", "))});
+  }
+  if (!passed.empty()) out += "\n### Passed\n\n" + t.render();
   return out;
 }
 
@@ -629,6 +731,7 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   using namespace report_detail;
   const std::vector<Column> columns = columns_of(file);
   std::string out = fmt::format("# imbench report: {}\n\n", root_or(file, "matrix_name", "unnamed matrix"));
+  out += summary_section(file, columns) + "\n";
   out += configuration_section(file) + "\n";
   out += threat_models_section(file) + "\n";
   out += accuracy_section(file, columns) + "\n";

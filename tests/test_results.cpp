@@ -735,11 +735,28 @@ TEST(Results, ReportMatchesTheGoldenFile) {
   EXPECT_THAT(plain, testing::Not(HasSubstr("Robustness curves")));
 }
 
+TEST(Results, ReportOpensWithASummaryAndListsOnlyWhatFired) {
+  const std::string report = render_report(report_fixture(), {});
+  // The summary comes first: per model, the worst case per threat model and the checks that fired.
+  const auto summary = report.find("## Summary");
+  ASSERT_NE(summary, std::string::npos);
+  EXPECT_LT(summary, report.find("## Configuration"));
+  EXPECT_THAT(report, HasSubstr("| `sfnn` | 90.00% | 26.67 ± 5.77%  | 26.67 ± 5.77% ⚠ | —            | ⚠ 6 iterative-vs-single-step |"));
+  // Wide: one accuracy table per threat model.
+  EXPECT_THAT(report, HasSubstr("### Linf 0.3"));
+  EXPECT_THAT(report, HasSubstr("### The paper's numbers"));
+  // Diagnostics: the fired check in full, the passing ones counted, no row per passing check.
+  EXPECT_THAT(report, HasSubstr("- `sfnn.pgd.linf-0.3`: check 6 iterative-vs-single-step"));
+  EXPECT_THAT(report, HasSubstr("| 11    | validity   | 2 cells   |"));
+  EXPECT_THAT(report, testing::Not(HasSubstr("identical predictions in 5 passes")));  // a passing check's detail
+}
+
 TEST(Results, ReportSaysWhenAllChecksPassed) {
   ResultFile f = report_fixture();
   f.cells[8].flags[0].failed = false;
   const std::string report = render_report(f, {});
-  EXPECT_THAT(report, HasSubstr("All checks passed."));
+  EXPECT_THAT(report, HasSubstr("None: every check passed."));
+  EXPECT_THAT(report, HasSubstr("(0 of 6 checks flagged)"));
   EXPECT_THAT(report, testing::Not(HasSubstr("⚠")));
   for (auto& c : f.cells) c.flags.clear();
   for (auto& m : f.models) m.flags.clear();
