@@ -2,7 +2,9 @@
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
+#include <fmt/ranges.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
@@ -14,6 +16,7 @@
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/evaluate.h"
+#include "models/family.h"
 #include "models/train.h"
 
 namespace fs = std::filesystem;
@@ -30,11 +33,12 @@ std::string relative_to(const std::string& file, const fs::path& folder) {
   return fs::relative(fs::absolute(file), fs::absolute(folder)).generic_string();
 }
 
-std::string retrain_command(const nlohmann::json& training, const models::ModelSpec& spec, const std::string& out) {
+std::string retrain_command(const nlohmann::json& training, const std::string& family, const std::string& variant_flags,
+                            const std::string& out) {
   const auto& o = training.at("options");
-  std::string cmd = fmt::format("imbench train --family {} --dataset {} --preset {} --seed {} --threads {}", spec.family,
+  std::string cmd = fmt::format("imbench train --family {} --dataset {} --preset {} --seed {} --threads {}{}", family,
                                 training.at("dataset").get<std::string>(), training.at("preset").get<std::string>(),
-                                o.at("seed").get<uint64_t>(), training.value("threads", 0));
+                                o.at("seed").get<uint64_t>(), training.value("threads", 0), variant_flags);
   // Options the preset does not set are spelled out (none for the paper preset).
   const auto preset = models::preset_options(training.at("preset").get<std::string>());
   if (o.at("epochs").get<int64_t>() != preset.epochs) cmd += fmt::format(" --epochs {}", o.at("epochs").get<int64_t>());
@@ -42,6 +46,53 @@ std::string retrain_command(const nlohmann::json& training, const models::ModelS
     cmd += fmt::format(" --batch-size {}", o.at("batch_size").get<int64_t>());
   if (!o.value("flush_denormal", false)) cmd += " --flush-denormal 0";
   return cmd + " --out " + out;
+}
+
+// How a model differs from its family's reference under its preset, in its
+// activation or its objective's hyper-parameters (not in width, depth or
+// prediction samples, which the architecture and the test record show):
+// {"activation relu", " --activation relu"}, or {"", ""} for the reference.
+std::pair<std::string, std::string> variant_of(const models::ModelSpec& spec, const std::string& preset) {
+  models::ModelSpec ref = models::default_spec(spec.family, spec.input_shape, spec.num_classes);
+  ref.hidden = spec.hidden;
+  models::apply_preset(preset, ref);
+  std::vector<std::string> parts;
+  std::string flags;
+  if (spec.activation != ref.activation) {
+    parts.push_back("activation " + spec.activation);
+    flags += " --activation " + spec.activation;
+  }
+  for (const auto& [key, value] : spec.hyper.items()) {
+    if (key == "test_samples" || (ref.hyper.contains(key) && ref.hyper.at(key) == value)) continue;
+    std::string text;
+    if (value.is_array()) {
+      for (const auto& v : value) text += (text.empty() ? "" : ",") + v.dump();
+    } else {
+      text = value.dump();
+    }
+    parts.push_back(key + " " + text);
+    if (key == "k" || key == "train_samples" || key == "gamma" || key == "beta") {
+      std::string flag = key;
+      std::replace(flag.begin(), flag.end(), '_', '-');
+      flags += " --" + flag + " " + text;
+    }
+  }
+  return {fmt::format("{}", fmt::join(parts, "; ")), flags};
+}
+
+// "activation relu; k 128" -> "activation-relu_k-128": part of an entry's name.
+std::string slug(const std::string& variant) {
+  std::string s;
+  for (std::size_t i = 0; i < variant.size(); ++i) {
+    const char c = variant[i];
+    if (c == ';') {
+      s += '_';
+      ++i;  // the space after it
+      continue;
+    }
+    s += c == ' ' ? '-' : c == ',' ? '.' : c;
+  }
+  return s;
 }
 
 }  // namespace
@@ -112,7 +163,10 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
     const bool shipped = rel.rfind("..", 0) != 0;
     const auto& spec = meta.spec;
     const auto seed = training.at("options").at("seed").get<uint64_t>();
-    const std::string name = fmt::format("{}-{}-{}-s{}", spec.family, dataset, training.at("preset").get<std::string>(), seed);
+    const std::string preset = training.at("preset").get<std::string>();
+    const auto [variant, variant_flags] = variant_of(spec, preset);
+    const std::string name =
+        fmt::format("{}-{}-{}{}-s{}", spec.family, dataset, preset, variant.empty() ? "" : "-" + slug(variant), seed);
     nlohmann::json entry = {
         {"name", name},
         {"file", rel},
@@ -121,6 +175,7 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
         {"dataset", dataset},
         {"architecture", spec.layer_string()},
         {"preset", training.at("preset")},
+        {"variant", variant},
         {"seed", seed},
         {"train_examples", training.value("train_examples", int64_t{0})},
         {"validation_examples", training.at("options").at("validation_size")},
@@ -135,7 +190,7 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
         {"training_device", training.value("device", "")},
         {"trained_by", fmt::format("imbench {} ({})", meta.imbench_version, meta.git_revision)},
         {"created_utc", meta.created_utc},
-        {"retrain", retrain_command(training, spec, fs::path(path).lexically_normal().generic_string())},
+        {"retrain", retrain_command(training, spec.family, variant_flags, fs::path(path).lexically_normal().generic_string())},
         {"validation_curve", curve},
         {"test", test_json},
         {"bytes", static_cast<int64_t>(fs::file_size(path))},
