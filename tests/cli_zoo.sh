@@ -74,5 +74,13 @@ expect 2 "zero passes" -- "$bin" zoo add z/synthetic/sfnn.ckpt --manifest z/mani
 # The repository's shipped zoo: every file present and matching its SHA-256.
 if [ -f "$src/zoo/manifest.json" ]; then
   expect 0 "the shipped zoo verifies" -- "$bin" zoo verify --manifest "$src/zoo/manifest.json"
+  # paper-mnist.toml attacks the shipped models: on a fresh clone it trains nothing.
+  for ckpt in $(sed -n 's/^checkpoint = "\(.*\)"$/\1/p' "$src/benchmarks/matrices/paper-mnist.toml"); do
+    if [ -f "$src/$ckpt" ] && grep -q "\"file\": \"${ckpt#zoo/}\"" "$src/zoo/manifest.json"; then
+      echo "ok: paper-mnist.toml's $ckpt is shipped and in the manifest"
+    else
+      echo "FAIL: paper-mnist.toml names $ckpt, which the zoo does not ship"; fail=1
+    fi
+  done
 fi
 exit $fail
