@@ -2,9 +2,11 @@
 
 #include <fmt/format.h>
 #include <fmt/ostream.h>
+#include <fmt/ranges.h>
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -262,19 +264,11 @@ int run_attack_list(std::ostream& out) {
 
 namespace {
 
-// A matrix model name (HDF5-safe, unique) from a file name: "zoo/mnist/det-paper-s0.ckpt" -> "det-paper-s0".
-std::string model_name_of(const std::string& path, const std::vector<std::string>& taken) {
-  std::string stem = fs::path(path).stem().string(), name;
-  for (char ch : stem) name += (std::isalnum(static_cast<unsigned char>(ch)) || ch == '-' || ch == '_') ? ch : '_';
-  if (name.empty()) name = "model";
-  std::string unique = name;
-  for (int k = 2; std::find(taken.begin(), taken.end(), unique) != taken.end(); ++k) unique = fmt::format("{}-{}", name, k);
-  return unique;
-}
-
-harness::MatrixModel matrix_model(const std::string& name, const std::string& path, const TorchScriptFlags& ts) {
+harness::MatrixModel matrix_model(const std::string& name, const std::string& path, const TorchScriptFlags& ts,
+                                  const std::string& described_as) {
   harness::MatrixModel m;
   m.name = name;
+  m.described_as = described_as;
   (models::is_checkpoint_file(path) ? m.checkpoint : m.torchscript) = path;
   m.input_shape = ts.input_shape;
   m.num_classes = ts.num_classes;
@@ -309,15 +303,33 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (rule == attacks::TargetRule::kGiven)
     throw UsageError("--target-rule given is for the library API; on the command line use random, least-likely or next");
   if (!attack->supports(norm)) throw UsageError(fmt::format("attack '{}' does not support --norm {}", cmd.attack, cmd.norm));
-  if (std::isinf(cmd.eps) && !attack->minimises_norm())
-    throw UsageError(fmt::format("attack '{}' needs a finite --eps (inf is for minimum-norm attacks: cw)", cmd.attack));
+  if (std::isinf(cmd.eps) && !attack->minimises_norm()) {
+    std::vector<std::string> minimum_norm;
+    for (const auto& info : attacks::attack_registry())
+      if (info.minimises_norm) minimum_norm.push_back(info.name);
+    throw UsageError(fmt::format("attack '{}' needs a finite --eps (inf is for minimum-norm attacks: {})", cmd.attack,
+                                 fmt::join(minimum_norm, ", ")));
+  }
   if (!(cmd.eps >= 0)) throw UsageError(fmt::format("--eps must be >= 0, got {}", cmd.eps));
   attacks::parse_eot_reduction(cmd.eot_reduction);
   data::parse_split(cmd.split);
   if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
-  for (const auto& path : cmd.transfer_to)
-    if (!fs::is_regular_file(path)) throw UsageError(fmt::format("--transfer-to {}: no such file", path));
-  if (!fs::is_regular_file(cmd.model)) throw UsageError(fmt::format("--model {}: no such file", cmd.model));
+  auto need_file = [](const std::string& flag, const std::string& path) {
+    if (!fs::exists(path)) throw UsageError(fmt::format("{} {}: no such file", flag, path));
+    if (!fs::is_regular_file(path)) throw UsageError(fmt::format("{} {}: not a regular file", flag, path));
+  };
+  need_file("--model", cmd.model);
+  for (const auto& path : cmd.transfer_to) need_file("--transfer-to", path);
+  // --out replaces an earlier attack's file (this format or the per-attack
+  // records of earlier imbench versions), never the results of a matrix.
+  if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
+    const auto existing = reports::read_results(cmd.out);
+    const auto it = existing.root.find("matrix_name");
+    if (it == existing.root.end() || it->second != "attack")
+      throw UsageError(fmt::format("--out {}: holds the results of matrix '{}', which imbench attack does not "
+                                   "overwrite; choose another file",
+                                   cmd.out, it == existing.root.end() ? "?" : it->second));
+  }
 
   harness::Matrix m;
   m.path = "this imbench attack command";
@@ -332,11 +344,12 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   m.eot = cmd.eot > 0 ? cmd.eot : 16;            // stochastic models only; deterministic ones take 1
   m.eot_reduction = cmd.eot_reduction;
   m.repeats = cmd.repeats > 0 ? cmd.repeats : 10;  // likewise
-  std::vector<std::string> names{model_name_of(cmd.model, {})};
-  m.models.push_back(matrix_model(names[0], cmd.model, cmd.torchscript));
-  for (const auto& path : cmd.transfer_to) {
-    names.push_back(model_name_of(path, names));
-    m.models.push_back(matrix_model(names.back(), path, {}));
+  // Fixed names: the seeds derive from them, not from file names.
+  std::vector<std::string> names{"model"};
+  m.models.push_back(matrix_model(names[0], cmd.model, cmd.torchscript, "--model " + cmd.model));
+  for (std::size_t i = 0; i < cmd.transfer_to.size(); ++i) {
+    names.push_back(fmt::format("transfer-{}", i + 1));
+    m.models.push_back(matrix_model(names.back(), cmd.transfer_to[i], {}, "--transfer-to " + cmd.transfer_to[i]));
   }
   harness::MatrixAttack a;
   a.name = cmd.attack;
@@ -348,6 +361,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   a.targeted = cmd.targeted;
   a.target_rule = cmd.targeted ? cmd.target_rule : "random";
   a.models = {names[0]};
+  a.seed_id = "attack";  // one seed stream: every transfer cell rebuilds the white-box adversarial examples
   m.attacks.push_back(a);
   if (!cmd.transfer_to.empty()) {
     a.name = cmd.attack + "-transfer";
@@ -361,6 +375,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   harness::RunRequest req;
   req.matrix = m;
   req.write = !cmd.out.empty();
+  req.resume = false;
   req.out = cmd.out;
   req.report = "-";
   req.data_dir = cmd.common.data_dir;
@@ -395,15 +410,20 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
       }
     auto s = c.summary;
     const double attacked = std::max(1.0, s["attacked_examples"]);
+    const auto* mi = file.find_model(c.model);
+    auto failed = [](const reports::Flag& f) { return f.failed; };
+    const bool flagged =
+        std::any_of(c.flags.begin(), c.flags.end(), failed) || std::any_of(mi->flags.begin(), mi->flags.end(), failed);
     if (!transfer) {
       seconds = s["seconds"];
       evals = cell_evals;
     }
-    const auto* mi = file.find_model(c.model);
-    table.add_row({fmt::format("{} ({})", mi->description, transfer ? "transfer" : "white-box"),
+    const bool has_success = c.summary.count("attack_success") && !std::isnan(c.summary.at("attack_success"));
+    table.add_row({fmt::format("{} ({}){}", mi->description, transfer ? "transfer" : "white-box", flagged ? " ⚠" : ""),
                    reports::format_percent(s["clean_accuracy"]),
                    reports::format_percent(s["robust_accuracy"], s["robust_accuracy_std"]),
-                   reports::format_percent(s["robust_accuracy_worst"]), reports::format_percent(s["attack_success"]),
+                   reports::format_percent(s["robust_accuracy_worst"]),
+                   has_success ? reports::format_percent(s["attack_success"]) : "—",
                    fmt::format("{:.4f}", median_of(l2)), fmt::format("{:.4f}", median_of(linf)),
                    fmt::format("{:.0f}", cell_evals / attacked),
                    transfer ? "-" : fmt::format("{:.1f}", s["images_per_second"])});
@@ -414,14 +434,17 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
              "share of images right in every repeat.{}\n{:.2f} s in the attack, {:.0f} gradient evaluations/s\n",
              cmd.transfer_to.empty()
                  ? ""
-                 : fmt::format(" Transfer rows: examples crafted on {} by the same attack, with seeds of their own.", names[0]),
+                 : fmt::format(" Transfer rows: the white-box adversarial examples of {} (the attack is re-run with "
+                               "the same seeds for each) evaluated on another model.",
+                               cmd.model),
              seconds, evals / std::max(seconds, 1e-9));
-  for (const auto& c : file.cells)
-    for (const auto& f : c.flags)
-      if (f.failed) fmt::print(out, "check {} ({}) flags {}: {}\n", f.check, f.name, c.id, f.detail);
+  // The checks that fired (⚠ above): the model's first, then the cells'.
   for (const auto& mi : file.models)
     for (const auto& f : mi.flags)
-      if (f.failed) fmt::print(out, "check {} ({}) flags model {}: {}\n", f.check, f.name, mi.name, f.detail);
+      if (f.failed) fmt::print(out, "⚠ check {} ({}) on {}: {}\n", f.check, f.name, mi.name, f.detail);
+  for (const auto& c : file.cells)
+    for (const auto& f : c.flags)
+      if (f.failed) fmt::print(out, "⚠ check {} ({}) on {}: {}\n", f.check, f.name, c.id, f.detail);
   if (!cmd.out.empty())
     fmt::print(out, "results: {} (imbench-results: imbench report, compare and merge read it)\n", cmd.out);
   return 0;

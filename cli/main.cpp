@@ -347,12 +347,12 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("eot", po::value(&c.eot)->default_value(0), "EOT samples per gradient (0 = 16 for stochastic models, 1 otherwise)")
     ("eot-reduction", po::value(&c.eot_reduction)->default_value("prediction-rule"), "prediction-rule (loss on the mean softmax) or mean-loss")
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
-    ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the adversarial examples on these models")
+    ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each)")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("split", po::value(&c.split)->default_value("test"), "test or train")
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
-    ("out", po::value(&c.out), "write per-example records to this HDF5 file")
+    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
     ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
     ("num-classes", po::value(&classes), "TorchScript: number of classes")
     ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
@@ -373,7 +373,9 @@ int cmd_attack(const std::vector<std::string>& args) {
              "Attacks the first --limit images of a split and prints clean and robust accuracy under the model's\n"
              "prediction rule with the full threat model, EOT samples, repeats, seed, device and throughput.\n"
              "Stochastic models get EOT gradients (one batched pass of S samples) and R re-evaluations with fresh\n"
-             "samples by default. --transfer-to evaluates the same adversarial examples on other models.",
+             "samples by default. --transfer-to evaluates the same adversarial examples on other models. It is a\n"
+             "one-cell benchmark matrix run by the same evaluator and cheap soundness checks as `imbench run`;\n"
+             "--out writes a results file that `imbench report`, `compare` and `merge` read.",
              d, args, vm)) return 0;
   if (list) return cli::run_attack_list(std::cout);
   if (c.model.empty()) throw UsageError("imbench attack: --model is required (or --list)");

@@ -129,7 +129,7 @@ void audit_convergence(CheckContext& c) {
   if (keys.empty()) return;
   const auto effective = attacks::create_attack(c.attack->kind, c.attack->options)->options_json();
   nlohmann::json doubled = c.attack->options;
-  for (const auto& key : keys) doubled[key] = effective[key].get<int64_t>() * 2;
+  for (const auto& key : keys) doubled[key] = effective.at(key).get<int64_t>() * 2;
   const double acc2 = audit_rerun(c, *c.model, doubled, audit_eot(c), c.repeats).robust_accuracy();
   const double tol = audit_tolerance(c, acc);
   c.flags.push_back(flag(8, "convergence", acc - acc2 > tol,

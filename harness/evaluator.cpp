@@ -30,13 +30,14 @@ CellEvaluator::CellEvaluator(const data::Dataset& examples, torch::Device device
                              Progress progress)
     : ds_(examples), device_(device), settings_(settings), progress_(std::move(progress)) {}
 
-EvaluatedModel CellEvaluator::prepare(const std::string& name, models::LoadedModel loaded, std::string sha256) const {
+EvaluatedModel CellEvaluator::prepare(const std::string& name, models::LoadedModel loaded, std::string sha256,
+                                      const std::string& who) const {
   EvaluatedModel m;
   m.name = name;
   m.loaded = std::move(loaded);
   m.sha256 = std::move(sha256);
   auto& model = m.model();
-  models::check_model_fits(model, ds_, fmt::format("model '{}'", name));
+  models::check_model_fits(model, ds_, who);
   model.set_training(false);
   // Clean predictions once per model, R repeats with fresh samples.
   m.repeats = model.is_stochastic() ? settings_.repeats : 1;
@@ -118,7 +119,7 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   ro.eot.reduction = settings_.eot_reduction;
   ro.repeats = transfer ? 1 : R;
   ro.evaluate_clean = false;
-  const uint64_t cell_seed = derive_seed(settings_.seed, plan.id);
+  const uint64_t cell_seed = derive_seed(settings_.seed, task.seed_id.empty() ? plan.id : task.seed_id);
   const auto* prev = task.previous;
 
   // Which examples: all, or (cascade) those right in at least one repeat so far.

@@ -43,6 +43,7 @@ struct CellTask {
   EvaluatedModel* source = nullptr;             ///< transfer: the model the attack runs on; nullptr: white-box
   const reports::CellResult* previous = nullptr;  ///< the cell before it in its cascade group, if any
   std::string hash;                             ///< the resume key recorded with the result
+  std::string seed_id;                          ///< the cell's seeds derive from this id ("" = the cell id)
 };
 
 class CellEvaluator {
@@ -54,7 +55,9 @@ class CellEvaluator {
   CellEvaluator(const data::Dataset& examples, torch::Device device, EvaluationSettings settings, Progress progress = {});
 
   /// Puts the model in eval mode and takes its clean predictions.
-  EvaluatedModel prepare(const std::string& name, models::LoadedModel loaded, std::string sha256) const;
+  /// `who` names the model in errors ("model 'det'", "--transfer-to x.ckpt").
+  EvaluatedModel prepare(const std::string& name, models::LoadedModel loaded, std::string sha256,
+                         const std::string& who) const;
   /// Clean accuracy, description and the model-level checks (kModel; kModelAudit with --audit).
   reports::ModelInfo describe(EvaluatedModel& model, const std::string& paper_json) const;
   /// Runs one cell.

@@ -44,6 +44,7 @@ struct MatrixModel {
   std::optional<bool> stochastic;
   nlohmann::json paper = nlohmann::json::object();  ///< the paper's numbers for the report, in %
   int line = 0;
+  std::string described_as;  ///< how messages name the model ("" = "model '<name>'"); not part of the matrix
 
   nlohmann::json to_json() const;
   /// The file the model is read from.
@@ -64,6 +65,10 @@ struct MatrixAttack {
   std::string source;                  ///< transfer: craft on this model, evaluate on the others
   std::vector<std::string> models;     ///< evaluate on these models only (default: all but the source)
   int line = 0;
+  /// Seeds of the attack's cells derive from this id instead of the cell id
+  /// ("" = the cell id). `imbench attack` gives its white-box and transfer
+  /// cells one id, so the transfer cells see the white-box adversarial examples.
+  std::string seed_id;
 
   nlohmann::json to_json() const;
 };

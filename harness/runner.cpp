@@ -12,7 +12,6 @@
 #include <fstream>
 #include <map>
 
-#include "attacks/attack.h"
 #include "core/errors.h"
 #include "core/sha256.h"
 #include "core/version.h"
@@ -21,7 +20,6 @@
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
 #include "harness/training.h"
-#include "models/checkpoint.h"
 #include "models/load.h"
 #include "models/device.h"
 #include "reports/markdown.h"
@@ -124,7 +122,8 @@ EvaluatedModel& Runner::model_slot(const std::string& name) {
   ts.samples = m.samples;
   ts.stochastic = m.stochastic;
   if (!fs::exists(m.file())) throw Error(fmt::format("model '{}': {} does not exist", name, m.file()));
-  auto slot = evaluator_->prepare(name, models::load_model_file(m.file(), ts, device_), sha256_file(m.file()));
+  auto slot = evaluator_->prepare(name, models::load_model_file(m.file(), ts, device_), sha256_file(m.file()),
+                                  m.described_as.empty() ? fmt::format("model '{}'", name) : m.described_as);
   return slots_.emplace(name, std::move(slot)).first->second;
 }
 
@@ -146,7 +145,7 @@ reports::ResultFile Runner::run() {
   const std::string hash = matrix_.hash();
 
   // An existing file must be a result of this matrix; its finished cells are kept.
-  if (req_.write && fs::exists(out_path_)) {
+  if (req_.write && req_.resume && fs::exists(out_path_)) {
     auto existing = reports::read_results(out_path_);
     const auto it = existing.root.find("matrix_hash");
     if (it == existing.root.end() || it->second != hash)
@@ -247,6 +246,7 @@ reports::ResultFile Runner::run() {
       task.source = a.source.empty() ? nullptr : &model_slot(a.source);
       task.previous = prev;
       task.hash = cell_hash;
+      task.seed_id = a.seed_id;
       auto cell = evaluator_->evaluate(task);
       if (it != file_.cells.end()) {
         *it = std::move(cell);

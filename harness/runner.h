@@ -19,6 +19,7 @@ struct RunRequest {
   std::string out;                    ///< "" = results/<matrix name>[-shard-i-of-n].h5
   std::string report;                 ///< "" = the output path with .md; "-" = no report
   bool write = true;                  ///< false: no results file and no report (the results are returned)
+  bool resume = true;                 ///< false: an existing output file is replaced, not resumed
   std::string shard;                  ///< "" = all cells; "i/n" = every n-th job starting at i
   bool audit = false;                 ///< also run the expensive soundness checks
   std::optional<std::string> device;  ///< overrides the matrix's device

@@ -590,32 +590,39 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
 // Per model: clean accuracy, the worst case of every threat model, and the
 // checks that fired. The details follow in the other sections.
 std::string summary_section(const ResultFile& file, const std::vector<Column>& columns) {
-  std::vector<std::string> header = {"model", "clean"};
-  for (const auto& col : columns) header.push_back("worst " + col.label);
-  header.push_back("checks");
-  MarkdownTable table(header);
   auto compact = [](Accuracy a) {
     a.trials = 0;  // no interval here: the details carry it
     return format_accuracy(a);
   };
-  for (const auto& m : file.models) {
-    const bool flagged = model_flagged(&m);
-    Accuracy clean;
-    clean.mean = m.clean_accuracy;
-    std::vector<std::string> row{"`" + m.name + "`", compact(clean)};
-    std::set<std::string> fired;
-    for (const auto& f : m.flags)
-      if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
-    for (const auto& c : file.cells)
-      if (c.model == m.name)
-        for (const auto& f : c.flags)
-          if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
-    for (const auto& col : columns) {
-      const WorstCase w = worst_case(file, m.name, col.threat);
-      row.push_back(!w.present ? "—" : compact(w.accuracy) + (flagged || w.unreliable ? kUnreliableMark : ""));
+  // Threat models in groups that keep each table within kMaxColumns (model, clean, checks + the group).
+  const std::size_t per_table = std::max<std::size_t>(1, kMaxColumns - 3);
+  std::vector<MarkdownTable> tables;
+  for (std::size_t first = 0; first < std::max<std::size_t>(1, columns.size()); first += per_table) {
+    const std::size_t last = std::min(columns.size(), first + per_table);
+    std::vector<std::string> header = {"model", "clean"};
+    for (std::size_t k = first; k < last; ++k) header.push_back("worst " + columns[k].label);
+    header.push_back("checks");
+    MarkdownTable table(header);
+    for (const auto& m : file.models) {
+      const bool flagged = model_flagged(&m);
+      Accuracy clean;
+      clean.mean = m.clean_accuracy;
+      std::vector<std::string> row{"`" + m.name + "`", compact(clean)};
+      std::set<std::string> fired;
+      for (const auto& f : m.flags)
+        if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
+      for (const auto& c : file.cells)
+        if (c.model == m.name)
+          for (const auto& f : c.flags)
+            if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
+      for (std::size_t k = first; k < last; ++k) {
+        const WorstCase w = worst_case(file, m.name, columns[k].threat);
+        row.push_back(!w.present ? "—" : compact(w.accuracy) + (flagged || w.unreliable ? kUnreliableMark : ""));
+      }
+      row.push_back(fired.empty() ? "ok" : fmt::format("⚠ {}", fmt::join(fired, "; ")));
+      table.add_row(row);
     }
-    row.push_back(fired.empty() ? "ok" : fmt::format("⚠ {}", fmt::join(fired, "; ")));
-    table.add_row(row);
+    tables.push_back(std::move(table));
   }
   std::size_t ran = 0, failed = 0;
   auto count = [&](const std::vector<Flag>& flags) {
@@ -632,7 +639,8 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
   out += "checks: the soundness checks that fired for the model or one of its cells";
   out += ran == 0 ? " (none were recorded).\n\n" : fmt::format(" ({} of {} checks flagged).\n\n", failed, ran);
   if (file.models.empty()) return out + "No models in this file.\n";
-  return out + table.render();
+  for (std::size_t k = 0; k < tables.size(); ++k) out += (k ? "\n" : "") + tables[k].render();
+  return out;
 }
 
 std::string throughput_section(const ResultFile& file) {
@@ -699,6 +707,15 @@ std::string diagnostics_section(const ResultFile& file) {
     t.add_row({fmt::format("{}", key.first), key.second, fmt::format("{}", fmt::join(where, ", "))});
   }
   if (!passed.empty()) out += "\n### Passed\n\n" + t.render();
+  // What every check measured, folded away (GitHub renders <details>).
+  MarkdownTable all({"on", "check", "name", "result", "measured"});
+  for (const auto& m : file.models)
+    for (const auto& f : m.flags)
+      all.add_row({"model " + m.name, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
+  for (const auto& c : file.cells)
+    for (const auto& f : c.flags)
+      all.add_row({c.id, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
+  out += "\n<details><summary>What every check measured</summary>\n\n" + all.render() + "\n</details>\n";
   return out;
 }
 

@@ -503,6 +503,27 @@ void write_results(const std::string& path, const ResultFile& file) {
   });
 }
 
+bool is_attack_records_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
+  H5::Exception::dontPrint();
+  try {
+    if (!H5::H5File::isHdf5(path)) return false;
+    const H5::H5File h5(path, H5F_ACC_RDONLY);
+    const H5::Group root = h5.openGroup("/");
+    if (root.attrExists("schema")) {
+      std::string schema;
+      const H5::Attribute a = root.openAttribute("schema");
+      a.read(a.getStrType(), schema);
+      while (!schema.empty() && schema.back() == '\0') schema.pop_back();
+      return schema == results_h5::kAttackRecordsSchema;
+    }
+    return root.attrExists("attack") || h5.nameExists("white-box");
+  } catch (const H5::Exception&) {
+    return false;
+  }
+}
+
 ResultFile read_results(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such file", path));

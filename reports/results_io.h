@@ -17,5 +17,8 @@ void write_results(const std::string& path, const ResultFile& file);
 /// the per-attack records format of earlier imbench versions, or a schema
 /// version this build does not know.
 ResultFile read_results(const std::string& path);
+/// Whether `path` holds the per-attack records that `imbench attack --out`
+/// wrote before it wrote results files (what `imbench attack` may replace).
+bool is_attack_records_file(const std::string& path);
 
 }  // namespace imbench::reports

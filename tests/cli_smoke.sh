@@ -82,13 +82,16 @@ import sys, h5py
 f = h5py.File(sys.argv[1], "r")
 assert f.attrs["schema"] in (b"imbench-results", "imbench-results"), f.attrs["schema"]
 cells = sorted(f["cells"])
-assert cells == ["m.pgd.linf-8_255", "m2.pgd-transfer.linf-8_255"], cells
-g = f["cells"]["m.pgd.linf-8_255"]
+assert cells == ["model.pgd.linf-8_255", "transfer-1.pgd-transfer.linf-8_255"], cells
+g = f["cells"]["model.pgd.linf-8_255"]
 assert g["adversarial_correct"].shape == (1, 50), g["adversarial_correct"].shape
 assert g["linf"].shape == (50,)
 assert float(g["linf"][:].max()) <= 8 / 255 + 1e-6
 assert 0.0 <= g.attrs["robust_accuracy"] <= 1.0
-assert f["cells"]["m2.pgd-transfer.linf-8_255"].attrs["source_model"] in (b"m", "m")
+t = f["cells"]["transfer-1.pgd-transfer.linf-8_255"]
+assert t.attrs["source_model"] in (b"model", "model")
+# The transfer cell evaluates the white-box adversarial examples: the same perturbations.
+assert (t["linf"][:] == g["linf"][:]).all() and (t["l2"][:] == g["l2"][:]).all()
 print("h5py ok")
 PY
   then echo "ok: the attack's results read back with h5py"; else echo "FAIL: h5py could not read the attack's results"; fail=1; fi
@@ -97,10 +100,26 @@ else
 fi
 expect 0 "report reads an attack's results" -- "$bin" report "$tmp/pgd.h5"
 contains out "# imbench report" "the report of an attack has its title"
-contains out "m2" "the report of an attack has the transfer model"
+contains out "transfer-1" "the report of an attack has the transfer model"
 expect 0 "compare reads an attack's results" -- "$bin" compare "$tmp/pgd.h5" "$tmp/pgd.h5"
 contains out "0 regressions" "an attack compared with itself has no regression"
 cp "$tmp/pgd.h5" "$tmp/pgd-copy.h5"
+# --out replaces an earlier attack's file, and refuses a matrix's results.
+expect 0 "a second attack replaces the first one's file" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic \
+  --attack fgsm --eps 0.1 --limit 20 --threads 1 --out "$tmp/again.h5"
+expect 0 "and a third" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --eps 0.2 --limit 20 \
+  --threads 1 --out "$tmp/again.h5"
+contains out "Linf eps=0.2" "the replaced file holds the new attack"
+$py -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert sorted(f['cells']) == ['model.fgsm.linf-0.2'], list(f['cells'])" \
+  "$tmp/again.h5" && echo "ok: only the new attack's cell is in the file" || { echo "FAIL: the old attack's cell is still there"; fail=1; }
+printf 'name = "one"\ndataset = "synthetic"\nexamples = 10\n[[models]]\nname = "m"\ncheckpoint = "%s"\n[[attacks]]\nname = "fgsm"\neps = [0.1]\n' \
+  "$tmp/m.ckpt" >"$tmp/one.toml"
+expect 0 "a matrix run" -- "$bin" run "$tmp/one.toml" --out "$tmp/matrix.h5" --report - --threads 1 --quiet
+cp "$tmp/matrix.h5" "$tmp/matrix.keep"
+expect 2 "attack refuses to overwrite a matrix's results" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic \
+  --attack fgsm --eps 0.1 --limit 10 --threads 1 --out "$tmp/matrix.h5"
+contains err "holds the results of matrix 'one'" "the refusal names the matrix"
+cmp -s "$tmp/matrix.h5" "$tmp/matrix.keep" && echo "ok: the matrix's results are intact" || { echo "FAIL: the matrix's results changed"; fail=1; }
 expect 0 "merge reads an attack's results" -- "$bin" merge "$tmp/pgd.h5" "$tmp/pgd-copy.h5" --out "$tmp/merged.h5"
 contains out "2 cells" "merging an attack's results with a copy keeps its two cells"
 cp "$tmp/pgd.h5" "$tmp/pgd.keep"

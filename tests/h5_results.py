@@ -75,7 +75,8 @@ def same(a, b):
 
 
 def _flags(obj):
-    return sorted([f["check"], f["name"], bool(f["failed"])] for f in json.loads(obj.attrs["flags"]))
+    # In the order they were recorded, with what each measured.
+    return [[f["check"], f["name"], bool(f["failed"]), f["detail"]] for f in json.loads(obj.attrs["flags"])]
 
 
 def _rounded(values, digits):

@@ -318,7 +318,7 @@ TEST(Checks, StagesRunOnlyTheirChecks) {
   ctx.file = &f;
   run_checks(CheckStage::kCrossCell, ctx);
   EXPECT_TRUE(ctx.flags.empty());
-  // The model stage on a model whose outputs look like probabilities flags check 4 only.
+  // The model stage on a constant model whose outputs look like probabilities flags checks 4 and 5.
   ConstantModel probs(torch::tensor({0.25f, 0.75f}));
   EvaluationSettings settings;
   CheckContext m;
