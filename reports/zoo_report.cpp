@@ -142,8 +142,9 @@ std::string render_zoo_report(const nlohmann::json& manifest, const std::string&
                     kMnistTolerance);
   if (!missing.empty()) md += fmt::format("Not trained yet: {}. ", fmt::join(missing, ", "));
   if (!misses.empty())
-    md += fmt::format("Over the {:.2f}-point gap: {}; see their validation curves below.", kMnistTolerance,
-                      fmt::join(misses, ", "));
+    md += fmt::format("Over the {:.2f}-point gap: {}; see their validation curves below{}.", kMnistTolerance,
+                      fmt::join(misses, ", "),
+                      variants.empty() ? "" : ", and the variants trained to test an explanation");
   md += "\n\n";
 
   // Seed spread for families with several seeds.
