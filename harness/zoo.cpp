@@ -42,22 +42,34 @@ std::string retrain_command(const nlohmann::json& training, const std::string& f
   // Options the preset does not set are spelled out (none for the paper preset).
   const auto preset = models::preset_options(training.at("preset").get<std::string>());
   if (o.at("epochs").get<int64_t>() != preset.epochs) cmd += fmt::format(" --epochs {}", o.at("epochs").get<int64_t>());
-  if (o.at("batch_size").get<int64_t>() != preset.batch_size)
-    cmd += fmt::format(" --batch-size {}", o.at("batch_size").get<int64_t>());
   if (!o.value("flush_denormal", false)) cmd += " --flush-denormal 0";
   return cmd + " --out " + out;
 }
 
-// How a model differs from its family's reference under its preset, in its
-// activation or its objective's hyper-parameters (not in width, depth or
-// prediction samples, which the architecture and the test record show):
+// How a model differs from its family's reference under its preset: in its
+// activation, its objective's hyper-parameters, or the preset's optimisation
+// settings (not in width, depth, prediction samples or the epoch budget,
+// which the architecture, the test record and the history show):
 // {"activation relu", " --activation relu"}, or {"", ""} for the reference.
-std::pair<std::string, std::string> variant_of(const models::ModelSpec& spec, const std::string& preset) {
+std::pair<std::string, std::string> variant_of(const models::ModelSpec& spec, const std::string& preset,
+                                               const nlohmann::json& options) {
   models::ModelSpec ref = models::default_spec(spec.family, spec.input_shape, spec.num_classes);
   ref.hidden = spec.hidden;
-  models::apply_preset(preset, ref);
+  const auto ref_options = models::apply_preset(preset, ref).to_json();
   std::vector<std::string> parts;
   std::string flags;
+  for (const auto& [key, flag] : std::vector<std::pair<std::string, std::string>>{{"optimizer", "--optimizer"},
+                                                                                 {"learning_rate", "--lr"},
+                                                                                 {"momentum", "--momentum"},
+                                                                                 {"batch_size", "--batch-size"},
+                                                                                 {"grad_clip", "--grad-clip"},
+                                                                                 {"patience", "--patience"},
+                                                                                 {"validation_size", "--validation-size"}}) {
+    if (!options.contains(key) || !ref_options.contains(key) || options.at(key) == ref_options.at(key)) continue;
+    const std::string text = options.at(key).is_string() ? options.at(key).get<std::string>() : options.at(key).dump();
+    parts.push_back(key + " " + text);
+    flags += " " + flag + " " + text;
+  }
   if (spec.activation != ref.activation) {
     parts.push_back("activation " + spec.activation);
     flags += " --activation " + spec.activation;
@@ -164,7 +176,7 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
     const auto& spec = meta.spec;
     const auto seed = training.at("options").at("seed").get<uint64_t>();
     const std::string preset = training.at("preset").get<std::string>();
-    const auto [variant, variant_flags] = variant_of(spec, preset);
+    const auto [variant, variant_flags] = variant_of(spec, preset, training.at("options"));
     const std::string name =
         fmt::format("{}-{}-{}{}-s{}", spec.family, dataset, preset, variant.empty() ? "" : "-" + slug(variant), seed);
     nlohmann::json entry = {

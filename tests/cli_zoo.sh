@@ -52,9 +52,15 @@ assert " --activation relu " in v["retrain"], v["retrain"]
 assert {e["name"]: e for e in m["models"]}["det-synthetic-quick-s0"]["variant"] == ""
 print("ok: the manifest records the variant and the retrain command reproduces it")
 PY
+expect 0 "train a DET with another learning rate" -- "$bin" train --family det --dataset synthetic --preset paper \
+  --hidden 24,24 --epochs 1 --lr 0.001 --threads 2 --quiet --out z/synthetic/det-lr.ckpt
+expect 0 "zoo add an optimisation variant" -- "$bin" zoo add z/synthetic/det-lr.ckpt --manifest z/manifest.json --threads 2
+contains out "added det-synthetic-paper-learning_rate-0.001-s0" "another learning rate is a variant too"
+grep -q -- '--lr 0.001 --epochs 1 --out z/synthetic/det-lr.ckpt' z/manifest.json && echo "ok: its retrain command sets --lr" \
+  || { echo "FAIL: the retrain command lacks --lr"; fail=1; }
 expect 0 "zoo report with a variant" -- "$bin" zoo report --manifest z/manifest.json --out z/report.md
 contains z/report.md "## Variants: what closes a gap" "the report lists variants apart"
-contains z/report.md "| activation relu |" "the variant column says what differs"
+contains z/report.md "| activation relu " "the variant column says what differs"
 
 # Defects: a flipped byte, a missing shipped file, a bad manifest; the manifest is never touched.
 cp z/manifest.json manifest.before
