@@ -68,7 +68,7 @@ std::string curve(const nlohmann::json& entry) {
 std::string render_zoo_report(const nlohmann::json& manifest, const std::string& manifest_path,
                               const std::string& command) {
   std::map<std::pair<std::string, std::string>, std::vector<const nlohmann::json*>> by;  // (dataset, family)
-  std::vector<const nlohmann::json*> variants;  // paper preset, another activation or objective: experiments
+  std::vector<const nlohmann::json*> variants;  // paper preset, another activation, objective or optimisation: experiments
   for (const auto& e : manifest.at("models")) {
     if (e.at("preset") != "paper") continue;
     if (!e.value("variant", std::string()).empty())
@@ -164,12 +164,12 @@ std::string render_zoo_report(const nlohmann::json& manifest, const std::string&
                       "IMB-Joint is 0.08 points.\n\n",
                       fmt::join(spread, "; "));
 
-  // Variants: the paper preset with another activation or objective, to test what closes a gap.
+  // Variants: the paper preset with another activation, objective or optimisation, to test what closes a gap.
   if (!variants.empty()) {
     md += "## Variants: what closes a gap\n\n";
-    md += "Models trained with the paper preset but another activation or objective than the family's reference "
-          "(the `variant` column), to test an explanation of a gap; they are not part of the table above. Gap: "
-          "against the paper's number for the family.\n\n";
+    md += "Models trained with the paper preset but another activation, objective or optimisation setting than the "
+          "family's reference (the `variant` column), to test an explanation of a gap; they are not part of the table "
+          "above. Gap: against the paper's number for the family.\n\n";
     MarkdownTable t({"model", "variant", "dataset", "paper", "imbench (seed)", "gap", "mean-field", "epochs (best)",
                      "training time", "file"});
     for (const auto* e : variants) {
