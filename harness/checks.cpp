@@ -77,7 +77,8 @@ void cell_single_step(CheckContext& c) {
     if (si.numel() == 0) return;
     auto so = *c.batch->run;
     so.seed = c.batch->run->seed + 1;
-    const auto single = attacks::create_attack("fgsm");  // FGSM under Linf, FGM under L2
+    // FGSM under Linf, FGM under L2; stateless, so one instance serves every batch and cell.
+    static const auto single = attacks::create_attack("fgsm");
     const auto rs = single->run(*c.source, c.batch->x.index_select(0, si), c.batch->y.index_select(0, si), *c.threat, so);
     n[0] += (rs.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
     n[1] += si.numel();
