@@ -565,3 +565,53 @@ TEST(ThreatModel, ParsingWithSuggestions) {
   EXPECT_EQ(attacks::parse_target_rule("least-likely"), attacks::TargetRule::kLeastLikely);
   EXPECT_THROW(attacks::parse_target_rule("least"), UsageError);
 }
+
+namespace {
+
+// A 100-class model of one input t in [0, 1] whose cross-entropy for class 0
+// rises monotonically from t = 0 to t = 1, while class 0 loses the argmax
+// only on the window t in (0.1, 0.3): z_0 = 0, z_1 = 0.2 - 20 (t - 0.2)^2,
+// z_2..z_99 = 4 t - 4.1. Gradient ascent on the loss walks to t = 1, which is
+// correctly classified; adversarial points all have a lower loss.
+class LowLossWindowModel : public models::Model {
+ public:
+  torch::Tensor logits(const torch::Tensor& x) override {
+    const auto t = x.view({x.size(0), 1});
+    const auto z1 = 0.2 - 20 * (t - 0.2).pow(2);
+    const auto rest = (4 * t - 4.1).expand({x.size(0), 98});
+    return torch::cat({torch::zeros_like(t), z1, rest}, 1);
+  }
+  bool is_stochastic() const override { return false; }
+  int64_t num_classes() const override { return 100; }
+  std::vector<int64_t> input_shape() const override { return {1}; }
+  std::string description() const override { return "low-loss window"; }
+  torch::Device device() const override { return torch::kCPU; }
+  void to(torch::Device) override {}
+  void set_training(bool) override {}
+  std::vector<torch::Tensor> parameters() override { return {}; }
+};
+
+}  // namespace
+
+TEST(Apgd, KeepsAnAdversarialPointOverAHigherLossOne) {
+  LowLossWindowModel model;
+  const int64_t n = 400;
+  const auto x = torch::full({n, 1}, 0.5f), y = torch::zeros({n}, torch::kLong);
+  // Every random start in (0.1, 0.3) (a fifth of the ball [0, 1]) is
+  // adversarial; the iterates then climb the loss to t = 1, which is not.
+  for (int64_t restarts : {1, 3}) {
+    auto attack = create_attack("apgd-ce", {{"steps", 10}, {"restarts", restarts}});
+    RunOptions run;
+    run.seed = 11;
+    const auto r = attack->run(model, x, y, threat(Norm::kLinf, 0.5), run);
+    EXPECT_DOUBLE_EQ(r.clean_accuracy(), 1.0);
+    // Keeping the highest-loss point returns t = 1 for every example (robust 100%).
+    const double expected = std::pow(0.8, static_cast<double>(restarts));
+    EXPECT_NEAR(r.robust_accuracy(), expected, 0.07) << restarts << " restarts";
+    // Every example whose kept point is adversarial sits in the window.
+    const auto t = r.x_adv.view({n});
+    const auto fooled = r.adversarial_correct[0].logical_not();
+    EXPECT_TRUE((t.masked_select(fooled) > 0.1).all().item<bool>());
+    EXPECT_TRUE((t.masked_select(fooled) < 0.3).all().item<bool>());
+  }
+}
