@@ -234,6 +234,26 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
                                            : std::numeric_limits<double>::quiet_NaN();
   run_checks(CheckStage::kBatch, checks);  // batch == nullptr: the cell is done, flag
   c.flags = std::move(checks.flags);
+  if (!transfer && settings_.probe_examples > 0 && n_todo > 0) {
+    // Cheap probes on the first probe_examples of the examples this cell
+    // attacked, against the cell's own outcome on them.
+    const int64_t np = std::min<int64_t>(settings_.probe_examples, n_todo);
+    const auto sub = idx.slice(0, 0, np);
+    CheckContext probe;
+    probe.settings = &settings_;
+    probe.seed = derive_seed(settings_.seed, plan.id + ".probe");
+    probe.model = &target;
+    probe.repeats = R;
+    probe.x = ds_.images.index_select(0, sub).to(device_);
+    probe.y = ds_.labels.index_select(0, sub).to(device_);
+    probe.attack = &a;
+    probe.threat = &threat;
+    probe.source = &target;
+    probe.cell_correct = own.index_select(1, sub);
+    if (progress_) progress_(plan.id + " (probes)", n_todo, n_todo);
+    run_checks(CheckStage::kCellProbe, probe);
+    c.flags.insert(c.flags.end(), probe.flags.begin(), probe.flags.end());
+  }
   if (settings_.audit && !transfer) {
     // The expensive checks on the first audit_examples of the examples this cell attacked.
     const auto sub = idx.slice(0, 0, std::min<int64_t>(settings_.audit_examples, n_todo));
