@@ -235,7 +235,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
     ("num-classes", po::value(&classes), "TorchScript: number of classes (default: from one forward pass)")
     ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a per-model soundness check fires (for CI)");
   add_common(d, c.common);
   po::variables_map vm;
   po::positional_options_description pos;
@@ -356,7 +358,9 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
     ("num-classes", po::value(&classes), "TorchScript: number of classes")
     ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a soundness check flags the result (for CI)");
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
   const auto flags = attack_flags();
@@ -427,7 +431,9 @@ int cmd_run(const std::vector<std::string>& args) {
     ("shard", po::value(&c.shard), "run shard i of n (i/n): every n-th cascade job starting at the i-th; merge later")
     ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
-    ("quiet", po::bool_switch(&c.quiet), "no live progress line");
+    ("quiet", po::bool_switch(&c.quiet), "no live progress line")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a soundness check flags any result (for CI)");
   add_common(d, c.common, false);
   po::variables_map vm;
   po::positional_options_description pos;
@@ -447,7 +453,9 @@ int cmd_report(const std::vector<std::string>& args) {
   po::options_description d("options", 100);
   d.add_options()
     ("file", po::value(&c.file)->required(), "a results file written by imbench run or merge")
-    ("out", po::value(&c.out), "write the report here (robustness curves as SVG files next to it); default: stdout");
+    ("out", po::value(&c.out), "write the report here (robustness curves as SVG files next to it); default: stdout")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when the file holds a result a soundness check flagged (for CI)");
   po::variables_map vm;
   po::positional_options_description pos;
   pos.add("file", 1);

@@ -859,6 +859,31 @@ std::string provenance_section(const ResultFile& file) {
 }  // namespace
 }  // namespace report_detail
 
+Soundness soundness_of(const ResultFile& file) {
+  using namespace report_detail;
+  Soundness s;
+  s.cells = file.cells.size();
+  std::set<std::string> flagged_models;
+  for (const auto& m : file.models) {
+    s.checks += m.flags.size();
+    if (model_flagged(&m)) flagged_models.insert(m.name);
+  }
+  s.flagged_models = flagged_models.size();
+  for (const auto& c : file.cells) {
+    s.checks += c.flags.size();
+    if (c.unreliable() || flagged_models.count(c.model)) ++s.flagged_cells;
+  }
+  return s;
+}
+
+std::string Soundness::line() const {
+  if (checks == 0) return "soundness: no checks were recorded";
+  if (!any()) return fmt::format("soundness: every check passed ({} checks)", checks);
+  return fmt::format("soundness: ⚠ {} of {} results flagged as unreliable{} (the report's first lines say why)",
+                     flagged_cells, cells,
+                     flagged_models > 0 ? fmt::format(", {} model(s) flagged", flagged_models) : "");
+}
+
 std::string render_report(const ResultFile& file, const ReportOptions& options) {
   using namespace report_detail;
   const std::vector<Column> columns = columns_of(file);
