@@ -101,6 +101,7 @@ std::unique_ptr<Attack> quick_attack(const std::string& name, bool randomness = 
   if (name == "pgd") o = {{"steps", 10}, {"random_start", randomness}};
   if (name == "cw") o = {{"steps", 50}, {"binary_search_steps", 3}, {"initial_const", 1.0}};
   if (name == "apgd-ce" || name == "apgd-dlr") o = {{"steps", 20}, {"random_start", randomness}};
+  if (name == "square") o = {{"queries", 300}};  // random by design: no deterministic mode
   return create_attack(name, o);
 }
 
@@ -117,7 +118,7 @@ double eps_for(Norm n) { return n == Norm::kLinf ? 0.1 : 1.0; }
 }  // namespace
 
 TEST(AttackRegistry, ListsTheAttacksAndRejectsUnknownNamesAndOptions) {
-  EXPECT_EQ(attack_names(), (std::vector<std::string>{"fgsm", "pgd", "cw", "apgd-ce", "apgd-dlr"}));
+  EXPECT_EQ(attack_names(), (std::vector<std::string>{"fgsm", "pgd", "cw", "apgd-ce", "apgd-dlr", "square"}));
   try {
     create_attack("pgdd");
     FAIL();
@@ -173,6 +174,7 @@ TEST(OptionTable, DefaultsAreTheStructsAndUnchanged) {
              R"("learning_rate":0.01,"steps":1000})"},
       {"apgd-ce", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
       {"apgd-dlr", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
+      {"square", R"({"early_stop":true,"loss":"margin","p_init":0.8,"queries":5000,"restarts":1})"},
   };
   for (const auto& info : attack_registry()) {
     const auto defaults = create_attack(info.name)->options_json();
@@ -260,11 +262,14 @@ TEST(AttackRegistry, TraitsAreTheRunnersRules) {
   EXPECT_EQ(attack_info("cw").budget_options, (Names{"steps", "binary_search_steps"}));
   EXPECT_EQ(attack_info("apgd-ce").budget_options, (Names{"steps", "restarts"}));
   EXPECT_EQ(attack_info("apgd-dlr").budget_options, (Names{"steps", "restarts"}));
+  EXPECT_TRUE(attack_info("square").iterative);
+  EXPECT_EQ(attack_info("square").budget_options, (Names{"queries", "restarts"}));
   for (const auto& info : attack_registry()) {
-    // The audit doubled, before the registry said so, whichever of these the defaults hold.
+    // The audit doubled, before the registry said so, whichever of these the defaults hold
+    // (Square, added since, has queries where the others have steps).
     const auto defaults = create_attack(info.name)->options_json();
     Names doubled;
-    for (const char* key : {"steps", "restarts", "binary_search_steps"})
+    for (const char* key : {"steps", "queries", "restarts", "binary_search_steps"})
       if (defaults.contains(key)) doubled.push_back(key);
     EXPECT_EQ(info.budget_options, doubled) << info.name;
     for (const auto& key : info.budget_options) EXPECT_EQ(info.option(key)->type, OptionType::kInteger) << key;
@@ -301,7 +306,10 @@ TEST_P(EveryAttack, InvariantsHold) {
   EXPECT_TRUE(torch::allclose(r.linf, d.abs().flatten(1).amax(1)));
   EXPECT_TRUE(torch::allclose(r.l2, d.flatten(1).pow(2).sum(1).sqrt(), 1e-5, 1e-6));
   EXPECT_EQ(r.adversarial_correct.sizes(), (std::vector<int64_t>{1, 64}));
-  EXPECT_GE(r.gradient_evaluations.min().item<int64_t>(), 1);
+  if (name == "square")  // score-based: queries only
+    EXPECT_EQ(r.gradient_evaluations.max().item<int64_t>(), 0);
+  else
+    EXPECT_GE(r.gradient_evaluations.min().item<int64_t>(), 1);
   // The attack does something on an undefended model.
   EXPECT_LT(r.robust_accuracy(), r.clean_accuracy()) << name;
   // Same seed, same x_adv.
@@ -317,6 +325,8 @@ TEST_P(EveryAttack, InvariantsHold) {
 
 TEST_P(EveryAttack, ABatchEqualsEachExampleAlone) {
   const auto& [name, norm] = GetParam();
+  if (name == "square")
+    GTEST_SKIP() << "Square draws its windows at random: a batch and one example alone draw different ones";
   auto& model = trained("det");
   const auto ds = toy(6, "test");
   auto attack = quick_attack(name, /*randomness=*/false);
@@ -565,3 +575,4 @@ TEST(ThreatModel, ParsingWithSuggestions) {
   EXPECT_EQ(attacks::parse_target_rule("least-likely"), attacks::TargetRule::kLeastLikely);
   EXPECT_THROW(attacks::parse_target_rule("least"), UsageError);
 }
+
