@@ -132,7 +132,7 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
             "m.toml:4: examples: expected an integer, got a string");
   EXPECT_EQ(error_of_text(good_with("name = \"fgsm\"", "name = \"fgsn\"")),
             "m.toml:23: attacks[0].attack: unknown attack 'fgsn' (did you mean 'fgsm'?); known: fgsm, pgd, cw, apgd-ce, "
-            "apgd-dlr");
+            "apgd-dlr, square");
   EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"", "family = \"sfn\"")),
             "m.toml:19: models[1].family: unknown family 'sfn' (did you mean 'sfnn'?); known: det, sfnn, imb-joint, "
             "imb-greedy, vib");
