@@ -190,6 +190,40 @@ void probe_fixed_noise(CheckContext& c) {
                   c.x.size(0), shift.lost, shift.gained)));
 }
 
+// 9 (black-box half): a gradient-free attack (Square) must not break the
+// examples a white-box attack left robust in every repeat. By default on
+// stochastic models (whose noise is what masks gradients), with --audit on
+// every model.
+void probe_black_box(CheckContext& c) {
+  if (c.settings->probe_queries <= 0 || !std::isfinite(c.threat->eps)) return;
+  if (!c.model->is_stochastic() && !c.settings->audit) return;
+  const auto& info = attacks::attack_info(c.attack->kind);
+  if (!info.iterative || c.attack->kind == "square") return;
+  const auto survivors = c.cell_correct.all(0).cpu().nonzero().squeeze(1);
+  const int64_t m = survivors.numel();
+  const std::string where = fmt::format("the first {} examples the cell attacked", c.x.size(0));
+  if (m == 0) {
+    c.flags.push_back(flag(9, "black-box-vs-white-box", false,
+                           fmt::format("{} left none of {} robust in every repeat: nothing for Square to try", c.attack->name,
+                                       where)));
+    return;
+  }
+  const auto si = survivors.to(c.x.device());
+  auto square = attacks::create_attack("square", {{"queries", c.settings->probe_queries}});
+  attacks::RunOptions ro;
+  ro.eot.samples = audit_eot(c);
+  ro.eot.reduction = c.settings->eot_reduction;
+  ro.repeats = c.repeats;
+  ro.seed = c.seed + 3;
+  const auto r = square->run(*c.model, c.x.index_select(0, si), c.y.index_select(0, si), *c.threat, ro);
+  const int64_t broken = (r.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
+  const double share = static_cast<double>(broken) / static_cast<double>(m);
+  c.flags.push_back(flag(9, "black-box-vs-white-box", broken >= 2 && share > 0.05,
+                         fmt::format("Square ({} queries, EOT {}) broke {} of the {} examples {} left robust in every "
+                                     "repeat among {} (flag above 5% and more than one example)",
+                                     c.settings->probe_queries, ro.eot.samples, broken, m, c.attack->name, where)));
+}
+
 // ---- audit of a white-box cell -------------------------------------------------
 
 // The audited attack again on the audit examples: same seed for every rerun.
@@ -381,6 +415,7 @@ EvaluationSettings EvaluationSettings::of(const Matrix& m, bool audit) {
   s.repeats = m.repeats;
   s.audit_examples = m.audit_examples;
   s.probe_examples = m.probe_examples;
+  s.probe_queries = m.probe_queries;
   s.audit = audit;
   return s;
 }
@@ -417,6 +452,9 @@ const std::vector<Check>& check_registry() {
       {3, "fixed-noise-control", S::kCellProbe,
        "stochastic models: the cell's attack on the noise-frozen model: flag when it does significantly worse there",
        probe_fixed_noise},
+      {9, "black-box-vs-white-box", S::kCellProbe,
+       "Square on the examples a white-box cell left robust (stochastic models; every model with --audit)",
+       probe_black_box},
       {7, "eps-monotonicity", S::kCrossCell,
        "flag robust accuracy rising with eps, or above chance at an eps covering the input range", cross_eps_monotonicity},
       {9, "white-vs-transfer", S::kCrossCell, "flag a transfer attack that beats the white-box attacks before it",

@@ -91,6 +91,8 @@ struct Matrix {
   /// Examples the default probes of a stochastic model's white-box cells use
   /// (EOT doubled, noise frozen; checks 2 and 3); 0 = off.
   int64_t probe_examples = 50;
+  /// Square's query budget in the black-box probe (check 9); 0 = off.
+  int64_t probe_queries = 1000;
   std::vector<MatrixModel> models;
   std::vector<MatrixAttack> attacks;
 

@@ -760,7 +760,8 @@ std::string verdict_section(const ResultFile& file) {
 
 std::string throughput_section(const ResultFile& file) {
   MarkdownTable t({"model", "attack", "eps", "examples attacked", "EOT samples", "repeats", "seconds", "images/s",
-                   "gradient evaluations/s", "gradient evaluations per image"});
+                   "gradient evaluations/s", "gradient evaluations per image", "checks s"});
+  double attack_seconds = 0, check_seconds = 0;
   auto number = [](const CellResult& c, const char* key, const char* format) {
     const auto it = c.summary.find(key);
     return it == c.summary.end() || std::isnan(it->second) ? std::string("—")
@@ -778,9 +779,21 @@ std::string throughput_section(const ResultFile& file) {
         {c.model, c.attack, eps, fmt::format("{} of {}", attacked, c.size()), fmt::format("{}", c.eot_samples),
          fmt::format("{}", c.repeats), number(c, "seconds", "{:.2f}"), number(c, "images_per_second", "{:.1f}"),
          number(c, "gradient_evaluations_per_second", "{:.0f}"),
-         attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—"});
+         attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—",
+         number(c, "check_seconds", "{:.2f}")});
+    const auto s = c.summary.find("seconds"), k = c.summary.find("check_seconds");
+    if (s != c.summary.end() && k != c.summary.end() && std::isfinite(s->second) && std::isfinite(k->second)) {
+      attack_seconds += s->second;
+      check_seconds += k->second;
+    }
   }
-  return "## Throughput\n\n" + t.render();
+  std::string out = "## Throughput\n\n" + t.render();
+  if (check_seconds > 0)
+    out += fmt::format(
+        "\nThe soundness checks of the cells (single step, probes, audit) took {:.1f} s beside {:.1f} s of attacks "
+        "({:.0f}% more).\n",
+        check_seconds, attack_seconds, 100 * check_seconds / std::max(attack_seconds, 1e-9));
+  return out;
 }
 
 std::string diagnostics_section(const ResultFile& file) {

@@ -57,6 +57,7 @@ contains flags.txt "sfnn.cw.l2-inf 10 unbounded-cell FLAGGED" "unbounded CW on t
 contains flags.txt "det.cw.l2-inf 10 unbounded-cell ok" "unbounded CW that broke every DET example is not"
 contains flags.txt "sfnn.pgd.linf-0.1 2 eot-doubling" "the stochastic model's PGD cell got the EOT-doubling probe"
 contains flags.txt "sfnn.pgd.linf-0.1 3 fixed-noise-control" "and the fixed-noise probe"
+contains flags.txt "sfnn.pgd.linf-0.1 9 black-box-vs-white-box" "and the black-box (Square) probe"
 if grep -q "^det.pgd.linf-0.1 [23] " flags.txt; then echo "FAIL: the deterministic model got stochastic probes"; fail=1; else echo "ok: no probes on the deterministic model"; fi
 head -6 s.md >first-lines.md
 contains first-lines.md "Some results cannot be trusted" "the report opens with the verdict"

@@ -322,7 +322,7 @@ TEST(Checks, RegistryHoldsEveryCheckOfEvaluationMdOnce) {
   EXPECT_EQ(names[2], (Names{"eot-doubling", "eot-convergence"}));
   EXPECT_EQ(names[3], (Names{"fixed-noise-control"}));
   EXPECT_EQ(rows[3], 2);  // the probe and the audit, under one name (only one of them runs)
-  EXPECT_EQ(names[9], (Names{"white-vs-transfer", "noise-vs-white-box"}));
+  EXPECT_EQ(names[9], (Names{"white-vs-transfer", "noise-vs-white-box", "black-box-vs-white-box"}));
   EXPECT_EQ(names[10], (Names{"unbounded-cell", "unbounded-attack"}));
   for (const auto& [n, v] : rows)
     if (n != 2 && n != 3 && n != 9 && n != 10) EXPECT_EQ(v, 1) << "check " << n;
