@@ -69,7 +69,8 @@ void cell_validity(CheckContext& c) {
 
 // 6: a single step (FGSM, FGM under L2) must not break examples an iterative attack (a registry trait) left robust.
 void cell_single_step(CheckContext& c) {
-  if (c.transfer || !attacks::attack_info(c.attack->kind).iterative || !std::isfinite(c.threat->eps)) return;
+  const auto& info = attacks::attack_info(c.attack->kind);
+  if (c.transfer || !info.iterative || info.gradient_free || !std::isfinite(c.threat->eps)) return;
   auto& n = c.tally[6];  // {broken by one step, checked}
   if (c.batch) {
     const auto survivors = c.batch->adversarial_correct.to(torch::kDouble).mean(0) >= 0.5;
@@ -154,7 +155,9 @@ PairedShift paired_shift(const torch::Tensor& reference, const torch::Tensor& va
 
 // With --audit the full versions (kCellAudit) replace these probes.
 bool probed(const CheckContext& c) {
-  return !c.settings->audit && c.model->is_stochastic() && std::isfinite(c.threat->eps) && attacks::attack_info(c.attack->kind).iterative;
+  const auto& info = attacks::attack_info(c.attack->kind);
+  return !c.settings->audit && c.model->is_stochastic() && std::isfinite(c.threat->eps) && info.iterative &&
+         !info.gradient_free;
 }
 
 attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
@@ -198,7 +201,7 @@ void probe_black_box(CheckContext& c) {
   if (c.settings->probe_queries <= 0 || !std::isfinite(c.threat->eps)) return;
   if (!c.model->is_stochastic() && !c.settings->audit) return;
   const auto& info = attacks::attack_info(c.attack->kind);
-  if (!info.iterative || c.attack->kind == "square") return;
+  if (!info.iterative || info.gradient_free) return;
   const auto survivors = c.cell_correct.all(0).cpu().nonzero().squeeze(1);
   const int64_t m = survivors.numel();
   const std::string where = fmt::format("the first {} examples the cell attacked", c.x.size(0));
