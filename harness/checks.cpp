@@ -537,10 +537,12 @@ reports::Flag check_gradient_health(models::Model& model, const torch::Tensor& x
 
 reports::Flag check_model_mode(models::Model& model) {
   std::vector<std::string> problems;
-  if (auto* t = dynamic_cast<models::TrainableModel*>(&model)) {
-    if (t->module().is_training()) problems.push_back("module in training mode");
-  }
-  if (model.is_stochastic() && model.sampling() != models::Sampling::kOn)
+  auto* t = dynamic_cast<models::TrainableModel*>(&model);
+  if (t && t->module().is_training()) problems.push_back("module in training mode");
+  // SFNN and VIB declare themselves deterministic while their sampling is
+  // off, so the family says whether the model is a stochastic one.
+  const bool stochastic = model.is_stochastic() || (t && models::find_family(t->spec().family).stochastic);
+  if (stochastic && model.sampling() != models::Sampling::kOn)
     problems.push_back("sampling is not on (the threat model attacks the sampling network)");
   const bool checked = dynamic_cast<models::TrainableModel*>(&model) != nullptr;
   if (!problems.empty()) return flag(12, "model-mode", true, fmt::format("{}", fmt::join(problems, "; ")));

@@ -245,8 +245,13 @@ TEST(CheckFires, ModelMode) {
   torch::manual_seed(0);
   auto det = std::make_unique<StuckInTrainingDet>(small_spec("det"));
   det->module().train();
-  Bench b(std::move(det), line_data(0.2), settings());
-  expect_fires(b.model_flags(), 12, "model-mode");
+  Bench d(std::move(det), line_data(0.2), settings());
+  expect_fires(d.model_flags(), 12, "model-mode");
+  // An SFNN left with its sampling off (mean-field): evaluated as a deterministic model.
+  auto sfnn = models::create_model(small_spec("sfnn"));
+  sfnn->set_sampling(models::Sampling::kMeanField);
+  Bench s(std::move(sfnn), line_data(0.2), settings());
+  expect_fires(s.model_flags(), 12, "model-mode");
 }
 
 TEST(CheckSilent, ModelMode) {
