@@ -42,8 +42,8 @@ struct LineOptions {
   /// no input gradient while the logits move by at most 0.002. 1: every
   /// gradient is zero (masked); between 0 and 1: EOT has to find the others.
   double rounded = 0;
-  double noise = 0;          ///< std of Gaussian noise added to u on every call
-  bool stochastic = false;   ///< what is_stochastic() declares
+  double noise = 0;            ///< std of Gaussian noise added to u on every call
+  bool stochastic = false;     ///< what is_stochastic() declares
   bool probabilities = false;  ///< return softmax(logits) instead of logits
 };
 
@@ -509,7 +509,8 @@ TEST(CheckFires, EpsMonotonicity) {
   reports::ResultFile f;
   f.root["num_classes"] = "10";
   // 45% robust at eps 0.2 after 30% at eps 0.1; 40% at eps 1 (the whole box), above chance.
-  f.cells = {cell_record("pgd", 0.1, 30, "a", 0), cell_record("pgd", 0.2, 45, "b", 0), cell_record("pgd", 1.0, 40, "c", 0)};
+  f.cells = {cell_record("pgd", 0.1, 30, "a", 0), cell_record("pgd", 0.2, 45, "b", 0),
+             cell_record("pgd", 1.0, 40, "c", 0)};
   expect_fires(cross_cell_flags(f, 1), 7, "eps-monotonicity");
   expect_fires(f.cells[2].flags, 7, "eps-monotonicity");
 }
