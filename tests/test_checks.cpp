@@ -143,6 +143,8 @@ class Bench {
     task.plan = &job.cells[0];
     task.target = &model_;
     task.hash = "h";
+    // The default probes run on the cells probed_cells picks (a lone gradient cell at a finite eps is one).
+    task.probe = probed_cells({job}).count(job.cells[0].id) > 0;
     return evaluator_.evaluate(task);
   }
   models::Model& model() { return model_.model(); }
