@@ -7,7 +7,8 @@
 # while the same attack on DET breaks every example and stays unflagged. The
 # stochastic model's bounded white-box cell gets the two probes (EOT
 # doubled, noise frozen). --fail-on-unreliable turns a flag into exit 3 for
-# run, report and attack; eval runs the per-model checks.
+# run, report and attack; eval runs the per-model checks. The published
+# reports/table1-mnist.md must be what imbench report makes of its .h5.
 # Usage: cli_soundness.sh IMBENCH SOURCE_DIR
 set -u
 bin=$1
@@ -90,4 +91,15 @@ expect 0 "eval runs the per-model checks" -- "$bin" eval --model "$fixture/sfnn.
 contains out "soundness: every model check passed" "and prints their verdict"
 expect 3 "attack --fail-on-unreliable: unbounded CW on the stochastic model" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack cw --norm l2 --eps inf --steps 30 --binary-search-steps 4 --initial-const 1 --learning-rate 0.1 --eot 2 --repeats 3 --threads 2 --fail-on-unreliable
 contains out "unbounded-cell" "attack prints the check that fired"
+
+# The published robustness report is what `imbench report` makes of its results file today.
+mkdir -p published
+expect 0 "reports/table1-mnist.md regenerates from reports/table1-mnist.h5" -- "$bin" report "$src/reports/table1-mnist.h5" --out published/table1-mnist.md
+if cmp -s published/table1-mnist.md "$src/reports/table1-mnist.md"; then
+  echo "ok: the published report is up to date"
+else
+  echo "FAIL: reports/table1-mnist.md differs from what imbench report writes (run: imbench report reports/table1-mnist.h5 --out reports/table1-mnist.md)"
+  diff published/table1-mnist.md "$src/reports/table1-mnist.md" | head -10 | sed 's/^/  | /'
+  fail=1
+fi
 exit $fail
