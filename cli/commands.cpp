@@ -239,7 +239,7 @@ namespace imbench::cli {
 
 int run_attack_list(std::ostream& out) {
   for (const auto& info : attacks::attack_registry()) {
-    const auto a = info.create(nlohmann::json::object(), attacks::OptionSpelling::kKey);
+    const auto a = info.create(nlohmann::json::object(), OptionSpelling::kKey);
     std::vector<std::string> norms;
     if (a->supports(attacks::Norm::kLinf)) norms.push_back("linf");
     if (a->supports(attacks::Norm::kL2)) norms.push_back("l2");
@@ -253,7 +253,7 @@ int run_attack_list(std::ostream& out) {
     reports::MarkdownTable t({"key", "flag", "type", "default", "help"});
     for (const auto& o : info.options)
       t.add_row({o.key, o.flag(),
-                 o.type == attacks::OptionType::kChoice ? fmt::format("{}", fmt::join(o.choices, ", "))
+                 o.type == OptionType::kChoice ? fmt::format("{}", fmt::join(o.choices, ", "))
                  : o.bound.empty()                      ? o.type_name()
                                                         : fmt::format("{} {}", o.type_name(), o.bound),
                  o.default_text(), o.help});

@@ -252,15 +252,9 @@ int cmd_eval(const std::vector<std::string>& args) {
   return cli::run_eval(c, std::cout);
 }
 
-bool parse_bool(const std::string& v, const std::string& flag) {
-  if (v == "true" || v == "1" || v == "yes") return true;
-  if (v == "false" || v == "0" || v == "no") return false;
-  throw UsageError(fmt::format("{}: expected true or false, got '{}'", flag, v));
-}
-
 // One flag per distinct key of the attacks' option tables (attacks/registry.h).
 struct AttackFlag {
-  attacks::OptionDescription option;  // the first attack's row: key and type
+  OptionDescription option;  // the first attack's row: key and type
   std::vector<std::string> attacks;   // the attacks that take it
 };
 
@@ -290,42 +284,6 @@ std::string attack_flag_help(const AttackFlag& f) {
   std::vector<std::string> parts;
   for (const auto& [text, names] : groups) parts.push_back(fmt::format("{}: {}", fmt::join(names, ", "), text));
   return fmt::format("{}", fmt::join(parts, "; "));
-}
-
-// "--steps N", "--loss ce|margin|dlr" in --help.
-std::string attack_flag_value_name(const attacks::OptionDescription& o) {
-  switch (o.type) {
-    case attacks::OptionType::kInteger: return "N";
-    case attacks::OptionType::kNumber: return "X";
-    case attacks::OptionType::kBool: return "true|false";
-    case attacks::OptionType::kChoice: return o.type_name();
-  }
-  return "arg";
-}
-
-// A flag's text as the JSON value of its option; bounds and names are the attack's to check.
-nlohmann::json attack_flag_value(const attacks::OptionDescription& o, const std::string& text) {
-  const std::string flag = o.flag();
-  std::size_t used = 0;
-  switch (o.type) {
-    case attacks::OptionType::kInteger:
-      try {
-        const long long v = std::stoll(text, &used);
-        if (used == text.size()) return v;
-      } catch (const std::exception&) {
-      }
-      throw UsageError(fmt::format("{}: expected an integer, got '{}'", flag, text));
-    case attacks::OptionType::kNumber:
-      try {
-        const double v = std::stod(text, &used);
-        if (used == text.size() && std::isfinite(v)) return v;
-      } catch (const std::exception&) {
-      }
-      throw UsageError(fmt::format("{}: expected a finite number, got '{}'", flag, text));
-    case attacks::OptionType::kBool: return parse_bool(text, flag);
-    case attacks::OptionType::kChoice: return text;
-  }
-  return text;
 }
 
 int cmd_attack(const std::vector<std::string>& args) {
@@ -364,7 +322,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   for (const auto& f : flags) {
     const std::string name = f.option.flag().substr(2);
     if (d.find_nothrow(name, false)) throw Error(fmt::format("attack option '{}' clashes with the flag --{}", f.option.key, name));
-    attack_options.add_options()(name.c_str(), po::value<std::string>()->value_name(attack_flag_value_name(f.option)),
+    attack_options.add_options()(name.c_str(), po::value<std::string>()->value_name(f.option.value_name()),
                                  attack_flag_help(f).c_str());
   }
   d.add(attack_options);
@@ -392,7 +350,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   // Check the options now, each named as written: --options by its keys, flags as flags.
   const auto& info = attacks::attack_info(c.attack);  // unknown names: "did you mean"
   try {
-    attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kKey);
+    attacks::read_attack_options(c.attack, o, OptionSpelling::kKey);
   } catch (const UsageError& e) {
     throw UsageError(vm.count("options") ? fmt::format("--options: {}", e.what()) : e.what());
   }
@@ -405,9 +363,9 @@ int cmd_attack(const std::vector<std::string>& args) {
       throw UsageError(fmt::format("{} does not apply to attack '{}' ({})", flag, c.attack,
                                    takes.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(takes, ", "))));
     }
-    o[f.option.key] = attack_flag_value(f.option, vm[flag.substr(2)].as<std::string>());
+    o[f.option.key] = option_value_from_text(f.option, vm[flag.substr(2)].as<std::string>());
   }
-  attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kFlag);
+  attacks::read_attack_options(c.attack, o, OptionSpelling::kFlag);
   c.attack_options_json = o.dump();
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
   if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
