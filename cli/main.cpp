@@ -161,37 +161,25 @@ int cmd_data(const std::vector<std::string>& args) {
 
 int cmd_train(const std::vector<std::string>& args) {
   cli::TrainCommand c;
-  std::string hidden, optimizer, activation, train_samples, test_samples, gamma, beta;
-  int64_t bottleneck = 0;
-  double lr = 0, clip = 0, momentum = 0;
-  int64_t batch = 0, epochs = 0, patience = 0, val = 0;
-  bool flush_denormal = true;
   po::options_description d("options", 100);
   d.add_options()
-    ("family", po::value(&c.family)->default_value("det"), "det, sfnn, imb-joint, imb-greedy or vib")
+    ("family", po::value(&c.family)->default_value("det"), fmt::format("{}", fmt::join(cli::family_names(), ", ")).c_str())
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
-    ("preset", po::value(&c.preset)->default_value("quick"), "quick (Adam 1e-3, batch 100, 20 epochs; SFNN/IMB: 10 epochs, 8 samples per layer) or paper (Adamax 0.01, clip 5, batch 16, patience 20, 16 samples per layer)")
+    ("preset", po::value(&c.preset)->default_value("quick"), cli::preset_help().c_str())
     ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
-    ("epochs", po::value(&epochs), "maximum epochs (overrides the preset)")
-    ("batch-size", po::value(&batch), "mini-batch size")
-    ("optimizer", po::value(&optimizer), "adam, adamax or sgd")
-    ("lr", po::value(&lr), "learning rate")
-    ("momentum", po::value(&momentum), "SGD momentum")
-    ("grad-clip", po::value(&clip), "global gradient-norm clip (0 = off)")
-    ("patience", po::value(&patience), "early-stopping patience in epochs (0 = off)")
-    ("validation-size", po::value(&val), "validation split: the last N training images (0 = none)")
-    ("hidden", po::value(&hidden), "hidden widths, e.g. 512,512")
-    ("activation", po::value(&activation), "sigmoid (paper) or relu")
-    ("train-samples", po::value(&train_samples), "stochastic families: training samples per layer, e.g. 16,16 (vib: one value)")
-    ("test-samples", po::value(&test_samples), "stochastic families: prediction samples per layer, e.g. 32,32 (vib: one value)")
-    ("gamma", po::value(&gamma), "imb families: VCR weights gamma_0..gamma_L, e.g. 1,1,1")
-    ("beta", po::value(&beta), "imb families: compression weights beta_1..beta_L; vib: one value")
-    ("k", po::value(&bottleneck), "vib: bottleneck size K (256)")
-    ("flush-denormal", po::value(&flush_denormal), "1 (default): flush denormal floats to zero while training (x86 "
-                                                   "computes with them far slower: 17x for the SFNN output layer here); 0: keep them, as imbench "
-                                                   "did before 2026-11-25")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
-  add_common(d, c.common);
+  add_common(d, c.common, /*with_seed=*/false);
+  // Training options, the architecture and the families' hyper-parameters, from their option tables.
+  const auto flags = cli::train_flags();
+  po::options_description train_options("training options (override the preset; a matrix's [models.train] takes the "
+                                        "same options by key: learning_rate for --lr, '_' for '-')",
+                                        100);
+  for (const auto& f : flags) {
+    const std::string name = f.option.flag().substr(2);
+    if (d.find_nothrow(name, false)) throw Error(fmt::format("training option '{}' clashes with the flag --{}", f.option.key, name));
+    train_options.add_options()(name.c_str(), po::value<std::string>()->value_name(f.option.value_name()), f.help.c_str());
+  }
+  d.add(train_options);
   po::variables_map vm;
   if (!parse("train", "train [--family F] [--dataset D] [--preset P] [--out FILE] [overrides]",
              "Trains a model family on a dataset's training split (minus the last --validation-size images,\n"
@@ -199,23 +187,10 @@ int cmd_train(const std::vector<std::string>& args) {
              "recording the architecture, every effective option, the training history, the test metrics and\n"
              "the imbench version. Options given here override the preset's values.",
              d, args, vm)) return 0;
-  if (vm.count("optimizer")) c.optimizer = optimizer;
-  if (vm.count("activation")) c.activation = activation;
-  if (vm.count("lr")) c.learning_rate = lr;
-  if (vm.count("grad-clip")) c.grad_clip = clip;
-  if (vm.count("momentum")) c.momentum = momentum;
-  if (vm.count("batch-size")) c.batch_size = batch;
-  if (vm.count("epochs")) c.epochs = epochs;
-  if (vm.count("patience")) c.patience = patience;
-  if (vm.count("flush-denormal")) c.flush_denormal = flush_denormal;
-  if (vm.count("validation-size")) c.validation_size = val;
-  if (vm.count("hidden")) c.hidden = parse_list<int64_t>(hidden, "hidden");
-  if (vm.count("train-samples")) c.train_samples = parse_list<int64_t>(train_samples, "train-samples");
-  if (vm.count("test-samples")) c.test_samples = parse_list<int64_t>(test_samples, "test-samples");
-  if (vm.count("gamma")) c.gamma = parse_list<double>(gamma, "gamma");
-  if (vm.count("beta")) c.beta = parse_list<double>(beta, "beta");
-  if (vm.count("k")) c.bottleneck = bottleneck;
-  c.seed_given = !vm["seed"].defaulted();
+  for (const auto& f : flags) {
+    const std::string name = f.option.flag().substr(2);
+    if (vm.count(name)) c.options.emplace_back(f.option.key, vm[name].as<std::string>());
+  }
   return cli::run_train(c, std::cout);
 }
 

@@ -70,6 +70,12 @@ class Reader {
     throw UsageError(fmt::format("{}:{}: {}{}: {}", file_, line, where_.empty() ? "" : where_ + ".", key, problem));
   }
 
+  /// "file:line: message" (the message names what it is about).
+  [[noreturn]] void fail_with(const toml::node* n, const std::string& message) const {
+    const int line = n ? static_cast<int>(n->source().begin.line) : static_cast<int>(t_.source().begin.line);
+    throw UsageError(fmt::format("{}:{}: {}", file_, line, message));
+  }
+
   const toml::node* node(const std::string& key) {
     used_.insert(key);
     return t_.get(key);
@@ -324,17 +330,15 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       const auto presets = models::preset_names();
       if (std::find(presets.begin(), presets.end(), mm.preset) == presets.end())
         mr.fail(t.get("preset"), "preset", fmt::format("unknown preset '{}'; known: {}", mm.preset, fmt::join(presets, ", ")));
-      const auto& keys = training_option_names();
-      for (const auto& [k, v] : mm.train.items()) {
-        if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
-        const std::string guess = closest_name(k, keys);
-        mr.fail(t.get("train"), "train." + k,
-                guess.empty() ? fmt::format("unknown training option; known: {}", fmt::join(keys, ", "))
-                              : fmt::format("unknown training option (did you mean '{}'?)", guess));
-      }
-      // Types, values and options that do not apply to the family: now, not when training starts.
+      // Keys, types, values and options that do not apply to the family: now, not when training starts.
+      // Errors name the key path (models[0].train.epochs) at the key's line.
       try {
-        plan_training(mm.family, m.dataset, mm.preset, mm.train);
+        plan_training(mm.family, m.dataset, mm.preset, mm.train,
+                      {"training option", fmt::format("models[{}].train.", i), OptionSpelling::kKey});
+      } catch (const OptionError& e) {
+        const auto* train = t.get("train");
+        const auto* key = train && train->is_table() ? train->as_table()->get(e.key()) : nullptr;
+        mr.fail_with(key ? key : train, e.what());
       } catch (const UsageError& e) {
         mr.fail(t.get("train"), "train", e.what());
       }
