@@ -129,12 +129,7 @@ torch::Device prepare(const CommonOptions& c) {
 std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std::string& path,
                                                                       const TorchScriptFlags& ts,
                                                                       torch::Device device) {
-  models::TorchScriptOptions o;
-  o.input_shape = ts.input_shape;
-  o.num_classes = ts.num_classes;
-  o.samples = ts.samples;
-  o.stochastic = ts.stochastic;
-  auto loaded = models::load_model_file(path, o, device);
+  auto loaded = models::load_model_file(path, ts, device);
   return {std::move(loaded.model), loaded.provenance};
 }
 
@@ -317,10 +312,7 @@ harness::MatrixModel matrix_model(const std::string& name, const std::string& pa
   m.name = name;
   m.described_as = described_as;
   (models::is_checkpoint_file(path) ? m.checkpoint : m.torchscript) = path;
-  m.input_shape = ts.input_shape;
-  m.num_classes = ts.num_classes;
-  m.samples = ts.samples;
-  m.stochastic = ts.stochastic;
+  m.torchscript_options = ts;
   return m;
 }
 

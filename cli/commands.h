@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/option_table.h"
+#include "models/torchscript_options.h"
 
 namespace imbench::cli {
 
@@ -21,13 +22,9 @@ struct CommonOptions {
   uint64_t seed = 0;
 };
 
-/// How a TorchScript model is described (imbench checkpoints record this).
-struct TorchScriptFlags {
-  std::optional<std::vector<int64_t>> input_shape;
-  std::optional<int64_t> num_classes, samples;
-  std::optional<bool> stochastic;
-  bool any() const { return input_shape || num_classes || samples || stochastic; }
-};
+/// How a TorchScript model is described (imbench checkpoints record this):
+/// models::TorchScriptOptions, whose table gives `eval` and `attack` their flags.
+using TorchScriptFlags = models::TorchScriptOptions;
 
 struct DataFetchCommand {
   CommonOptions common;

@@ -9,8 +9,6 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <type_traits>
 
 #include "attacks/registry.h"
 #include "cli/commands.h"
@@ -46,29 +44,6 @@ options:
 
 exit codes: 0 ok, 1 runtime error, 2 usage error
 )";
-
-// "512,512" -> {512, 512}: positive integers (T = int64_t) or non-negative
-// finite numbers (T = double); anything else is a usage error naming the option.
-template <typename T>
-std::vector<T> parse_list(const std::string& s, const std::string& option) {
-  std::vector<T> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      const T v = std::is_integral_v<T> ? static_cast<T>(std::stoll(item, &used)) : static_cast<T>(std::stod(item, &used));
-      const bool ok = std::is_integral_v<T> ? v > 0 : (std::isfinite(static_cast<double>(v)) && v >= 0);
-      if (used != item.size() || !ok) throw std::invalid_argument("");
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of {}", option, s,
-                                   std::is_integral_v<T> ? "positive integers" : "non-negative numbers"));
-    }
-  }
-  if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
-  return out;
-}
 
 // "0.3", "8/255" or "inf".
 double parse_eps(const std::string& s) {
@@ -194,11 +169,27 @@ int cmd_train(const std::vector<std::string>& args) {
   return cli::run_train(c, std::cout);
 }
 
+// The TorchScript description flags (models::TorchScriptOptions's table):
+// --input-shape 1,28,28, --num-classes N, --stochastic (alone: true), --samples N.
+void add_torchscript_flags(po::options_description& d) {
+  for (const auto& o : models::TorchScriptOptions::table().describe()) {
+    auto* value = po::value<std::string>()->value_name(o.value_name());
+    if (o.type == OptionType::kBool) value->implicit_value("true");
+    d.add_options()(o.flag().substr(2).c_str(), value, o.help.c_str());
+  }
+}
+
+// The flags given, read by the table: errors name them as flags ("--samples must be >= 1, got 0").
+models::TorchScriptOptions read_torchscript_flags(const po::variables_map& vm) {
+  const auto& table = models::TorchScriptOptions::table();
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& o : table.describe())
+    if (vm.count(o.flag().substr(2))) j[o.key] = option_value_from_text(o, vm[o.flag().substr(2)].as<std::string>());
+  return table.from_json(j, {"option", "", OptionSpelling::kFlag});
+}
+
 int cmd_eval(const std::vector<std::string>& args) {
   cli::EvalCommand c;
-  std::string shape;
-  int64_t classes = 0, samples = 0;
-  bool stochastic = false;
   po::options_description d("options", 100);
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
@@ -206,11 +197,8 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("split", po::value(&c.split)->default_value("test"), "test or train")
     ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
     ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
-    ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
-    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
-    ("num-classes", po::value(&classes), "TorchScript: number of classes (default: from one forward pass)")
-    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+    ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size");
+  add_torchscript_flags(d);
   add_common(d, c.common);
   po::variables_map vm;
   po::positional_options_description pos;
@@ -220,10 +208,7 @@ int cmd_eval(const std::vector<std::string>& args) {
              "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
              "with fresh samples (mean, std and worst repeat).",
              d, args, vm, &pos)) return 0;
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
-  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
-  if (vm.count("samples")) c.torchscript.samples = samples;
-  if (stochastic) c.torchscript.stochastic = true;
+  c.torchscript = read_torchscript_flags(vm);
   return cli::run_eval(c, std::cout);
 }
 
@@ -263,10 +248,8 @@ std::string attack_flag_help(const AttackFlag& f) {
 
 int cmd_attack(const std::vector<std::string>& args) {
   cli::AttackCommand c;
-  std::string shape, eps, options_json = "{}";
+  std::string eps, options_json = "{}";
   bool list = false;
-  int64_t classes = 0, samples = 0;
-  bool stochastic = false;
   po::options_description d("options", 100);
   d.add_options()
     ("list", po::bool_switch(&list), "list the attacks: norms, traits and options with their defaults")
@@ -285,11 +268,8 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("split", po::value(&c.split)->default_value("test"), "test or train")
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
-    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
-    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
-    ("num-classes", po::value(&classes), "TorchScript: number of classes")
-    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule");
+    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's");
+  add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
   const auto flags = attack_flags();
@@ -343,10 +323,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   attacks::read_attack_options(c.attack, o, OptionSpelling::kFlag);
   c.attack_options_json = o.dump();
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
-  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
-  if (vm.count("samples")) c.torchscript.samples = samples;
-  if (stochastic) c.torchscript.stochastic = true;
+  c.torchscript = read_torchscript_flags(vm);
   return cli::run_attack(c, std::cout);
 }
 

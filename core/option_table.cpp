@@ -49,6 +49,7 @@ std::string scalar_text(const nlohmann::json& v) {
 }  // namespace
 
 std::string OptionDescription::default_text() const {
+  if (default_value.is_null()) return "";  // an optional option, unset
   if (!default_value.is_array()) return scalar_text(default_value);
   std::vector<std::string> parts;
   for (const auto& v : default_value) parts.push_back(scalar_text(v));

@@ -27,7 +27,7 @@ struct OptionDescription {
   std::string key;  ///< snake_case key of JSON, TOML and recorded options
   OptionType type = OptionType::kNumber;
   std::vector<std::string> choices;  ///< kChoice: the accepted names
-  nlohmann::json default_value;      ///< the options struct's member initialiser
+  nlohmann::json default_value;      ///< the options struct's member initialiser; null: unset (std::optional)
   std::string help;
   std::string bound;      ///< ">= 1", "in (0, 1]"; "" when every value of the type is accepted (lists: each element)
   std::string flag_name;  ///< "" = the key with dashes; else the flag without "--" ("lr")
@@ -38,7 +38,7 @@ struct OptionDescription {
   std::string spelled(OptionSpelling spelling) const { return spelling == OptionSpelling::kKey ? key : flag(); }
   /// "integer", "number", "bool", "ce|margin|dlr", "integer list".
   std::string type_name() const;
-  /// The default as a person writes it: 40, 0.001, true, ce, 512,512.
+  /// The default as a person writes it: 40, 0.001, true, ce, 512,512; "" when unset.
   std::string default_text() const;
   /// The value name in --help: N, X, true|false, ce|margin|dlr, N,N,...
   std::string value_name() const;

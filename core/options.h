@@ -49,33 +49,59 @@ inline Bound at_least_and_below(double lo, double hi) {
   return {fmt::format("in [{}, {})", lo, hi), [lo, hi](double x) { return x >= lo && x < hi; }};
 }
 
+namespace detail {
+/// A member's value type: T, or T of std::optional<T> (an option that may be unset).
+template <typename M>
+struct OptionMember {
+  using type = M;
+  static bool has(const M&) { return true; }
+  static const M& get(const M& v) { return v; }
+  static nlohmann::json json(const M& v) { return nlohmann::json(v); }
+};
+template <typename T>
+struct OptionMember<std::optional<T>> {
+  using type = T;
+  static bool has(const std::optional<T>& v) { return v.has_value(); }
+  static const T& get(const std::optional<T>& v) { return *v; }
+  static nlohmann::json json(const std::optional<T>& v) { return v ? nlohmann::json(*v) : nlohmann::json(); }
+};
+template <typename M>
+using option_value_t = typename OptionMember<M>::type;
+}  // namespace detail
+
+/// Members may be std::optional (integer, number, bool, lists): unset is
+/// written as null and described with a null default ("" in --help), and
+/// validate() skips it.
 template <typename O>
 class OptionTable {
  public:
   /// An integer member (int64_t, uint64_t, int).
-  template <typename T, typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
-  OptionTable& integer(std::string key, T O::*member, std::string help, std::optional<Bound> bound = {}) {
+  template <typename M, typename T = detail::option_value_t<M>,
+            typename = std::enable_if_t<std::is_integral_v<T> && !std::is_same_v<T, bool>>>
+  OptionTable& integer(std::string key, M O::*member, std::string help, std::optional<Bound> bound = {}) {
     return scalar(std::move(key), OptionType::kInteger, std::move(help), bound, member, "an integer",
                   [](const nlohmann::json& v) { return v.is_number_integer(); });
   }
   /// A finite number.
-  OptionTable& number(std::string key, double O::*member, std::string help, std::optional<Bound> bound = {}) {
+  template <typename M, typename = std::enable_if_t<std::is_same_v<detail::option_value_t<M>, double>>>
+  OptionTable& number(std::string key, M O::*member, std::string help, std::optional<Bound> bound = {}) {
     return scalar(std::move(key), OptionType::kNumber, std::move(help), bound, member, "a number",
                   [](const nlohmann::json& v) { return v.is_number(); });
   }
-  OptionTable& boolean(std::string key, bool O::*member, std::string help) {
+  template <typename M, typename = std::enable_if_t<std::is_same_v<detail::option_value_t<M>, bool>>>
+  OptionTable& boolean(std::string key, M O::*member, std::string help) {
     return scalar(std::move(key), OptionType::kBool, std::move(help), std::nullopt, member, "true or false",
                   [](const nlohmann::json& v) { return v.is_boolean(); });
   }
   /// A list of integers, each within `bound` (lists are never empty).
-  OptionTable& integer_list(std::string key, std::vector<int64_t> O::*member, std::string help,
-                            std::optional<Bound> bound = {}) {
+  template <typename M, typename = std::enable_if_t<std::is_same_v<detail::option_value_t<M>, std::vector<int64_t>>>>
+  OptionTable& integer_list(std::string key, M O::*member, std::string help, std::optional<Bound> bound = {}) {
     return list(std::move(key), OptionType::kIntegerList, std::move(help), bound, member, "a list of integers",
                 [](const nlohmann::json& v) { return v.is_number_integer(); });
   }
   /// A list of finite numbers, each within `bound`.
-  OptionTable& number_list(std::string key, std::vector<double> O::*member, std::string help,
-                           std::optional<Bound> bound = {}) {
+  template <typename M, typename = std::enable_if_t<std::is_same_v<detail::option_value_t<M>, std::vector<double>>>>
+  OptionTable& number_list(std::string key, M O::*member, std::string help, std::optional<Bound> bound = {}) {
     return list(std::move(key), OptionType::kNumberList, std::move(help), bound, member, "a list of numbers",
                 [](const nlohmann::json& v) { return v.is_number(); });
   }
@@ -232,9 +258,11 @@ class OptionTable {
 
   static std::string bound_words(const std::optional<Bound>& bound) { return bound ? bound->text : "finite"; }
 
-  template <typename T, typename IsType>
-  OptionTable& scalar(std::string key, OptionType type, std::string help, std::optional<Bound> bound, T O::*member,
+  template <typename M, typename IsType>
+  OptionTable& scalar(std::string key, OptionType type, std::string help, std::optional<Bound> bound, M O::*member,
                       const char* expected, IsType is_type) {
+    using T = detail::option_value_t<M>;
+    using Member = detail::OptionMember<M>;
     Row row;
     row.description = describe_row(std::move(key), type, {}, std::move(help), bound);
     auto check_value = [bound](const nlohmann::json& v, const std::string& key, const std::string& where) {
@@ -246,7 +274,7 @@ class OptionTable {
     row.read = [member, is_type, expected, check_value](const nlohmann::json& v, O& o, const std::string& key,
                                                        const std::string& where) {
       if (!is_type(v)) wrong_type(key, where, expected, v);
-      if constexpr (std::is_unsigned_v<T>) {
+      if constexpr (std::is_unsigned_v<T> && !std::is_same_v<T, bool>) {
         if (v.is_number_integer() && !v.is_number_unsigned() && v.get<int64_t>() < 0)
           throw OptionError(key, fmt::format("{} must be >= 0, got {}", where, value_text(v)));
       }
@@ -254,16 +282,18 @@ class OptionTable {
       o.*member = v.get<T>();
     };
     row.check = [member, check_value](const O& o, const std::string& key, const std::string& where) {
-      check_value(nlohmann::json(o.*member), key, where);
+      if (Member::has(o.*member)) check_value(nlohmann::json(Member::get(o.*member)), key, where);
     };
-    row.write = [member](const O& o) { return nlohmann::json(o.*member); };
+    row.write = [member](const O& o) { return Member::json(o.*member); };
     rows_.push_back(std::move(row));
     return *this;
   }
 
-  template <typename T, typename IsType>
-  OptionTable& list(std::string key, OptionType type, std::string help, std::optional<Bound> bound,
-                    std::vector<T> O::*member, const char* expected, IsType is_type) {
+  template <typename M, typename IsType>
+  OptionTable& list(std::string key, OptionType type, std::string help, std::optional<Bound> bound, M O::*member,
+                    const char* expected, IsType is_type) {
+    using V = detail::option_value_t<M>;
+    using Member = detail::OptionMember<M>;
     Row row;
     row.description = describe_row(std::move(key), type, {}, std::move(help), bound);
     auto check_value = [bound](const nlohmann::json& v, const std::string& key, const std::string& where) {
@@ -276,12 +306,12 @@ class OptionTable {
                                                        const std::string& where) {
       if (!v.is_array() || !std::all_of(v.begin(), v.end(), is_type)) wrong_type(key, where, expected, v);
       check_value(v, key, where);
-      o.*member = v.get<std::vector<T>>();
+      o.*member = v.get<V>();
     };
     row.check = [member, check_value](const O& o, const std::string& key, const std::string& where) {
-      check_value(nlohmann::json(o.*member), key, where);
+      if (Member::has(o.*member)) check_value(nlohmann::json(Member::get(o.*member)), key, where);
     };
-    row.write = [member](const O& o) { return nlohmann::json(o.*member); };
+    row.write = [member](const O& o) { return Member::json(o.*member); };
     rows_.push_back(std::move(row));
     return *this;
   }

@@ -103,9 +103,10 @@ SfnnHyper SfnnHyper::read(const nlohmann::json& j, SfnnHyper base, std::size_t d
   for (std::size_t i = 0; i < lengths.size(); ++i)
     if (sizes[i] != lengths[i].second)
       throw OptionError(lengths[i].first,
-                        fmt::format("{} needs {} values ({} hidden layers{}), got {}",
-                                    context.name(*table().find(lengths[i].first)), lengths[i].second, depth,
-                                    lengths[i].first == "gamma" ? ", plus gamma_0" : "", sizes[i]));
+                        fmt::format("{} needs {} value{} ({}one per hidden layer), got {}",
+                                    context.name(*table().find(lengths[i].first)), lengths[i].second,
+                                    lengths[i].second == 1 ? "" : "s",
+                                    lengths[i].first == "gamma" ? "gamma_0 and " : "", sizes[i]));
   if (std::accumulate(base.gamma.begin(), base.gamma.end(), 0.0) <= 0)
     throw OptionError("gamma", fmt::format("{} needs at least one positive value", context.name(*table().find("gamma"))));
   return base;

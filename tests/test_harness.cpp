@@ -174,11 +174,22 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_NE(error_of_text("name = \"x\"\n[[models]]\nname=\"a\"\ncheckpoint=\"a\"\n").find("no [[attacks]]"), std::string::npos);
   // TorchScript descriptions belong to TorchScript models; a checkpoint records them.
   EXPECT_NE(error_of_text(good_with("checkpoint = \"x/sfnn.ckpt\"", "checkpoint = \"x/sfnn.ckpt\"\nnum_classes = 10"))
-                .find("models[1].input_shape: input_shape/num_classes/samples/stochastic describe TorchScript models only"),
+                .find("models[1].input_shape: input_shape/num_classes/stochastic/samples describe TorchScript models only"),
             std::string::npos);
-  EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"\ncheckpoint = \"x/sfnn.ckpt\"",
-                                    "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 28, 28]\nnum_classes = 10")),
-            "no error");
+  const std::string torchscript = "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 28, 28]\nnum_classes = 10";
+  const std::string sfnn_checkpoint = "family = \"sfnn\"\ncheckpoint = \"x/sfnn.ckpt\"";
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript)), "no error");
+  const auto ts = parse_matrix_text(good_with(sfnn_checkpoint, torchscript), "m.toml").models[1];
+  EXPECT_EQ(ts.torchscript_options.input_shape, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(ts.to_json()["num_classes"], 10);
+  EXPECT_FALSE(ts.to_json().contains("samples"));  // unset options are not written (the matrix hash is unchanged)
+  // Its description is read through the TorchScript option table: types and bounds, by key, at the key's line.
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript + "\nsamples = 0")),
+            "m.toml:22: models[1].samples must be >= 1, got 0");
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript + "\nstochastic = 1")),
+            "m.toml:22: models[1].stochastic must be true or false, got 1");
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 0, 28]")),
+            "m.toml:20: models[1].input_shape values must be >= 1, got [1, 0, 28]");
   EXPECT_EQ(error_of_text(good_with("seed = 3", "seed = 3\nsplit = \"valid\"")),
             "m.toml:6: split: expected \"test\" or \"train\"");
   EXPECT_EQ(parse_matrix_text(good_with("seed = 3", "seed = 3\nsplit = \"train\""), "m.toml").split, "train");
@@ -262,8 +273,8 @@ TEST(Training, PlanAppliesOverridesAndRejectsBadOnes) {
   EXPECT_EQ(error("det", {{"seed", -1}}, flag), "--seed must be >= 0, got -1");
   EXPECT_EQ(error("sfnn", {{"train_samples", {4, 0}}}, flag), "--train-samples values must be >= 1, got [4, 0]");
   EXPECT_EQ(error("sfnn", {{"train_samples", {4, 4, 4}}}, flag),
-            "--train-samples needs 2 values (2 hidden layers), got 3");
-  EXPECT_EQ(error("imb-joint", {{"gamma", {1, 1}}}, key), "gamma needs 3 values (2 hidden layers, plus gamma_0), got 2");
+            "--train-samples needs 2 values (one per hidden layer), got 3");
+  EXPECT_EQ(error("imb-joint", {{"gamma", {1, 1}}}, key), "gamma needs 3 values (gamma_0 and one per hidden layer), got 2");
   EXPECT_EQ(error("imb-joint", {{"gamma", 0}}, key), "gamma needs at least one positive value");
   EXPECT_EQ(error("vib", {{"k", 0}}, flag), "--k must be >= 1, got 0");
   EXPECT_EQ(error("imb-greedy", {{"epochs", 1}}, key), "epochs 1 is fewer than the 2 training stages of family 'imb-greedy'");
