@@ -43,7 +43,19 @@ std::vector<int64_t> Apgd::checkpoints(int64_t steps) {
   return w;
 }
 
-std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
+void Apgd::Kept::offer(const torch::Tensor& x_new, const torch::Tensor& loss_new, const torch::Tensor& adversarial_new) {
+  if (!x.defined()) {
+    x = x_new.clone(), loss = loss_new.clone(), adversarial = adversarial_new.clone();
+    return;
+  }
+  const auto better = (adversarial_new & adversarial.logical_not()) |
+                      (adversarial_new.eq(adversarial) & (loss_new > loss));
+  x = torch::where(better.view(per_example_shape(x)), x_new, x);
+  loss = torch::where(better, loss_new, loss);
+  adversarial = adversarial | adversarial_new;
+}
+
+Apgd::Kept Apgd::one_restart(AttackContext& ctx) {
   const auto loss = make_loss(o_.loss);
   const auto& x = ctx.x;
   const int64_t n = x.size(0);
@@ -54,7 +66,10 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
   auto x_k = o_.random_start ? random_start_point(ctx) : x.clone();
   auto out = ctx.oracle.loss_and_grad(x_k, ctx.y, ctx.targets, loss);
   auto loss_k = out.loss, grad = out.grad;
+  // x_best drives the step-size schedule (highest loss); `kept` is what the restart returns.
   auto x_best = x_k.clone(), loss_best = loss_k.clone(), grad_best = grad.clone();
+  Kept kept;
+  kept.offer(x_k, loss_k, is_adversarial(out.log_probs, ctx.y, ctx.targets));
   // First step without momentum.
   auto x_prev = x_k;
   x_k = ctx.project(x_k + eta.view(shape) * steepest_direction(grad, norm));
@@ -66,6 +81,7 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
     increases += (out.loss > loss_k).to(x.scalar_type());
     loss_k = out.loss;
     grad = out.grad;
+    kept.offer(x_k, loss_k, is_adversarial(out.log_probs, ctx.y, ctx.targets));
     const auto better = loss_k > loss_best;
     x_best = torch::where(better.view(shape), x_k, x_best);
     grad_best = torch::where(better.view(shape), grad, grad_best);
@@ -91,26 +107,17 @@ std::pair<torch::Tensor, torch::Tensor> Apgd::one_restart(AttackContext& ctx) {
   }
   // The last iterate has not been scored yet.
   out = ctx.oracle.loss_only(x_k, ctx.y, ctx.targets, loss);
-  const auto better = out.loss > loss_best;
-  x_best = torch::where(better.view(shape), x_k, x_best);
-  loss_best = torch::where(better, out.loss, loss_best);
-  return {x_best, loss_best};
+  kept.offer(x_k, out.loss, is_adversarial(out.log_probs, ctx.y, ctx.targets));
+  return kept;
 }
 
 torch::Tensor Apgd::perturb(AttackContext& ctx) {
-  torch::Tensor best, best_loss;
-  const auto shape = per_example_shape(ctx.x);
+  Kept best;
   for (int64_t r = 0; r < o_.restarts; ++r) {
-    auto [xa, la] = one_restart(ctx);
-    if (!best.defined()) {
-      best = xa, best_loss = la;
-      continue;
-    }
-    const auto better = la > best_loss;
-    best = torch::where(better.view(shape), xa, best);
-    best_loss = torch::where(better, la, best_loss);
+    const auto run = one_restart(ctx);
+    best.offer(run.x, run.loss, run.adversarial);
   }
-  return best;
+  return best.x;
 }
 
 }  // namespace imbench::attacks

@@ -10,7 +10,10 @@ namespace imbench::attacks {
 /// p_{j+1} = p_j + max(p_j - p_{j-1} - 0.03, 0.06), when fewer than rho of
 /// the steps since the last checkpoint raised the loss, or when neither eta
 /// nor the best loss changed; the iterate then restarts from the best point.
-/// Per example the best point found is returned. "apgd-ce" uses the
+/// Per example the returned point is, across iterations and restarts, the
+/// highest-loss adversarial point found, or the highest-loss point when none
+/// was adversarial (the step-size schedule follows the loss alone, as in
+/// AutoAttack). "apgd-ce" uses the
 /// cross-entropy, "apgd-dlr" the DLR loss (targeted DLR when targeted: as in
 /// AutoAttack's APGD-T it raises z_t against z_y to cause a misclassification;
 /// use apgd-ce or pgd to reach a given target class).
@@ -42,7 +45,14 @@ class Apgd : public Attack {
   torch::Tensor perturb(AttackContext& ctx) override;
 
  private:
-  std::pair<torch::Tensor, torch::Tensor> one_restart(AttackContext& ctx);  ///< best point, best loss
+  /// The point kept per example, its loss and whether it was adversarial when scored.
+  struct Kept {
+    torch::Tensor x, loss, adversarial;
+    /// Takes the candidates that are adversarial where the kept point is
+    /// not, or as adversarial with a higher loss.
+    void offer(const torch::Tensor& x_new, const torch::Tensor& loss_new, const torch::Tensor& adversarial_new);
+  };
+  Kept one_restart(AttackContext& ctx);
   ApgdOptions o_;
   std::string name_;
 };

@@ -5,6 +5,7 @@
 #include "attacks/apgd.h"
 #include "attacks/cw.h"
 #include "attacks/pgd.h"
+#include "attacks/square.h"
 #include "core/errors.h"
 
 namespace imbench::attacks {
@@ -40,6 +41,14 @@ const std::vector<AttackInfo>& attack_registry() {
        /*budget_options=*/{"steps", "restarts"}, /*minimises_norm=*/false, ApgdOptions::table().describe(),
        [](const nlohmann::json& j, OptionSpelling s) {
          return std::make_unique<Apgd>(ApgdOptions::from_json(j, LossKind::kDlr, "apgd-dlr", s), "apgd-dlr");
+       }},
+      {"square",
+       "Square Attack, Linf or L2: score-based random search over square windows, no gradients, margin loss "
+       "(Andriushchenko et al. 2020)",
+       /*iterative=*/true, /*budget_options=*/{"queries", "restarts"}, /*minimises_norm=*/false,
+       SquareOptions::table().describe(),
+       [](const nlohmann::json& j, OptionSpelling s) {
+         return std::make_unique<Square>(SquareOptions::from_json(j, s));
        }},
   };
   return registry;

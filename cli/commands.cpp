@@ -28,6 +28,7 @@
 #include "models/torchscript.h"
 #include "models/train.h"
 #include "harness/checks.h"
+#include "harness/evaluator.h"
 #include "harness/matrix.h"
 #include "harness/runner.h"
 #include "harness/training.h"
@@ -235,7 +236,30 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
     row("mean-field", models::evaluate(*model, ds, {eo.batch_size, 1}));
   }
   fmt::print(out, "\n{}", t.render());
-  return 0;
+  // The per-model soundness checks of every run (docs/EVALUATION.md), on the first 100 examples.
+  if (ds.size() == 0) return 0;
+  harness::EvaluationSettings settings;
+  settings.seed = cmd.common.seed;
+  harness::CheckContext checks;
+  checks.settings = &settings;
+  checks.model = model.get();
+  checks.repeats = model->is_stochastic() ? cmd.repeats : 1;
+  const int64_t n = std::min<int64_t>(100, ds.size());
+  checks.x = ds.images.slice(0, 0, n).to(device);
+  checks.y = ds.labels.slice(0, 0, n).to(device);
+  torch::manual_seed(harness::derive_seed(cmd.common.seed, "model.checks"));
+  harness::run_checks(harness::CheckStage::kModel, checks);
+  std::size_t fired = 0;
+  for (const auto& f : checks.flags)
+    if (f.failed) {
+      ++fired;
+      fmt::print(out, "⚠ check {} ({}): {}\n", f.check, f.name, f.detail);
+    }
+  if (fired == 0)
+    fmt::print(out, "\nsoundness: every model check passed ({} checks on the first {} examples)\n", checks.flags.size(), n);
+  else
+    fmt::print(out, "soundness: ⚠ {} of {} model checks fired (docs/EVALUATION.md)\n", fired, checks.flags.size());
+  return cmd.fail_on_unreliable && fired > 0 ? reports::kUnreliableExitStatus : 0;
 }
 
 int run_zoo(const ZooCommand& cmd, std::ostream& out) {
@@ -486,7 +510,9 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
       if (f.failed) fmt::print(out, "⚠ check {} ({}) on {}: {}\n", f.check, f.name, c.id, f.detail);
   if (!cmd.out.empty())
     fmt::print(out, "results: {} (imbench-results: imbench report, compare and merge read it)\n", cmd.out);
-  return 0;
+  const auto soundness = reports::soundness_of(file);
+  fmt::print(out, "{}\n", soundness.line());
+  return cmd.fail_on_unreliable && soundness.any() ? reports::kUnreliableExitStatus : 0;
 }
 
 int run_run(const RunCommand& cmd, std::ostream& out) {
@@ -501,7 +527,10 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
   r.data_dir = cmd.common.data_dir;
   r.cifar10_dir = cmd.common.cifar10_dir;
   r.quiet = cmd.quiet;
-  return harness::run_matrix(r, out);
+  const auto file = harness::evaluate_matrix(r, out);
+  const auto soundness = reports::soundness_of(file);
+  fmt::print(out, "{}\n", soundness.line());
+  return cmd.fail_on_unreliable && soundness.any() ? reports::kUnreliableExitStatus : 0;
 }
 
 
@@ -515,7 +544,10 @@ int run_report(const ReportCommand& cmd, std::ostream& out) {
     reports::write_text_atomically(cmd.out, text);
     fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
   }
-  return 0;
+  if (!cmd.fail_on_unreliable) return 0;
+  const auto soundness = reports::soundness_of(file);
+  if (!cmd.out.empty() || soundness.any()) fmt::print(cmd.out.empty() ? std::cerr : out, "{}\n", soundness.line());
+  return soundness.any() ? reports::kUnreliableExitStatus : 0;
 }
 
 int run_merge(const MergeCommand& cmd, std::ostream& out) {

@@ -63,6 +63,7 @@ struct EvalCommand {
   int64_t repeats = 1;
   int64_t batch_size = 1000;
   TorchScriptFlags torchscript;  ///< TorchScript models only
+  bool fail_on_unreliable = false;  ///< exit 3 when a model-level check fires
 };
 
 struct AttackCommand {
@@ -85,6 +86,7 @@ struct AttackCommand {
   int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
   std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
   TorchScriptFlags torchscript;
+  bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
 };
 
 struct RunCommand {
@@ -96,11 +98,13 @@ struct RunCommand {
   std::string shard;          ///< "" or "i/n"
   bool audit = false;
   bool quiet = false;
+  bool fail_on_unreliable = false;  ///< exit 3 when a check flags a result
 };
 
 struct ReportCommand {
   std::string file;
   std::string out;  ///< "" = standard output
+  bool fail_on_unreliable = false;  ///< exit 3 when the file holds a flagged result
 };
 
 struct MergeCommand {

@@ -197,7 +197,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("split", po::value(&c.split)->default_value("test"), "test or train")
     ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
     ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
-    ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size");
+    ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a per-model soundness check fires (for CI)");
   add_torchscript_flags(d);
   add_common(d, c.common);
   po::variables_map vm;
@@ -268,7 +270,9 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("split", po::value(&c.split)->default_value("test"), "test or train")
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
-    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's");
+    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a soundness check flags the result (for CI)");
   add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
@@ -337,7 +341,9 @@ int cmd_run(const std::vector<std::string>& args) {
     ("shard", po::value(&c.shard), "run shard i of n (i/n): every n-th cascade job starting at the i-th; merge later")
     ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
-    ("quiet", po::bool_switch(&c.quiet), "no live progress line");
+    ("quiet", po::bool_switch(&c.quiet), "no live progress line")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when a soundness check flags any result (for CI)");
   add_common(d, c.common, false);
   po::variables_map vm;
   po::positional_options_description pos;
@@ -357,7 +363,9 @@ int cmd_report(const std::vector<std::string>& args) {
   po::options_description d("options", 100);
   d.add_options()
     ("file", po::value(&c.file)->required(), "a results file written by imbench run or merge")
-    ("out", po::value(&c.out), "write the report here (robustness curves as SVG files next to it); default: stdout");
+    ("out", po::value(&c.out), "write the report here (robustness curves as SVG files next to it); default: stdout")
+    ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
+     "exit with status 3 when the file holds a result a soundness check flagged (for CI)");
   po::variables_map vm;
   po::positional_options_description pos;
   pos.add("file", 1);

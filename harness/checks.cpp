@@ -93,6 +93,137 @@ void cell_single_step(CheckContext& c) {
                                      share * 100, limit * 100)));
 }
 
+// 10 (cheap half): an unbounded cell (eps = inf, a minimum-norm attack) may
+// move every example anywhere in the box, so it must break (nearly) all.
+void cell_unbounded(CheckContext& c) {
+  if (c.transfer || std::isfinite(c.threat->eps)) return;
+  // {right (example, repeat) pairs, pairs, robust examples (majority of repeats) the attack had moved, examples}
+  auto& n = c.tally[10];
+  if (c.batch) {
+    const auto& a = c.batch->adversarial_correct;
+    const auto robust = (a.to(torch::kDouble).mean(0) >= 0.5).cpu();
+    const auto moved = ((c.batch->x_adv - c.batch->x).flatten(1).abs().amax(1) > 1e-6).cpu();
+    n[0] += a.sum().item<int64_t>();
+    n[1] += a.numel();
+    n[2] += (robust & moved).sum().item<int64_t>();
+    n[3] += a.size(1);
+    return;
+  }
+  if (n[1] == 0) return;
+  const double share = static_cast<double>(n[0]) / static_cast<double>(n[1]);
+  const bool failed = share > 0.02;
+  std::string detail = fmt::format(
+      "{} with eps = inf (free to move an example anywhere in the box) left {:.2f}% of the {} examples it attacked "
+      "robust (flag above 2%: an unbounded attack must break every example, and 2% allows a few hard ones)",
+      c.attack->name, share * 100, n[3]);
+  if (failed && n[2] > 0)
+    detail += fmt::format(
+        "; {} of the examples it left robust had been moved, so the attack judged them adversarial under its own "
+        "estimate and the re-evaluation{} found them classified correctly: a minimum-norm point on the decision "
+        "boundary{}",
+        n[2], c.model->is_stochastic() ? " with fresh noise" : "",
+        c.model->is_stochastic() ? ", which fresh noise undoes" : "");
+  else if (failed)
+    detail += "; the attack moved none of them: it found no adversarial point (raise its steps or search budget)";
+  c.flags.push_back(flag(10, "unbounded-cell", failed, detail));
+}
+
+// ---- probes of a white-box cell (every run, on a few examples) ------------------
+
+// Examples robust in the majority of repeats, from bool [R, n].
+torch::Tensor robust_examples(const torch::Tensor& correct) {
+  return correct.to(torch::kDouble).mean(0).cpu() >= 0.5;
+}
+
+// Paired comparison on the same examples: `lost` robust under `reference`
+// and broken under `variant`, `gained` the reverse. Significant when lost
+// exceeds gained by more than max(2 examples, 3 sqrt(lost + gained)) (a
+// sign test at about 3 standard deviations, so that a matrix of a few
+// dozen sound cells rarely raises a false alarm).
+struct PairedShift {
+  int64_t lost = 0, gained = 0;
+  bool significant() const {
+    const auto d = static_cast<double>(lost - gained);
+    return d > std::max(2.0, 3 * std::sqrt(static_cast<double>(lost + gained)));
+  }
+};
+PairedShift paired_shift(const torch::Tensor& reference, const torch::Tensor& variant) {
+  const auto r = robust_examples(reference), v = robust_examples(variant);
+  return {(r & v.logical_not()).sum().item<int64_t>(), (r.logical_not() & v).sum().item<int64_t>()};
+}
+
+// With --audit the full versions (kCellAudit) replace these probes.
+bool probed(const CheckContext& c) {
+  return !c.settings->audit && c.model->is_stochastic() && std::isfinite(c.threat->eps) && attacks::attack_info(c.attack->kind).iterative;
+}
+
+attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
+                                  int64_t repeats);
+int64_t audit_eot(const CheckContext& c);
+
+// 2 (short): the cell's attack with twice its EOT samples must not break
+// examples the cell left robust.
+void probe_eot_doubling(CheckContext& c) {
+  if (!probed(c)) return;
+  const int64_t s = audit_eot(c);
+  const auto doubled = audit_rerun(c, *c.model, c.attack->options, 2 * s, c.repeats);
+  const auto shift = paired_shift(c.cell_correct, doubled.adversarial_correct);
+  c.flags.push_back(flag(
+      2, "eot-doubling", shift.significant(),
+      fmt::format("EOT {} -> {} on the first {} examples the cell attacked: {} examples robust at {} broken at {}, {} the "
+                  "reverse (flag when the first exceeds the second by max(2, 3 sqrt(sum)))",
+                  s, 2 * s, c.x.size(0), shift.lost, s, 2 * s, shift.gained)));
+}
+
+// 3 (short): with its noise frozen the model is deterministic; the attack
+// must not do worse on it than on the stochastic model.
+void probe_fixed_noise(CheckContext& c) {
+  if (!probed(c)) return;
+  FixedNoiseModel fixed(*c.model, c.seed + 2);
+  const auto frozen = audit_rerun(c, fixed, c.attack->options, 1, 1);
+  const auto shift = paired_shift(frozen.adversarial_correct, c.cell_correct);
+  c.flags.push_back(flag(
+      3, "fixed-noise-control", shift.significant(),
+      fmt::format("the attack on the model with its noise frozen, first {} examples the cell attacked: {} examples "
+                  "robust on the frozen model but broken on the stochastic one, {} the reverse (flag when the first "
+                  "exceeds the second by max(2, 3 sqrt(sum)))",
+                  c.x.size(0), shift.lost, shift.gained)));
+}
+
+// 9 (black-box half): a gradient-free attack (Square) must not break the
+// examples a white-box attack left robust in every repeat. By default on
+// stochastic models (whose noise is what masks gradients), with --audit on
+// every model.
+void probe_black_box(CheckContext& c) {
+  if (c.settings->probe_queries <= 0 || !std::isfinite(c.threat->eps)) return;
+  if (!c.model->is_stochastic() && !c.settings->audit) return;
+  const auto& info = attacks::attack_info(c.attack->kind);
+  if (!info.iterative || c.attack->kind == "square") return;
+  const auto survivors = c.cell_correct.all(0).cpu().nonzero().squeeze(1);
+  const int64_t m = survivors.numel();
+  const std::string where = fmt::format("the first {} examples the cell attacked", c.x.size(0));
+  if (m == 0) {
+    c.flags.push_back(flag(9, "black-box-vs-white-box", false,
+                           fmt::format("{} left none of {} robust in every repeat: nothing for Square to try", c.attack->name,
+                                       where)));
+    return;
+  }
+  const auto si = survivors.to(c.x.device());
+  auto square = attacks::create_attack("square", {{"queries", c.settings->probe_queries}});
+  attacks::RunOptions ro;
+  ro.eot.samples = audit_eot(c);
+  ro.eot.reduction = c.settings->eot_reduction;
+  ro.repeats = c.repeats;
+  ro.seed = c.seed + 3;
+  const auto r = square->run(*c.model, c.x.index_select(0, si), c.y.index_select(0, si), *c.threat, ro);
+  const int64_t broken = (r.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
+  const double share = static_cast<double>(broken) / static_cast<double>(m);
+  c.flags.push_back(flag(9, "black-box-vs-white-box", broken >= 2 && share > 0.05,
+                         fmt::format("Square ({} queries, EOT {}) broke {} of the {} examples {} left robust in every "
+                                     "repeat among {} (flag above 5% and more than one example)",
+                                     c.settings->probe_queries, ro.eot.samples, broken, m, c.attack->name, where)));
+}
+
 // ---- audit of a white-box cell -------------------------------------------------
 
 // The audited attack again on the audit examples: same seed for every rerun.
@@ -283,6 +414,8 @@ EvaluationSettings EvaluationSettings::of(const Matrix& m, bool audit) {
   s.eot_reduction = attacks::parse_eot_reduction(m.eot_reduction);
   s.repeats = m.repeats;
   s.audit_examples = m.audit_examples;
+  s.probe_examples = m.probe_examples;
+  s.probe_queries = m.probe_queries;
   s.audit = audit;
   return s;
 }
@@ -291,6 +424,7 @@ std::string to_string(CheckStage stage) {
   switch (stage) {
     case CheckStage::kModel: return "per model";
     case CheckStage::kBatch: return "per cell";
+    case CheckStage::kCellProbe: return "per white-box cell of a stochastic model, on probe_examples";
     case CheckStage::kCrossCell: return "cross-cell";
     case CheckStage::kModelAudit: return "audit, per model";
     case CheckStage::kCellAudit: return "audit, per white-box cell";
@@ -310,6 +444,17 @@ const std::vector<Check>& check_registry() {
        cell_validity},
       {6, "iterative-vs-single-step", S::kBatch,
        "FGSM/FGM on the examples an iterative attack left robust: flag above 1% (stochastic: 5%) broken", cell_single_step},
+      {10, "unbounded-cell", S::kBatch, "an eps = inf cell: flag when it leaves more than 2% of its examples robust",
+       cell_unbounded},
+      {2, "eot-doubling", S::kCellProbe,
+       "stochastic models: the cell's attack with 2x EOT on probe_examples: flag when it breaks significantly more",
+       probe_eot_doubling},
+      {3, "fixed-noise-control", S::kCellProbe,
+       "stochastic models: the cell's attack on the noise-frozen model: flag when it does significantly worse there",
+       probe_fixed_noise},
+      {9, "black-box-vs-white-box", S::kCellProbe,
+       "Square on the examples a white-box cell left robust (stochastic models; every model with --audit)",
+       probe_black_box},
       {7, "eps-monotonicity", S::kCrossCell,
        "flag robust accuracy rising with eps, or above chance at an eps covering the input range", cross_eps_monotonicity},
       {9, "white-vs-transfer", S::kCrossCell, "flag a transfer attack that beats the white-box attacks before it",

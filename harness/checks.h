@@ -10,6 +10,9 @@
 ///   kModel       per model, on its first 100 examples, every run (cheap)
 ///   kBatch       per cell, on every attacked batch (`batch` set); called once
 ///                more with `batch == nullptr` when the cell ends, to flag
+///   kCellProbe   per white-box cell of a stochastic model, every run, on the
+///                first `probe_examples` examples the cell attacked (cheap
+///                reruns of the cell's attack: EOT doubled, noise frozen)
 ///   kCrossCell   on a whole results file, after the cells (and after merge)
 ///   kModelAudit  per model, with --audit (an attack per model)
 ///   kCellAudit   per white-box cell, with --audit (several attacks per cell)
@@ -37,12 +40,14 @@ struct EvaluationSettings {
   attacks::EotReduction eot_reduction = attacks::EotReduction::kPredictionRule;
   int64_t repeats = 10;       ///< evaluation repeats R for stochastic models
   int64_t audit_examples = 100;
+  int64_t probe_examples = 50;  ///< examples of the kCellProbe checks (0 = off)
+  int64_t probe_queries = 1000;  ///< Square's queries in the black-box probe (check 9; 0 = off)
   bool audit = false;         ///< also run the kModelAudit and kCellAudit checks
 
   static EvaluationSettings of(const Matrix& matrix, bool audit);
 };
 
-enum class CheckStage { kModel, kBatch, kCrossCell, kModelAudit, kCellAudit };
+enum class CheckStage { kModel, kBatch, kCellProbe, kCrossCell, kModelAudit, kCellAudit };
 std::string to_string(CheckStage stage);
 
 /// One attacked batch of a cell, for kBatch checks.
@@ -62,7 +67,7 @@ struct CheckContext {
   // Per model and per cell.
   models::Model* model = nullptr;      ///< the evaluated model
   int64_t repeats = 1;                 ///< R for this model
-  torch::Tensor x, y;                  ///< kModel(Audit): its first examples; kCellAudit: the first attacked ones
+  torch::Tensor x, y;                  ///< kModel(Audit): its first examples; kCellProbe/kCellAudit: the first attacked ones
   // Per cell.
   const MatrixAttack* attack = nullptr;
   const attacks::ThreatModel* threat = nullptr;
@@ -70,7 +75,9 @@ struct CheckContext {
   bool transfer = false;
   const CheckBatch* batch = nullptr;   ///< kBatch: the batch; nullptr: the cell is done, flag now
   /// kBatch: counters a check keeps across the batches of one cell, by check number.
-  std::map<int, std::array<int64_t, 2>> tally;
+  std::map<int, std::array<int64_t, 4>> tally;
+  /// kCellProbe: the cell's own outcome on `x` (bool [R, n]: right per repeat), so probes rerun only their variant.
+  torch::Tensor cell_correct;
   /// kCellAudit: the attack's robust accuracy on `x`, computed once by the first check that needs it.
   std::optional<double> audit_accuracy;
   // Cross-cell.

@@ -145,7 +145,7 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   checks.threat = &threat;
   checks.source = &source;
   checks.transfer = transfer;
-  double seconds = 0;
+  double seconds = 0, check_seconds = 0;  // the attack; the soundness checks of this cell
   for (int64_t b = 0; b < n_todo; b += settings_.batch_size) {
     if (progress_) progress_(plan.id, b, n_todo);
     const auto bi = idx.slice(0, b, std::min(n_todo, b + settings_.batch_size));
@@ -180,7 +180,9 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
     if (r.targets.defined()) targets.index_copy_(0, bi, r.targets.cpu());
     const CheckBatch batch{x, x_before, y, r.x_adv, adv_correct, &ro};
     checks.batch = &batch;
+    const auto c0 = Clock::now();
     run_checks(CheckStage::kBatch, checks);
+    check_seconds += std::chrono::duration<double>(Clock::now() - c0).count();
     checks.batch = nullptr;
   }
   if (progress_) progress_(plan.id, n_todo, n_todo);
@@ -234,6 +236,27 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
                                            : std::numeric_limits<double>::quiet_NaN();
   run_checks(CheckStage::kBatch, checks);  // batch == nullptr: the cell is done, flag
   c.flags = std::move(checks.flags);
+  const auto probes_start = Clock::now();
+  if (!transfer && settings_.probe_examples > 0 && n_todo > 0) {
+    // Cheap probes on the first probe_examples of the examples this cell
+    // attacked, against the cell's own outcome on them.
+    const int64_t np = std::min<int64_t>(settings_.probe_examples, n_todo);
+    const auto sub = idx.slice(0, 0, np);
+    CheckContext probe;
+    probe.settings = &settings_;
+    probe.seed = derive_seed(settings_.seed, plan.id + ".probe");
+    probe.model = &target;
+    probe.repeats = R;
+    probe.x = ds_.images.index_select(0, sub).to(device_);
+    probe.y = ds_.labels.index_select(0, sub).to(device_);
+    probe.attack = &a;
+    probe.threat = &threat;
+    probe.source = &target;
+    probe.cell_correct = own.index_select(1, sub);
+    if (progress_) progress_(plan.id + " (probes)", n_todo, n_todo);
+    run_checks(CheckStage::kCellProbe, probe);
+    c.flags.insert(c.flags.end(), probe.flags.begin(), probe.flags.end());
+  }
   if (settings_.audit && !transfer) {
     // The expensive checks on the first audit_examples of the examples this cell attacked.
     const auto sub = idx.slice(0, 0, std::min<int64_t>(settings_.audit_examples, n_todo));
@@ -252,6 +275,8 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
       c.flags.insert(c.flags.end(), audit.flags.begin(), audit.flags.end());
     }
   }
+  check_seconds += std::chrono::duration<double>(Clock::now() - probes_start).count();
+  c.summary["check_seconds"] = check_seconds;
   return c;
 }
 

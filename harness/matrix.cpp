@@ -227,7 +227,9 @@ nlohmann::json Matrix::to_json() const {
                    {"eot", eot},
                    {"eot_reduction", eot_reduction},
                    {"repeats", repeats},
-                   {"audit_examples", audit_examples}};
+                   {"audit_examples", audit_examples},
+                   {"probe_examples", probe_examples},
+                   {"probe_queries", probe_queries}};
   j["models"] = nlohmann::json::array();
   for (const auto& m : models) j["models"].push_back(m.to_json());
   j["attacks"] = nlohmann::json::array();
@@ -282,6 +284,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     r.fail(root.get("eot_reduction"), "eot_reduction", "expected \"prediction-rule\" or \"mean-loss\"");
   m.repeats = r.integer("repeats", m.repeats, 1);
   m.audit_examples = r.integer("audit_examples", m.audit_examples, 1);
+  m.probe_examples = r.integer("probe_examples", m.probe_examples, 0);
+  m.probe_queries = r.integer("probe_queries", m.probe_queries, 0);
 
   std::set<std::string> names;
   const auto* models = array_of_tables(root, "models", file);
@@ -409,7 +413,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     for (const auto& n : a.models) check_model(n, "models");
   }
   r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade", "eot",
-            "eot_reduction", "repeats", "audit_examples", "models", "attacks"});
+            "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "models", "attacks"});
   return m;
 }
 

@@ -643,9 +643,125 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
   return out;
 }
 
+// What a fired check means, in words, by flag name (docs/EVALUATION.md has the table).
+struct CheckMeaning {
+  const char* title;
+  const char* why;
+};
+const CheckMeaning* meaning_of(const std::string& name) {
+  static const std::map<std::string, CheckMeaning> meanings{
+      {"randomness",
+       {"A random model declared deterministic",
+        "it was attacked without EOT, so its gradients are single noisy draws and its robustness is overstated"}},
+      {"logits",
+       {"A model that returns probabilities", "cross-entropy gradients of probabilities vanish; attacks stall"}},
+      {"gradient-health",
+       {"Broken input gradients", "NaN/Inf or all-zero gradients leave gradient attacks blind (gradient masking)"}},
+      {"model-mode",
+       {"A model in the wrong mode", "training mode or sampling off is not the model the threat model describes"}},
+      {"validity",
+       {"Adversarial examples outside the threat model", "the numbers do not measure the stated eps-ball"}},
+      {"iterative-vs-single-step",
+       {"An iterative attack beaten by a single step",
+        "FGSM broke examples the iterative attack left robust, so the iterative attack is failing"}},
+      {"unbounded-cell",
+       {"Unbounded attacks that left examples robust",
+        "an attack free to move an example anywhere in the input box must break every example; what it leaves is "
+        "the attack's failure, not robustness. On a stochastic model a minimum-norm attack (CW) stops on the decision "
+        "boundary, where fresh noise undoes it: judge such a model with a bounded attack and EOT instead"}},
+      {"unbounded-attack",
+       {"A model that PGD with an eps covering the whole box did not break",
+        "every attack on this model is suspect (masked gradients or a failing attack)"}},
+      {"eot-doubling",
+       {"Results that fall when EOT samples are doubled",
+        "the attack's gradient estimate is too noisy at its EOT setting, so the number overstates robustness"}},
+      {"eot-convergence",
+       {"Results that have not converged in EOT samples",
+        "more samples per gradient change the result, so the number overstates robustness"}},
+      {"fixed-noise-control",
+       {"Attacks that do worse on the model with its noise frozen",
+        "a deterministic version of the same model should be easier to attack; the attack, not the noise, is failing"}},
+      {"convergence",
+       {"Attacks that have not converged",
+        "doubling the attack's budget lowers robust accuracy, so the number overstates robustness"}},
+      {"noise-vs-white-box",
+       {"Attacks beaten by random noise", "random noise of the same size did better: the attack is failing"}},
+      {"white-vs-transfer",
+       {"White-box attacks beaten by a transfer attack",
+        "a transferred attack should not beat white-box gradients on the model itself (gradient masking)"}},
+      {"black-box-vs-white-box",
+       {"White-box attacks beaten by a gradient-free attack",
+        "a query-only attack (Square) broke examples the white-box attacks left robust: their gradients mislead them"}},
+      {"eps-monotonicity",
+       {"Robust accuracy that rises with eps, or stays above chance when eps covers the box",
+        "a larger threat cannot leave more examples robust: the attack is failing at the larger eps"}},
+  };
+  const auto it = meanings.find(name);
+  return it == meanings.end() ? nullptr : &it->second;
+}
+
+// The report's first lines: whether the numbers can be trusted, in words.
+std::string verdict_section(const ResultFile& file) {
+  std::size_t ran = 0;
+  // flag name -> check number and the results it marks
+  std::map<std::string, std::pair<int, std::vector<std::string>>> fired;
+  std::set<std::string> flagged_cells;
+  for (const auto& m : file.models)
+    for (const auto& f : m.flags) {
+      ++ran;
+      if (f.failed) {
+        auto& e = fired[f.name];
+        e.first = f.check;
+        e.second.push_back(fmt::format("`{}` (every result of the model)", m.name));
+      }
+    }
+  for (const auto& c : file.cells)
+    for (const auto& f : c.flags) {
+      ++ran;
+      if (!f.failed) continue;
+      auto& e = fired[f.name];
+      e.first = f.check;
+      e.second.push_back(fmt::format("`{}` {} at {} {}{} ({})", c.model, c.attack, norm_label(c.norm), eps_text_of(c),
+                                     c.targeted ? " targeted" : "", format_accuracy([&] {
+                                       Accuracy a = cell_accuracy(c);
+                                       a.trials = 0;
+                                       return a;
+                                     }())));
+      flagged_cells.insert(c.id);
+    }
+  if (ran == 0)
+    return "**No soundness checks were recorded in this file**: nothing says whether its attacks worked.\n";
+  if (fired.empty())
+    return fmt::format(
+        "**Every soundness check passed** ({} checks on {} models and {} results; docs/EVALUATION.md lists them): "
+        "no sign that an attack failed where robustness is reported.\n",
+        ran, file.models.size(), file.cells.size());
+  std::string out = fmt::format(
+      "**⚠ Some results cannot be trusted**: soundness checks fired on {} of {} results{}; they stay in the tables, "
+      "marked ⚠. What fired, and why it matters:\n\n",
+      flagged_cells.size(), file.cells.size(),
+      std::any_of(file.models.begin(), file.models.end(), [](const ModelInfo& m) { return model_flagged(&m); })
+          ? " and on models (every result of a flagged model is marked)"
+          : "");
+  constexpr std::size_t kListed = 6;
+  for (const auto& [name, entry] : fired) {
+    const auto* meaning = meaning_of(name);
+    const auto& where = entry.second;
+    std::vector<std::string> shown(where.begin(), where.begin() + std::min(kListed, where.size()));
+    std::string why = meaning ? meaning->why : "see docs/EVALUATION.md";
+    why[0] = static_cast<char>(std::toupper(static_cast<unsigned char>(why[0])));
+    out += fmt::format("- **{}** (check {} `{}`): {}{}. {}.\n", meaning ? meaning->title : name, entry.first, name,
+                       fmt::join(shown, "; "),
+                       where.size() > kListed ? fmt::format(" and {} more", where.size() - kListed) : "", why);
+  }
+  out += "\nThe measurements behind each flag are under Diagnostics.\n";
+  return out;
+}
+
 std::string throughput_section(const ResultFile& file) {
   MarkdownTable t({"model", "attack", "eps", "examples attacked", "EOT samples", "repeats", "seconds", "images/s",
-                   "gradient evaluations/s", "gradient evaluations per image"});
+                   "gradient evaluations/s", "gradient evaluations per image", "checks s"});
+  double attack_seconds = 0, check_seconds = 0;
   auto number = [](const CellResult& c, const char* key, const char* format) {
     const auto it = c.summary.find(key);
     return it == c.summary.end() || std::isnan(it->second) ? std::string("—")
@@ -663,9 +779,21 @@ std::string throughput_section(const ResultFile& file) {
         {c.model, c.attack, eps, fmt::format("{} of {}", attacked, c.size()), fmt::format("{}", c.eot_samples),
          fmt::format("{}", c.repeats), number(c, "seconds", "{:.2f}"), number(c, "images_per_second", "{:.1f}"),
          number(c, "gradient_evaluations_per_second", "{:.0f}"),
-         attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—"});
+         attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—",
+         number(c, "check_seconds", "{:.2f}")});
+    const auto s = c.summary.find("seconds"), k = c.summary.find("check_seconds");
+    if (s != c.summary.end() && k != c.summary.end() && std::isfinite(s->second) && std::isfinite(k->second)) {
+      attack_seconds += s->second;
+      check_seconds += k->second;
+    }
   }
-  return "## Throughput\n\n" + t.render();
+  std::string out = "## Throughput\n\n" + t.render();
+  if (check_seconds > 0)
+    out += fmt::format(
+        "\nThe soundness checks of the cells (single step, probes, audit) took {:.1f} s beside {:.1f} s of attacks "
+        "({:.0f}% more).\n",
+        check_seconds, attack_seconds, 100 * check_seconds / std::max(attack_seconds, 1e-9));
+  return out;
 }
 
 std::string diagnostics_section(const ResultFile& file) {
@@ -744,10 +872,36 @@ std::string provenance_section(const ResultFile& file) {
 }  // namespace
 }  // namespace report_detail
 
+Soundness soundness_of(const ResultFile& file) {
+  using namespace report_detail;
+  Soundness s;
+  s.cells = file.cells.size();
+  std::set<std::string> flagged_models;
+  for (const auto& m : file.models) {
+    s.checks += m.flags.size();
+    if (model_flagged(&m)) flagged_models.insert(m.name);
+  }
+  s.flagged_models = flagged_models.size();
+  for (const auto& c : file.cells) {
+    s.checks += c.flags.size();
+    if (c.unreliable() || flagged_models.count(c.model)) ++s.flagged_cells;
+  }
+  return s;
+}
+
+std::string Soundness::line() const {
+  if (checks == 0) return "soundness: no checks were recorded";
+  if (!any()) return fmt::format("soundness: every check passed ({} checks)", checks);
+  return fmt::format("soundness: ⚠ {} of {} results flagged as unreliable{} (the report's first lines say why)",
+                     flagged_cells, cells,
+                     flagged_models > 0 ? fmt::format(", {} model(s) flagged", flagged_models) : "");
+}
+
 std::string render_report(const ResultFile& file, const ReportOptions& options) {
   using namespace report_detail;
   const std::vector<Column> columns = columns_of(file);
   std::string out = fmt::format("# imbench report: {}\n\n", root_or(file, "matrix_name", "unnamed matrix"));
+  out += verdict_section(file) + "\n";
   out += summary_section(file, columns) + "\n";
   out += configuration_section(file) + "\n";
   out += threat_models_section(file) + "\n";

@@ -22,4 +22,20 @@ ReportOptions report_options_for(const std::string& report_path);
 /// environment.
 std::string render_report(const ResultFile& file, const ReportOptions& options);
 
+/// Results a soundness check flagged: cells with a failed flag, and every
+/// cell of a model with a failed model-level flag.
+struct Soundness {
+  std::size_t checks = 0;        ///< verdicts recorded
+  std::size_t flagged_cells = 0;  ///< cells flagged themselves or through their model
+  std::size_t flagged_models = 0;
+  std::size_t cells = 0;
+  bool any() const { return flagged_cells > 0 || flagged_models > 0; }
+  /// One line for a terminal: "soundness: ..." (what fired is in the report).
+  std::string line() const;
+};
+Soundness soundness_of(const ResultFile& file);
+
+/// The exit status of `--fail-on-unreliable` when a result is flagged.
+inline constexpr int kUnreliableExitStatus = 3;
+
 }  // namespace imbench::reports

@@ -83,6 +83,8 @@ if cmp -s "$tmp/m.ckpt" "$tmp/keep.ckpt"; then echo "ok: old checkpoint intact";
 # by report, compare and merge.
 expect 0 "attack --list" -- "$bin" attack --list
 contains out "apgd-dlr" "the registry lists apgd-dlr"
+contains out "## square" "the registry lists square"
+contains out "--queries" "attack --list shows square's options"
 expect 0 "train second model" -- "$bin" train --dataset synthetic --epochs 1 --hidden 32 --quiet --threads 1 --seed 4 --out "$tmp/m2.ckpt"
 expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
   --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
@@ -92,6 +94,10 @@ contains out "results: $tmp/pgd.h5" "attack says where its results file is"
 expect 2 "attack --options must be an object" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
   --eps 0.1 --options 5 --steps 2 --limit 10
 contains err "not a JSON object" "--options 5 is named as not an object"
+expect 0 "attack square" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack square --norm l2 --eps 1 \
+  --queries 30 --early-stop false --limit 20 --threads 1
+contains out '"queries":30' "square records its query budget"
+contains out "L2 eps=1 untargeted" "square prints its threat model"
 # Debian's python3 (python3-h5py), not a python3 earlier on PATH.
 py=${IMBENCH_PYTHON:-/usr/bin/python3}
 if [ -x $py ] && $py -c "import h5py" 2>/dev/null; then

@@ -7,6 +7,8 @@
   h5_results.py dump FILE           the file's numbers as canonical JSON (no timings,
                                     dates, versions or wording): what a fixture keeps
   h5_results.py match EXPECTED FILE exit 0 if FILE's dump equals the JSON in EXPECTED
+  h5_results.py flags FILE          one line per recorded check verdict:
+                                    "<model|cell id> <check> <name> FLAGGED|ok"
 """
 import json
 import sys
@@ -14,7 +16,7 @@ import sys
 import h5py
 import numpy as np
 
-TIMING = {"seconds", "images_per_second", "gradient_evaluations_per_second", "order"}
+TIMING = {"seconds", "images_per_second", "gradient_evaluations_per_second", "check_seconds", "order"}
 
 
 def summary(path):
@@ -126,6 +128,14 @@ def match(expected_path, path):
     return 1 if problems else 0
 
 
+def flags(path):
+    with h5py.File(path, "r") as f:
+        for top in ("models", "cells"):
+            for key, g in f[top].items():
+                for check, name, failed, _ in _flags(g):
+                    print(f"{key} {check} {name} {'FLAGGED' if failed else 'ok'}")
+
+
 def plant(path, cell):
     with h5py.File(path, "r+") as f:
         g = f["cells"][cell]
@@ -155,6 +165,8 @@ if __name__ == "__main__":
         print("}")
     elif cmd == "match":
         sys.exit(match(sys.argv[2], sys.argv[3]))
+    elif cmd == "flags":
+        flags(sys.argv[2])
     elif cmd == "plant":
         plant(sys.argv[2], sys.argv[3])
     else:

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cmath>
 #include <algorithm>
 #include <map>
@@ -15,6 +16,7 @@
 #include "attacks/attack.h"
 #include "attacks/cw.h"
 #include "attacks/pgd.h"
+#include "attacks/square.h"
 #include "core/errors.h"
 #include "data/synthetic.h"
 #include "models/det.h"
@@ -101,6 +103,7 @@ std::unique_ptr<Attack> quick_attack(const std::string& name, bool randomness = 
   if (name == "pgd") o = {{"steps", 10}, {"random_start", randomness}};
   if (name == "cw") o = {{"steps", 50}, {"binary_search_steps", 3}, {"initial_const", 1.0}};
   if (name == "apgd-ce" || name == "apgd-dlr") o = {{"steps", 20}, {"random_start", randomness}};
+  if (name == "square") o = {{"queries", 300}};  // random by design: no deterministic mode
   return create_attack(name, o);
 }
 
@@ -117,7 +120,7 @@ double eps_for(Norm n) { return n == Norm::kLinf ? 0.1 : 1.0; }
 }  // namespace
 
 TEST(AttackRegistry, ListsTheAttacksAndRejectsUnknownNamesAndOptions) {
-  EXPECT_EQ(attack_names(), (std::vector<std::string>{"fgsm", "pgd", "cw", "apgd-ce", "apgd-dlr"}));
+  EXPECT_EQ(attack_names(), (std::vector<std::string>{"fgsm", "pgd", "cw", "apgd-ce", "apgd-dlr", "square"}));
   try {
     create_attack("pgdd");
     FAIL();
@@ -173,6 +176,7 @@ TEST(OptionTable, DefaultsAreTheStructsAndUnchanged) {
              R"("learning_rate":0.01,"steps":1000})"},
       {"apgd-ce", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
       {"apgd-dlr", R"({"momentum":0.75,"random_start":true,"restarts":1,"rho":0.75,"steps":100})"},
+      {"square", R"({"early_stop":true,"loss":"margin","p_init":0.8,"queries":5000,"restarts":1})"},
   };
   for (const auto& info : attack_registry()) {
     const auto defaults = create_attack(info.name)->options_json();
@@ -262,11 +266,14 @@ TEST(AttackRegistry, TraitsAreTheRunnersRules) {
   EXPECT_EQ(attack_info("cw").budget_options, (Names{"steps", "binary_search_steps"}));
   EXPECT_EQ(attack_info("apgd-ce").budget_options, (Names{"steps", "restarts"}));
   EXPECT_EQ(attack_info("apgd-dlr").budget_options, (Names{"steps", "restarts"}));
+  EXPECT_TRUE(attack_info("square").iterative);
+  EXPECT_EQ(attack_info("square").budget_options, (Names{"queries", "restarts"}));
   for (const auto& info : attack_registry()) {
-    // The audit doubled, before the registry said so, whichever of these the defaults hold.
+    // The audit doubled, before the registry said so, whichever of these the defaults hold
+    // (Square, added since, has queries where the others have steps).
     const auto defaults = create_attack(info.name)->options_json();
     Names doubled;
-    for (const char* key : {"steps", "restarts", "binary_search_steps"})
+    for (const char* key : {"steps", "queries", "restarts", "binary_search_steps"})
       if (defaults.contains(key)) doubled.push_back(key);
     EXPECT_EQ(info.budget_options, doubled) << info.name;
     for (const auto& key : info.budget_options) EXPECT_EQ(info.option(key)->type, OptionType::kInteger) << key;
@@ -303,7 +310,10 @@ TEST_P(EveryAttack, InvariantsHold) {
   EXPECT_TRUE(torch::allclose(r.linf, d.abs().flatten(1).amax(1)));
   EXPECT_TRUE(torch::allclose(r.l2, d.flatten(1).pow(2).sum(1).sqrt(), 1e-5, 1e-6));
   EXPECT_EQ(r.adversarial_correct.sizes(), (std::vector<int64_t>{1, 64}));
-  EXPECT_GE(r.gradient_evaluations.min().item<int64_t>(), 1);
+  if (name == "square")  // score-based: queries only
+    EXPECT_EQ(r.gradient_evaluations.max().item<int64_t>(), 0);
+  else
+    EXPECT_GE(r.gradient_evaluations.min().item<int64_t>(), 1);
   // The attack does something on an undefended model.
   EXPECT_LT(r.robust_accuracy(), r.clean_accuracy()) << name;
   // Same seed, same x_adv.
@@ -319,6 +329,8 @@ TEST_P(EveryAttack, InvariantsHold) {
 
 TEST_P(EveryAttack, ABatchEqualsEachExampleAlone) {
   const auto& [name, norm] = GetParam();
+  if (name == "square")
+    GTEST_SKIP() << "Square draws its windows at random: a batch and one example alone draw different ones";
   auto& model = trained("det");
   const auto ds = toy(6, "test");
   auto attack = quick_attack(name, /*randomness=*/false);
@@ -566,4 +578,244 @@ TEST(ThreatModel, ParsingWithSuggestions) {
   }
   EXPECT_EQ(attacks::parse_target_rule("least-likely"), attacks::TargetRule::kLeastLikely);
   EXPECT_THROW(attacks::parse_target_rule("least"), UsageError);
+}
+
+// ---- Square Attack (attacks/square.h) ----
+
+namespace {
+
+// A model that delegates to another, counts the rows it is asked to score
+// (an input row of a sample_logits call with S samples counts S on a
+// stochastic model, 1 on a deterministic one) and, with levels > 0, rounds
+// its input to multiples of 1/levels first: torch::round has a zero
+// derivative, so every input gradient is exactly zero (masked gradients)
+// while the scores still change when a pixel crosses a level.
+class WrappedModel : public models::Model {
+ public:
+  explicit WrappedModel(models::Model& inner, double levels = 0) : inner_(inner), levels_(levels) {}
+  torch::Tensor logits(const torch::Tensor& x) override {
+    rows += x.size(0);
+    return inner_.logits(input(x));
+  }
+  torch::Tensor sample_logits(const torch::Tensor& x, int64_t samples) override {
+    rows += x.size(0) * (inner_.is_stochastic() ? samples : 1);
+    return inner_.sample_logits(input(x), samples);
+  }
+  torch::Tensor predict_proba(const torch::Tensor& x) override { return inner_.predict_proba(input(x)); }
+  bool is_stochastic() const override { return inner_.is_stochastic(); }
+  int64_t num_classes() const override { return inner_.num_classes(); }
+  std::vector<int64_t> input_shape() const override { return inner_.input_shape(); }
+  models::PredictionRule prediction_rule() const override { return inner_.prediction_rule(); }
+  int64_t prediction_samples() const override { return inner_.prediction_samples(); }
+  std::string description() const override { return "wrapped " + inner_.description(); }
+  torch::Device device() const override { return inner_.device(); }
+  void to(torch::Device d) override { inner_.to(d); }
+  void set_training(bool training) override { inner_.set_training(training); }
+  std::vector<torch::Tensor> parameters() override { return inner_.parameters(); }
+  int64_t rows = 0;
+
+ private:
+  torch::Tensor input(const torch::Tensor& x) const { return levels_ > 0 ? torch::round(x * levels_) / levels_ : x; }
+  models::Model& inner_;
+  double levels_;
+};
+
+}  // namespace
+
+TEST(Square, OptionsAndTheScheduleOfP) {
+  // The paper's schedule for 10,000 queries: p_init halved after iterations 10, 50, 200, ..., 8000.
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 0, 10000), 0.8);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 10, 10000), 0.8);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 11, 10000), 0.4);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 50, 10000), 0.4);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 51, 10000), 0.2);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.5, 5000, 10000), 0.5 / 128);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 9999, 10000), 0.8 / 512);
+  // Rescaled to the budget: with 1000 queries iteration i counts as 10 i.
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 1, 1000), 0.8);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 2, 1000), 0.4);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 21, 1000), 0.8 / 8);
+  EXPECT_DOUBLE_EQ(Square::p_at(0.8, 999, 1000), 0.8 / 512);
+  EXPECT_EQ(create_attack("square")->loss_kind(), LossKind::kMargin);
+  EXPECT_EQ(create_attack("square", {{"loss", "ce"}})->loss_kind(), LossKind::kCrossEntropy);
+  const auto message = [](const nlohmann::json& j) {
+    return testing_support::error_of<UsageError>([&] { create_attack("square", j); });
+  };
+  EXPECT_EQ(message({{"p_init", 0}}), "square: p_init must be in (0, 1], got 0");
+  EXPECT_EQ(message({{"p_init", 1.5}}), "square: p_init must be in (0, 1], got 1.5");
+  EXPECT_EQ(message({{"queries", 0}}), "square: queries must be >= 1, got 0");
+  EXPECT_EQ(message({{"restarts", 0}}), "square: restarts must be >= 1, got 0");
+  EXPECT_THAT(message({{"loss", "dlr"}}), HasSubstr("margin or ce"));
+  EXPECT_EQ(create_attack("square", {{"queries", 123}})->options_json()["queries"], 123);
+}
+
+TEST(Square, BreaksAModelWithMaskedGradientsWherePgdFails) {
+  WrappedModel masked(trained("det"), /*levels=*/10);
+  const auto ds = toy(200, "test");
+  {
+    // The gradient is zero everywhere: PGD has nothing to follow.
+    FrozenModel frozen(masked);
+    GradientOracle oracle(masked, {});
+    const auto g = oracle.loss_and_grad(ds.images, ds.labels, {}, make_loss(LossKind::kCrossEntropy)).grad;
+    EXPECT_EQ(g.abs().max().item<double>(), 0.0);
+  }
+  RunOptions run;
+  run.seed = 1;
+  for (Norm norm : {Norm::kLinf, Norm::kL2}) {
+    const auto t = threat(norm, norm == Norm::kLinf ? 0.1 : 1.0);
+    const auto pgd = create_attack("pgd", {{"steps", 40}})->run(masked, ds.images, ds.labels, t, run);
+    // The reference: PGD on the same network without the rounding.
+    const auto pgd_plain = create_attack("pgd", {{"steps", 40}})->run(trained("det"), ds.images, ds.labels, t, run);
+    const int64_t queries = 1000;
+    masked.rows = 0;
+    const auto start = std::chrono::steady_clock::now();
+    const auto square = create_attack("square", {{"queries", queries}})->run(masked, ds.images, ds.labels, t, run);
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    const double clean = pgd.clean_accuracy();
+    std::printf(
+        "masked gradients, %s: clean %.3f, PGD-40 %.3f, Square-%lld %.3f (%.2f s, %lld example queries); "
+        "PGD-40 without the rounding %.3f\n",
+        t.describe().c_str(), clean, pgd.robust_accuracy(), static_cast<long long>(queries), square.robust_accuracy(),
+        seconds, static_cast<long long>(masked.rows), pgd_plain.robust_accuracy());
+    EXPECT_GE(clean, 0.8);
+    // PGD is left at its random start; Square needs no gradient and gets
+    // close to what PGD finds on the network without the rounding.
+    EXPECT_GE(pgd.robust_accuracy(), clean - 0.1) << to_string(norm);
+    EXPECT_LE(square.robust_accuracy(), 0.35) << to_string(norm);
+    EXPECT_GE(pgd.robust_accuracy() - square.robust_accuracy(), 0.6) << to_string(norm);
+    EXPECT_LE(square.robust_accuracy(), pgd_plain.robust_accuracy() + 0.15) << to_string(norm);
+    EXPECT_EQ(square.gradient_evaluations.max().item<int64_t>(), 0);
+  }
+}
+
+TEST(Square, SameSeedSameResultOtherSeedOtherResult) {
+  const auto ds = toy(16, "test");
+  for (const char* family : {"det", "sfnn"}) {
+    auto& model = trained(family);
+    for (Norm norm : {Norm::kLinf, Norm::kL2}) {
+      const auto t = threat(norm, eps_for(norm) / 2);
+      auto square = create_attack("square", {{"queries", 50}, {"early_stop", false}});
+      RunOptions run;
+      run.eot.samples = 4;
+      run.seed = 11;
+      const auto a = square->run(model, ds.images, ds.labels, t, run).x_adv;
+      const auto b = square->run(model, ds.images, ds.labels, t, run).x_adv;
+      run.seed = 12;
+      const auto c = square->run(model, ds.images, ds.labels, t, run).x_adv;
+      EXPECT_TRUE(torch::equal(a, b)) << family << " " << to_string(norm);
+      EXPECT_FALSE(torch::equal(a, c)) << family << " " << to_string(norm);
+    }
+  }
+}
+
+TEST(Square, SpendsExactlyItsQueryBudget) {
+  WrappedModel counted(trained("det"));
+  const auto ds = toy(20, "test");
+  RunOptions run;
+  run.evaluate_clean = false;  // then Attack::run scores only x_adv: 20 rows
+  for (Norm norm : {Norm::kLinf, Norm::kL2})
+    for (int64_t queries : {1, 37})
+      for (int64_t restarts : {1, 3}) {
+        counted.rows = 0;
+        create_attack("square", {{"queries", queries}, {"restarts", restarts}, {"early_stop", false}})
+            ->run(counted, ds.images, ds.labels, threat(norm, eps_for(norm)), run);
+        EXPECT_EQ(counted.rows, 20 * queries * restarts + 20) << to_string(norm) << " " << queries << " " << restarts;
+      }
+  // With early stop (the default) an example is not queried once it is fooled.
+  counted.rows = 0;
+  const auto r = create_attack("square", {{"queries", 200}, {"restarts", 2}})
+                     ->run(counted, ds.images, ds.labels, threat(Norm::kLinf, 0.3), run);
+  EXPECT_GE(r.success.to(torch::kDouble).mean().item<double>(), 0.9);
+  EXPECT_GE(counted.rows, 20 + 20);
+  EXPECT_LT(counted.rows, (20 * 200 * 2 + 20) / 4);
+  // A stochastic model: every query scores the S EOT samples (their mean softmax).
+  WrappedModel sampled(trained("sfnn"));
+  RunOptions eot = run;
+  eot.eot.samples = 4;
+  const auto s = create_attack("square", {{"queries", 10}, {"early_stop", false}})
+                     ->run(sampled, ds.images, ds.labels, threat(Norm::kLinf, 0.1), eot);
+  EXPECT_EQ(s.eot_samples, 4);
+  // 10 queries of 4 samples, then Attack::run's final loss (4 samples); predictions go through predict_proba.
+  EXPECT_EQ(sampled.rows, 20 * 10 * 4 + 20 * 4);
+}
+
+TEST(Square, VectorsAndColourImagesKeepTheirThreatModel) {
+  // A vector input [4]: one row, windows are intervals. The linear model's
+  // label flips at the Linf vertex -sign(w) (eps 0.3) and along -w (L2 eps 1).
+  auto l = linear_model();
+  const auto x = torch::full({4, 4}, 0.5f);
+  const auto y = torch::ones({4}, torch::kLong);  // w.x + b = 0.975 > 0: class 1
+  RunOptions run;
+  run.seed = 2;
+  for (Norm norm : {Norm::kLinf, Norm::kL2}) {
+    const auto r = create_attack("square", {{"queries", 200}})
+                       ->run(*l.model, x, y, threat(norm, norm == Norm::kLinf ? 0.3 : 1.0), run);
+    EXPECT_TRUE(r.success.all().item<bool>()) << to_string(norm);
+  }
+  // Colour images [3, 8, 8]: under Linf every pixel ends at x + eps or x - eps
+  // (inside the box here); under L2 the perturbation has norm eps.
+  models::ModelSpec s;
+  s.family = "det";
+  s.input_shape = {3, 8, 8};
+  s.hidden = {16};
+  s.num_classes = 10;
+  torch::manual_seed(4);
+  auto model = models::create_model(s);
+  const auto xc = 0.3 + 0.4 * torch::rand({8, 3, 8, 8});
+  const auto yc = model->predict(xc);
+  const auto lin = create_attack("square", {{"queries", 30}})->run(*model, xc, yc, threat(Norm::kLinf, 0.1), run);
+  EXPECT_LT((lin.x_adv - xc).abs().sub(0.1).abs().max().item<double>(), 1e-6);
+  const auto l2 = create_attack("square", {{"queries", 30}})->run(*model, xc, yc, threat(Norm::kL2, 1.0), run);
+  EXPECT_LT((l2.l2 - 1.0).abs().max().item<double>(), 1e-4);
+  EXPECT_LE(l2.l2.max().item<double>(), 1.0 + 1e-6);
+}
+
+namespace {
+
+// A 100-class model of one input t in [0, 1] whose cross-entropy for class 0
+// rises monotonically from t = 0 to t = 1, while class 0 loses the argmax
+// only on the window t in (0.1, 0.3): z_0 = 0, z_1 = 0.2 - 20 (t - 0.2)^2,
+// z_2..z_99 = 4 t - 4.1. Gradient ascent on the loss walks to t = 1, which is
+// correctly classified; adversarial points all have a lower loss.
+class LowLossWindowModel : public models::Model {
+ public:
+  torch::Tensor logits(const torch::Tensor& x) override {
+    const auto t = x.view({x.size(0), 1});
+    const auto z1 = 0.2 - 20 * (t - 0.2).pow(2);
+    const auto rest = (4 * t - 4.1).expand({x.size(0), 98});
+    return torch::cat({torch::zeros_like(t), z1, rest}, 1);
+  }
+  bool is_stochastic() const override { return false; }
+  int64_t num_classes() const override { return 100; }
+  std::vector<int64_t> input_shape() const override { return {1}; }
+  std::string description() const override { return "low-loss window"; }
+  torch::Device device() const override { return torch::kCPU; }
+  void to(torch::Device) override {}
+  void set_training(bool) override {}
+  std::vector<torch::Tensor> parameters() override { return {}; }
+};
+
+}  // namespace
+
+TEST(Apgd, KeepsAnAdversarialPointOverAHigherLossOne) {
+  LowLossWindowModel model;
+  const int64_t n = 400;
+  const auto x = torch::full({n, 1}, 0.5f), y = torch::zeros({n}, torch::kLong);
+  // Every random start in (0.1, 0.3) (a fifth of the ball [0, 1]) is
+  // adversarial; the iterates then climb the loss to t = 1, which is not.
+  for (int64_t restarts : {1, 3}) {
+    auto attack = create_attack("apgd-ce", {{"steps", 10}, {"restarts", restarts}});
+    RunOptions run;
+    run.seed = 11;
+    const auto r = attack->run(model, x, y, threat(Norm::kLinf, 0.5), run);
+    EXPECT_DOUBLE_EQ(r.clean_accuracy(), 1.0);
+    // Keeping the highest-loss point returns t = 1 for every example (robust 100%).
+    const double expected = std::pow(0.8, static_cast<double>(restarts));
+    EXPECT_NEAR(r.robust_accuracy(), expected, 0.07) << restarts << " restarts";
+    // Every example whose kept point is adversarial sits in the window.
+    const auto t = r.x_adv.view({n});
+    const auto fooled = r.adversarial_correct[0].logical_not();
+    EXPECT_TRUE((t.masked_select(fooled) > 0.1).all().item<bool>());
+    EXPECT_TRUE((t.masked_select(fooled) < 0.3).all().item<bool>());
+  }
 }

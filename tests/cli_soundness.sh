@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# Sound by default (docs/EVALUATION.md): a plain `imbench run`, no --audit,
+# on the small synthetic models of tests/fixtures/engine. An unbounded CW on
+# the stochastic SFNN leaves most examples "robust" (its minimum-norm points
+# sit on the decision boundary, which fresh noise undoes): check 10's
+# unbounded-cell flag must fire and the report's first lines must say so,
+# while the same attack on DET breaks every example and stays unflagged. The
+# stochastic model's bounded white-box cell gets the two probes (EOT
+# doubled, noise frozen). --fail-on-unreliable turns a flag into exit 3 for
+# run, report and attack; eval runs the per-model checks.
+# Usage: cli_soundness.sh IMBENCH SOURCE_DIR
+set -u
+bin=$1
+src=$2
+py=${IMBENCH_PYTHON:-/usr/bin/python3}
+fixture=$src/tests/fixtures/engine
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+cd "$tmp"
+fail=0
+source "$src/tests/cli_lib.sh"
+
+cat >m.toml <<TOML
+name = "soundness"
+dataset = "synthetic"
+examples = 60
+seed = 2
+batch_size = 30
+eot = 2
+repeats = 3
+probe_examples = 20
+
+[[models]]
+name = "det"
+checkpoint = "$fixture/det.ckpt"
+
+[[models]]
+name = "sfnn"
+checkpoint = "$fixture/sfnn.ckpt"
+
+[[attacks]]
+name = "pgd"
+eps = [0.1]
+options = { steps = 10 }
+
+[[attacks]]
+name = "cw"
+norm = "l2"
+eps = ["inf"]
+options = { steps = 50, binary_search_steps = 4, initial_const = 1.0, learning_rate = 0.1 }
+TOML
+
+expect 0 "a default run exits 0 without --fail-on-unreliable" -- "$bin" run m.toml --out s.h5 --report s.md --threads 2 --quiet
+contains out "soundness: ⚠" "the run's last line says results were flagged"
+"$py" "$src/tests/h5_results.py" flags s.h5 >flags.txt
+contains flags.txt "sfnn.cw.l2-inf 10 unbounded-cell FLAGGED" "unbounded CW on the stochastic model is flagged without --audit"
+contains flags.txt "det.cw.l2-inf 10 unbounded-cell ok" "unbounded CW that broke every DET example is not"
+contains flags.txt "sfnn.pgd.linf-0.1 2 eot-doubling" "the stochastic model's PGD cell got the EOT-doubling probe"
+contains flags.txt "sfnn.pgd.linf-0.1 3 fixed-noise-control" "and the fixed-noise probe"
+contains flags.txt "sfnn.pgd.linf-0.1 9 black-box-vs-white-box" "and the black-box (Square) probe"
+if grep -q "^det.pgd.linf-0.1 [23] " flags.txt; then echo "FAIL: the deterministic model got stochastic probes"; fail=1; else echo "ok: no probes on the deterministic model"; fi
+head -6 s.md >first-lines.md
+contains first-lines.md "Some results cannot be trusted" "the report opens with the verdict"
+contains first-lines.md "Unbounded attacks that left examples robust" "and names the reason in words"
+contains first-lines.md '`sfnn` cw at L2 inf' "and the flagged result"
+
+expect 3 "run --fail-on-unreliable exits 3 on a flagged result" -- "$bin" run m.toml --out s.h5 --report - --threads 2 --quiet --fail-on-unreliable
+expect 3 "report --fail-on-unreliable exits 3 on the same file" -- "$bin" report s.h5 --fail-on-unreliable
+expect 0 "report without it exits 0" -- "$bin" report s.h5
+
+contains flags.txt "sfnn.pgd.linf-0.1 2 eot-doubling ok" "the EOT-doubling probe is silent on a sound cell"
+contains flags.txt "sfnn.pgd.linf-0.1 3 fixed-noise-control ok" "so is the fixed-noise probe"
+
+# DET under bounded PGD alone: nothing fires, so exit 0 even with --fail-on-unreliable.
+sed -e '/^\[\[models\]\]$/,$d' m.toml >bounded.toml
+cat >>bounded.toml <<TOML
+[[models]]
+name = "det"
+checkpoint = "$fixture/det.ckpt"
+
+[[attacks]]
+name = "pgd"
+eps = [0.1]
+options = { steps = 10 }
+TOML
+expect 0 "a sound matrix: no flag, exit 0 with --fail-on-unreliable" -- "$bin" run bounded.toml --out b.h5 --report b.md --threads 2 --quiet --fail-on-unreliable
+contains b.md "Every soundness check passed" "its report opens by saying so"
+
+expect 0 "eval runs the per-model checks" -- "$bin" eval --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 50 --threads 2 --fail-on-unreliable
+contains out "soundness: every model check passed" "and prints their verdict"
+expect 3 "attack --fail-on-unreliable: unbounded CW on the stochastic model" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack cw --norm l2 --eps inf --steps 30 --binary-search-steps 4 --initial-const 1 --learning-rate 0.1 --eot 2 --repeats 3 --threads 2 --fail-on-unreliable
+contains out "unbounded-cell" "attack prints the check that fired"
+exit $fail
