@@ -49,7 +49,8 @@ const std::vector<AttackInfo>& attack_registry() {
        SquareOptions::table().describe(),
        [](const nlohmann::json& j, OptionSpelling s) {
          return std::make_unique<Square>(SquareOptions::from_json(j, s));
-       }},
+       },
+       /*gradient_free=*/true},
   };
   return registry;
 }

@@ -29,6 +29,9 @@ struct AttackInfo {
   std::vector<OptionDescription> options;
   /// The attack from a JSON options object; errors name options in `spelling`.
   std::function<std::unique_ptr<Attack>(const nlohmann::json& options, OptionSpelling spelling)> create;
+  /// Uses the model's scores only (Square): the black-box leg of check 9, and
+  /// exempt from the checks that judge gradient attacks (6, the probes).
+  bool gradient_free = false;
 
   /// The row for a key, or nullptr when the attack has no such option.
   const OptionDescription* option(const std::string& key) const;

@@ -40,8 +40,8 @@ struct EvaluationSettings {
   attacks::EotReduction eot_reduction = attacks::EotReduction::kPredictionRule;
   int64_t repeats = 10;       ///< evaluation repeats R for stochastic models
   int64_t audit_examples = 100;
-  int64_t probe_examples = 50;  ///< examples of the kCellProbe checks (0 = off)
-  int64_t probe_queries = 1000;  ///< Square's queries in the black-box probe (check 9; 0 = off)
+  int64_t probe_examples = 32;  ///< examples of the kCellProbe checks (0 = off)
+  int64_t probe_queries = 500;  ///< Square's queries in the black-box probe (check 9; 0 = off)
   bool audit = false;         ///< also run the kModelAudit and kCellAudit checks
 
   static EvaluationSettings of(const Matrix& matrix, bool audit);

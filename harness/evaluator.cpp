@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <limits>
+#include <map>
 
 #include "core/errors.h"
 #include "core/sha256.h"
@@ -24,6 +25,25 @@ std::vector<T> to_vector(const torch::Tensor& t) {
 
 uint64_t derive_seed(uint64_t master, const std::string& id) {
   return master + std::stoull(sha256_hex(id).substr(0, 12), nullptr, 16);
+}
+
+std::set<std::string> probed_cells(const std::vector<JobPlan>& jobs) {
+  std::map<std::string, const JobPlan*> smallest;  // model|norm|targeting -> job
+  for (const auto& job : jobs) {
+    if (!std::isfinite(job.eps) || job.eps <= 0) continue;
+    const std::string key = job.model->name + "|" + job.norm + "|" + (job.targeted ? job.target_rule : "none");
+    auto& slot = smallest[key];
+    if (!slot || job.eps < slot->eps) slot = &job;
+  }
+  std::set<std::string> ids;
+  for (const auto& [key, job] : smallest)
+    for (auto it = job->cells.begin(); it != job->cells.end(); ++it)
+      if (it->attack->source.empty() && attacks::attack_info(it->attack->kind).iterative &&
+          !attacks::attack_info(it->attack->kind).gradient_free) {
+        ids.insert(it->id);
+        break;
+      }
+  return ids;
 }
 
 CellEvaluator::CellEvaluator(const data::Dataset& examples, torch::Device device, EvaluationSettings settings,
@@ -237,7 +257,7 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   run_checks(CheckStage::kBatch, checks);  // batch == nullptr: the cell is done, flag
   c.flags = std::move(checks.flags);
   const auto probes_start = Clock::now();
-  if (!transfer && settings_.probe_examples > 0 && n_todo > 0) {
+  if ((task.probe || settings_.audit) && !transfer && settings_.probe_examples > 0 && n_todo > 0) {
     // Cheap probes on the first probe_examples of the examples this cell
     // attacked, against the cell's own outcome on them.
     const int64_t np = std::min<int64_t>(settings_.probe_examples, n_todo);
@@ -257,6 +277,7 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
     run_checks(CheckStage::kCellProbe, probe);
     c.flags.insert(c.flags.end(), probe.flags.begin(), probe.flags.end());
   }
+  c.summary["probe_seconds"] = std::chrono::duration<double>(Clock::now() - probes_start).count();
   if (settings_.audit && !transfer) {
     // The expensive checks on the first audit_examples of the examples this cell attacked.
     const auto sub = idx.slice(0, 0, std::min<int64_t>(settings_.audit_examples, n_todo));

@@ -10,6 +10,7 @@
 /// imbench-results schema). It holds no scheduling, resume or file I/O: the
 /// runner does.
 #include <functional>
+#include <set>
 #include <string>
 
 #include "data/dataset.h"
@@ -44,7 +45,17 @@ struct CellTask {
   const reports::CellResult* previous = nullptr;  ///< the cell before it in its cascade group, if any
   std::string hash;                             ///< the resume key recorded with the result
   std::string seed_id;                          ///< the cell's seeds derive from this id ("" = the cell id)
+  bool probe = false;                           ///< run the kCellProbe checks on this cell (probed_cells; --audit: every cell)
 };
+
+/// The cells that get the default probes (kCellProbe), chosen from the whole
+/// plan so that shards agree: per model, norm and targeting, the job with
+/// the smallest finite eps (where most examples survive), and in it the
+/// first white-box iterative gradient attack (PGD or APGD in most matrices:
+/// the cheapest to rerun, and the attack the probes are designed around).
+/// One probed cell per threat family keeps the default checks within a
+/// quarter of a matrix's time; --audit probes every cell.
+std::set<std::string> probed_cells(const std::vector<JobPlan>& jobs);
 
 class CellEvaluator {
  public:

@@ -91,9 +91,9 @@ struct Matrix {
   int64_t audit_examples = 100;  ///< examples the --audit checks use
   /// Examples the default probes of a stochastic model's white-box cells use
   /// (EOT doubled, noise frozen; checks 2 and 3); 0 = off.
-  int64_t probe_examples = 50;
+  int64_t probe_examples = 32;
   /// Square's query budget in the black-box probe (check 9); 0 = off.
-  int64_t probe_queries = 1000;
+  int64_t probe_queries = 500;
   std::vector<MatrixModel> models;
   std::vector<MatrixAttack> attacks;
 

@@ -165,6 +165,7 @@ reports::ResultFile Runner::run() {
                                                });
 
   const auto jobs = plan_jobs(matrix_);
+  const auto probed = probed_cells(jobs);
   std::vector<const JobPlan*> mine;
   for (std::size_t i = 0; i < jobs.size(); ++i)
     if (in_shard(i, shard)) mine.push_back(&jobs[i]);
@@ -243,6 +244,7 @@ reports::ResultFile Runner::run() {
       task.previous = prev;
       task.hash = cell_hash;
       task.seed_id = a.seed_id;
+      task.probe = probed.count(plan.id) > 0;
       auto cell = evaluator_->evaluate(task);
       if (it != file_.cells.end()) {
         *it = std::move(cell);

@@ -7,6 +7,7 @@
 #include <cctype>
 #include <cmath>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
@@ -87,7 +88,9 @@ std::string key_options(const nlohmann::json& j, const std::vector<std::pair<std
 struct Accuracy {
   double mean = std::nan("");
   double std = 0;                  // over repeats (sample standard deviation)
-  double correct = 0, trials = 0;  // pooled over R x N
+  // The interval's Wilson counts: trials = the effective number of
+  // independent evaluations (statistics.h: N to R x N), correct = mean x trials.
+  double correct = 0, trials = 0;
   std::size_t repeats = 1;
 };
 
@@ -101,8 +104,10 @@ Accuracy accuracy_of(const std::vector<uint8_t>& v, std::size_t r, std::size_t n
     a.correct += per_repeat[k];
     per_repeat[k] /= static_cast<double>(n);
   }
-  a.trials = static_cast<double>(r * n);
-  a.mean = a.correct / a.trials;
+  a.mean = a.correct / static_cast<double>(r * n);
+  const auto per_example = example_accuracy(v, r, n);
+  a.trials = per_example.effective_trials;
+  a.correct = a.mean * a.trials;
   if (r > 1) {
     double ss = 0;
     for (double x : per_repeat) ss += (x - a.mean) * (x - a.mean);
@@ -480,14 +485,16 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
 
   bool any_unreliable = false;
   auto clean_of = [&](const ModelInfo& m) {
-    // Clean accuracy as recorded for the model; the interval counts the
-    // evaluations of its first cell.
+    // Clean accuracy as recorded for the model; the interval from the clean
+    // records of its first cell (the same for every cell of the model).
     Accuracy clean;
     clean.mean = m.clean_accuracy;
     for (const auto& c : file.cells)
       if (c.model == m.name && !c.index.empty()) {
-        clean.trials = static_cast<double>(std::max<int64_t>(1, c.repeats)) * static_cast<double>(c.index.size());
-        clean.correct = m.clean_accuracy * clean.trials;
+        const auto r = static_cast<std::size_t>(std::max<int64_t>(1, c.repeats));
+        clean = accuracy_of(c.clean_correct, r, c.index.size());
+        clean.mean = m.clean_accuracy;
+        clean.correct = clean.mean * clean.trials;
         break;
       }
     return format_accuracy(clean);
@@ -582,8 +589,10 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
       "the order of the columns, and each column is the accuracy after that attack and every attack before it in "
       "its group, so \"worst case\" is the share of examples that survived every attack of the group. Each model "
       "predicts with its own prediction rule (see Model provenance). For stochastic models, numbers are the mean "
-      "± standard deviation over R evaluation repeats with fresh samples; [lo, hi] is the 95% Wilson interval of "
-      "the correct count pooled over R × N evaluations (N examples).\n";
+      "± standard deviation over R evaluation repeats with fresh samples. [lo, hi] is a 95% Wilson interval whose "
+      "unit of sampling is the example: the R repeats of one example are correlated, so the interval counts "
+      "n_eff = N p(1 − p) / s² independent evaluations (s² the variance of the N per-example accuracies; Kish's "
+      "design effect), between N and R × N.\n";
   return out;
 }
 
@@ -641,6 +650,89 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
   if (file.models.empty()) return out + "No models in this file.\n";
   for (std::size_t k = 0; k < tables.size(); ++k) out += (k ? "\n" : "") + tables[k].render();
   return out;
+}
+
+// Every result column (each attack at each threat model, and the worst case
+// per threat model) against each of the paper's robustness numbers: mean
+// |ours - paper| over the models that have both, closest first. Written
+// from the file alone, so the sentence it ends with is measured.
+std::string paper_section(const ResultFile& file, const std::vector<Column>& columns) {
+  std::vector<nlohmann::json> papers;
+  std::vector<std::string> keys;
+  for (const auto& m : file.models) {
+    papers.push_back(parse_json(m.paper_json, fmt::format("model '{}': paper_json", m.name)));
+    if (!papers.back().is_object()) papers.back() = nlohmann::json::object();
+    for (const auto& [key, value] : papers.back().items())
+      if (key != "clean_accuracy" && value.is_number() && std::find(keys.begin(), keys.end(), key) == keys.end())
+        keys.push_back(key);
+  }
+  if (keys.empty()) return "";
+  std::sort(keys.begin(), keys.end());
+  struct Row {
+    std::string label;
+    double mean_abs = 0, mean_signed = 0;
+    std::size_t models = 0, flagged = 0;
+  };
+  std::string out =
+      "## Beside the paper\n\nFor each of the paper's robustness numbers, every result of this file (an attack at a "
+      "threat model, or the worst case of a threat model) by its distance to the paper over the models that have "
+      "both: mean |ours − paper| and mean (ours − paper) in points; flagged: the models on which a soundness check "
+      "marks the result unreliable.\n";
+  std::string sentences;
+  for (const auto& key : keys) {
+    std::vector<Row> rows;
+    auto add = [&](const std::string& label, const std::function<std::pair<double, bool>(const ModelInfo&)>& value) {
+      Row row{label};
+      for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
+        const auto it = papers[mi].find(key);
+        if (it == papers[mi].end() || !it->is_number()) continue;
+        const auto [ours, flagged] = value(file.models[mi]);
+        if (std::isnan(ours)) continue;
+        const double d = 100 * ours - it->get<double>();
+        row.mean_abs += std::abs(d);
+        row.mean_signed += d;
+        ++row.models;
+        row.flagged += flagged ? 1 : 0;
+      }
+      if (row.models == 0) return;
+      row.mean_abs /= static_cast<double>(row.models);
+      row.mean_signed /= static_cast<double>(row.models);
+      rows.push_back(row);
+    };
+    for (const auto& col : columns) {
+      for (const auto& attack : col.attacks)
+        add(fmt::format("{} at {}", attack, col.label), [&](const ModelInfo& m) {
+          const CellResult* c = find_cell(file, m.name, col.threat, attack);
+          if (!c) return std::make_pair(std::nan(""), false);
+          return std::make_pair(cell_accuracy(*c).mean, c->unreliable() || model_flagged(&m));
+        });
+      if (col.attacks.size() > 1)
+        add(fmt::format("worst case at {}", col.label), [&](const ModelInfo& m) {
+          const WorstCase w = worst_case(file, m.name, col.threat);
+          if (!w.present) return std::make_pair(std::nan(""), false);
+          return std::make_pair(w.accuracy.mean, w.unreliable || model_flagged(&m));
+        });
+    }
+    if (rows.empty()) continue;
+    std::stable_sort(rows.begin(), rows.end(), [](const Row& a, const Row& b) { return a.mean_abs < b.mean_abs; });
+    MarkdownTable t({"result", "models", "mean |ours − paper|", "mean (ours − paper)", "flagged"});
+    for (const auto& r : rows)
+      t.add_row({r.label, fmt::format("{}", r.models), fmt::format("{:.1f}", r.mean_abs),
+                 fmt::format("{:+.1f}", r.mean_signed), r.flagged ? fmt::format("{}", r.flagged) : ""});
+    out += fmt::format("\n### Paper: `{}`\n\n{}", key, t.render());
+    const Row& best = rows.front();
+    sentences += fmt::format(
+        "- The paper's `{}` is closest to **{}**: {:.1f} points apart on average over {} models{}.", key, best.label,
+        best.mean_abs, best.models,
+        best.flagged ? fmt::format(", but the soundness checks flag it on {} of them", best.flagged) : "");
+    // The closest result no check flagged, when the closest is flagged.
+    const auto sound = std::find_if(rows.begin(), rows.end(), [](const Row& r) { return r.flagged == 0; });
+    if (best.flagged && sound != rows.end())
+      sentences += fmt::format(" The closest unflagged result, {}, is {:+.1f} points from the paper on average.",
+                               sound->label, sound->mean_signed);
+    sentences += "\n";
+  }
+  return out + "\n" + sentences;
 }
 
 // What a fired check means, in words, by flag name (docs/EVALUATION.md has the table).
@@ -761,7 +853,7 @@ std::string verdict_section(const ResultFile& file) {
 std::string throughput_section(const ResultFile& file) {
   MarkdownTable t({"model", "attack", "eps", "examples attacked", "EOT samples", "repeats", "seconds", "images/s",
                    "gradient evaluations/s", "gradient evaluations per image", "checks s"});
-  double attack_seconds = 0, check_seconds = 0;
+  double attack_seconds = 0, check_seconds = 0, probe_seconds = 0;
   auto number = [](const CellResult& c, const char* key, const char* format) {
     const auto it = c.summary.find(key);
     return it == c.summary.end() || std::isnan(it->second) ? std::string("—")
@@ -781,18 +873,19 @@ std::string throughput_section(const ResultFile& file) {
          number(c, "gradient_evaluations_per_second", "{:.0f}"),
          attacked > 0 ? fmt::format("{:.1f}", static_cast<double>(evaluations) / static_cast<double>(attacked)) : "—",
          number(c, "check_seconds", "{:.2f}")});
-    const auto s = c.summary.find("seconds"), k = c.summary.find("check_seconds");
+    const auto s = c.summary.find("seconds"), k = c.summary.find("check_seconds"), p = c.summary.find("probe_seconds");
     if (s != c.summary.end() && k != c.summary.end() && std::isfinite(s->second) && std::isfinite(k->second)) {
       attack_seconds += s->second;
       check_seconds += k->second;
+      if (p != c.summary.end() && std::isfinite(p->second)) probe_seconds += p->second;
     }
   }
   std::string out = "## Throughput\n\n" + t.render();
   if (check_seconds > 0)
     out += fmt::format(
-        "\nThe soundness checks of the cells (single step, probes, audit) took {:.1f} s beside {:.1f} s of attacks "
-        "({:.0f}% more).\n",
-        check_seconds, attack_seconds, 100 * check_seconds / std::max(attack_seconds, 1e-9));
+        "\nThe soundness checks of the cells took {:.1f} s beside {:.1f} s of attacks ({:.0f}% more), of which the "
+        "probes of stochastic models (EOT doubled, noise frozen, Square; every cell with --audit) took {:.1f} s.\n",
+        check_seconds, attack_seconds, 100 * check_seconds / std::max(attack_seconds, 1e-9), probe_seconds);
   return out;
 }
 
@@ -906,6 +999,7 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   out += configuration_section(file) + "\n";
   out += threat_models_section(file) + "\n";
   out += accuracy_section(file, columns) + "\n";
+  if (const std::string paper = paper_section(file, columns); !paper.empty()) out += paper + "\n";
   if (!options.curves_dir.empty()) {
     const std::string links = write_curves(file, columns, options);
     out += "## Robustness curves\n\n";

@@ -19,6 +19,30 @@ std::pair<double, double> wilson_interval(double k, double n, double z) {
   return {std::max(0.0, centre - half), std::min(1.0, centre + half)};
 }
 
+ExampleAccuracy example_accuracy(const std::vector<uint8_t>& records, std::size_t repeats, std::size_t examples) {
+  if (records.size() != repeats * examples)
+    throw Error(fmt::format("{} records for {} repeats x {} examples", records.size(), repeats, examples));
+  ExampleAccuracy a;
+  if (examples == 0 || repeats == 0) return a;
+  const double r = static_cast<double>(repeats), n = static_cast<double>(examples);
+  std::vector<double> per_example(examples, 0.0);
+  for (std::size_t k = 0; k < repeats; ++k)
+    for (std::size_t i = 0; i < examples; ++i) per_example[i] += records[k * examples + i] != 0 ? 1.0 : 0.0;
+  double sum = 0;
+  for (auto& v : per_example) sum += (v /= r);
+  a.mean = sum / n;
+  a.effective_trials = n;
+  if (repeats > 1 && examples > 1) {
+    double ss = 0;
+    for (double v : per_example) ss += (v - a.mean) * (v - a.mean);
+    const double s2 = ss / (n - 1);
+    const double binomial = a.mean * (1 - a.mean);
+    if (binomial > 0) a.effective_trials = s2 > 0 ? std::clamp(n * binomial / s2, n, n * r) : n * r;
+  }
+  a.interval = wilson_interval(a.mean * a.effective_trials, a.effective_trials);
+  return a;
+}
+
 double mcnemar_p_value(int64_t b, int64_t c) {
   if (b < 0 || c < 0) throw Error(fmt::format("McNemar test: negative counts b = {}, c = {}", b, c));
   const int64_t n = b + c;

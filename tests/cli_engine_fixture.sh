@@ -6,7 +6,8 @@
 # shared one cell evaluator; updated deliberately since: APGD keeps an
 # adversarial point over a higher-loss one, which moved the norms, not the
 # outcomes, of two SFNN examples; the cw cells at eps = inf gained check
-# 10's unbounded-cell verdict). The numbers are those of this project's CPU
+# 10's unbounded-cell verdict, and the audited gradient cells check 9's
+# black-box (Square) verdict). The numbers are those of this project's CPU
 # machine with 2 threads; another processor may round differently.
 # Usage: cli_engine_fixture.sh IMBENCH SOURCE_DIR
 set -u

@@ -16,7 +16,7 @@ import sys
 import h5py
 import numpy as np
 
-TIMING = {"seconds", "images_per_second", "gradient_evaluations_per_second", "check_seconds", "order"}
+TIMING = {"seconds", "images_per_second", "gradient_evaluations_per_second", "check_seconds", "probe_seconds", "order"}
 
 
 def summary(path):
