@@ -23,7 +23,7 @@ ApgdOptions ApgdOptions::from_json(const nlohmann::json& j, LossKind loss, const
                                    OptionSpelling spelling) {
   ApgdOptions o;
   o.loss = loss;
-  return table().from_json(j, name, spelling, o);
+  return table().from_json(j, attack_option_context(name, spelling), o);
 }
 
 // The loss is not an option: it is fixed by the attack's name (apgd-ce, apgd-dlr) and reported by loss_kind().

@@ -21,7 +21,7 @@ const OptionTable<CwOptions>& CwOptions::table() {
 }
 
 CwOptions CwOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
-  return table().from_json(j, "cw", spelling);
+  return table().from_json(j, attack_option_context("cw", spelling));
 }
 
 nlohmann::json CwOptions::to_json() const { return table().to_json(*this); }

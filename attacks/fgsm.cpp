@@ -20,7 +20,7 @@ const OptionTable<FgsmOptions>& FgsmOptions::table() {
 }
 
 FgsmOptions FgsmOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
-  return table().from_json(j, "fgsm", spelling);
+  return table().from_json(j, attack_option_context("fgsm", spelling));
 }
 
 nlohmann::json FgsmOptions::to_json() const { return table().to_json(*this); }

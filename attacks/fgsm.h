@@ -8,7 +8,7 @@ namespace imbench::attacks {
 /// x + eps grad / ||grad||_2. One gradient (with EOT) per example.
 struct FgsmOptions {
   LossKind loss = LossKind::kCrossEntropy;  ///< "loss": ce (paper), margin or dlr
-  /// Key, help and bounds of every option (attacks/options.h).
+  /// Key, help and bounds of every option (core/options.h).
   static const OptionTable<FgsmOptions>& table();
   static FgsmOptions from_json(const nlohmann::json& j, OptionSpelling spelling = OptionSpelling::kKey);
   nlohmann::json to_json() const;

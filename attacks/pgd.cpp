@@ -28,7 +28,7 @@ const OptionTable<PgdOptions>& PgdOptions::table() {
 }
 
 PgdOptions PgdOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
-  return table().from_json(j, "pgd", spelling);
+  return table().from_json(j, attack_option_context("pgd", spelling));
 }
 
 nlohmann::json PgdOptions::to_json() const { return table().to_json(*this); }

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "attacks/option_table.h"
+#include "core/option_table.h"
 
 namespace imbench::attacks {
 

@@ -251,7 +251,7 @@ const OptionTable<SquareOptions>& SquareOptions::table() {
 }
 
 SquareOptions SquareOptions::from_json(const nlohmann::json& j, OptionSpelling spelling) {
-  return table().from_json(j, "square", spelling);
+  return table().from_json(j, attack_option_context("square", spelling));
 }
 
 nlohmann::json SquareOptions::to_json() const { return table().to_json(*this); }

@@ -50,6 +50,67 @@ std::vector<std::string> dataset_names() { return data::dataset_names(); }
 std::vector<std::string> family_names() { return models::family_names(); }
 std::vector<std::string> preset_names() { return models::preset_names(); }
 
+std::string preset_help() {
+  std::vector<std::string> parts;
+  for (const auto& p : models::presets()) parts.push_back(fmt::format("{} ({})", p.name, p.description));
+  return fmt::format("{}", fmt::join(parts, " or "));
+}
+
+std::vector<TrainFlag> train_flags() {
+  std::vector<TrainFlag> flags;
+  auto with_bound = [](const OptionDescription& o, const std::string& defaults) {
+    return fmt::format("{} ({}{})", o.help, o.bound.empty() ? "" : o.bound + ", ", defaults);
+  };
+  // Training options: the default of each preset, where they differ.
+  std::vector<std::pair<std::string, nlohmann::json>> presets;
+  for (const auto& name : models::preset_names()) presets.push_back({name, models::preset_options(name).to_json()});
+  for (const auto& o : models::TrainOptions::table().describe()) {
+    std::vector<std::string> values;
+    bool same = true;
+    for (const auto& [name, j] : presets) {
+      auto d = o;
+      d.default_value = j.at(o.key);
+      values.push_back(fmt::format("{} {}", name, d.default_text()));
+      same = same && j.at(o.key) == presets.front().second.at(o.key);
+    }
+    flags.push_back({o, with_bound(o, same ? "default " + o.default_text()
+                                           : fmt::format("default: {}", fmt::join(values, ", ")))});
+  }
+  for (const auto& o : models::ModelSpec::architecture_table().describe())
+    flags.push_back({o, with_bound(o, "default " + o.default_text())});
+  // Family hyper-parameters: one flag per key; families whose rows say the same share one entry.
+  struct Group {
+    std::string text;
+    std::vector<std::string> families;
+  };
+  std::vector<std::pair<std::string, std::vector<Group>>> hyper;  // key -> groups
+  for (const auto& f : models::family_registry())
+    for (const auto& o : f.hyper_options) {
+      auto h = std::find_if(hyper.begin(), hyper.end(), [&](const auto& x) { return x.first == o.key; });
+      if (h == hyper.end()) {
+        h = hyper.insert(hyper.end(), {o.key, {}});
+        flags.push_back({o, ""});
+      }
+      const std::string text = with_bound(o, "default " + o.default_text());
+      auto g = std::find_if(h->second.begin(), h->second.end(), [&](const Group& x) { return x.text == text; });
+      if (g == h->second.end()) h->second.push_back({text, {f.name}});
+      else g->families.push_back(f.name);
+    }
+  for (const auto& [key, groups] : hyper) {
+    std::vector<std::string> parts;
+    for (const auto& g : groups) parts.push_back(fmt::format("{}: {}", fmt::join(g.families, ", "), g.text));
+    auto it = std::find_if(flags.begin(), flags.end(), [&](const TrainFlag& t) { return t.option.key == key; });
+    it->help = fmt::format("{}", fmt::join(parts, "; "));
+    // A list for one family, a number for another: the value name says both.
+    for (const auto& f : models::family_registry())
+      if (const auto* o = f.hyper_option(key); o && o->type != it->option.type)
+        it->option.type = it->option.type == OptionType::kIntegerList || o->type == OptionType::kIntegerList
+                              ? OptionType::kIntegerList
+                              : OptionType::kNumberList;
+  }
+  return flags;
+}
+
 namespace {
 
 data::DataPaths paths_of(const CommonOptions& c) { return {data::resolve_data_dir(c.data_dir), c.cifar10_dir}; }
@@ -69,12 +130,7 @@ torch::Device prepare(const CommonOptions& c) {
 std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std::string& path,
                                                                       const TorchScriptFlags& ts,
                                                                       torch::Device device) {
-  models::TorchScriptOptions o;
-  o.input_shape = ts.input_shape;
-  o.num_classes = ts.num_classes;
-  o.samples = ts.samples;
-  o.stochastic = ts.stochastic;
-  auto loaded = models::load_model_file(path, o, device);
+  auto loaded = models::load_model_file(path, ts, device);
   return {std::move(loaded.model), loaded.provenance};
 }
 
@@ -129,26 +185,12 @@ int run_data_list(const CommonOptions& common, std::ostream& out) {
 }
 
 int run_train(const TrainCommand& cmd, std::ostream& out) {
-  // The flags become the same overrides a matrix file's [models.train] table gives.
+  // The flags become the same overrides a matrix file's [models.train] table gives, named as flags.
+  const OptionContext flags{"training option", "", OptionSpelling::kFlag};
   nlohmann::json o = nlohmann::json::object();
-  if (cmd.hidden) o["hidden"] = *cmd.hidden;
-  if (cmd.activation) o["activation"] = *cmd.activation;
-  if (cmd.optimizer) o["optimizer"] = *cmd.optimizer;
-  if (cmd.learning_rate) o["learning_rate"] = *cmd.learning_rate;
-  if (cmd.grad_clip) o["grad_clip"] = *cmd.grad_clip;
-  if (cmd.momentum) o["momentum"] = *cmd.momentum;
-  if (cmd.batch_size) o["batch_size"] = *cmd.batch_size;
-  if (cmd.epochs) o["epochs"] = *cmd.epochs;
-  if (cmd.patience) o["patience"] = *cmd.patience;
-  if (cmd.flush_denormal) o["flush_denormal"] = *cmd.flush_denormal;
-  if (cmd.validation_size) o["validation_size"] = *cmd.validation_size;
-  if (cmd.train_samples) o["train_samples"] = *cmd.train_samples;
-  if (cmd.test_samples) o["test_samples"] = *cmd.test_samples;
-  if (cmd.gamma) o["gamma"] = *cmd.gamma;
-  if (cmd.beta) o["beta"] = *cmd.beta;
-  if (cmd.bottleneck) o["k"] = *cmd.bottleneck;
-  if (cmd.seed_given) o["seed"] = cmd.common.seed;
-  auto plan = harness::plan_training(cmd.family, cmd.dataset, cmd.preset, o);
+  for (const auto& [key, text] : cmd.options)
+    o[key] = option_value_from_text(models::training_option(cmd.family, key, flags), text);
+  auto plan = harness::plan_training(cmd.family, cmd.dataset, cmd.preset, o, flags);
   plan.options.device = cmd.common.device;
   plan.options.validate();
   const std::string path =
@@ -263,7 +305,7 @@ namespace imbench::cli {
 
 int run_attack_list(std::ostream& out) {
   for (const auto& info : attacks::attack_registry()) {
-    const auto a = info.create(nlohmann::json::object(), attacks::OptionSpelling::kKey);
+    const auto a = info.create(nlohmann::json::object(), OptionSpelling::kKey);
     std::vector<std::string> norms;
     if (a->supports(attacks::Norm::kLinf)) norms.push_back("linf");
     if (a->supports(attacks::Norm::kL2)) norms.push_back("l2");
@@ -277,7 +319,7 @@ int run_attack_list(std::ostream& out) {
     reports::MarkdownTable t({"key", "flag", "type", "default", "help"});
     for (const auto& o : info.options)
       t.add_row({o.key, o.flag(),
-                 o.type == attacks::OptionType::kChoice ? fmt::format("{}", fmt::join(o.choices, ", "))
+                 o.type == OptionType::kChoice ? fmt::format("{}", fmt::join(o.choices, ", "))
                  : o.bound.empty()                      ? o.type_name()
                                                         : fmt::format("{} {}", o.type_name(), o.bound),
                  o.default_text(), o.help});
@@ -294,10 +336,7 @@ harness::MatrixModel matrix_model(const std::string& name, const std::string& pa
   m.name = name;
   m.described_as = described_as;
   (models::is_checkpoint_file(path) ? m.checkpoint : m.torchscript) = path;
-  m.input_shape = ts.input_shape;
-  m.num_classes = ts.num_classes;
-  m.samples = ts.samples;
-  m.stochastic = ts.stochastic;
+  m.torchscript_options = ts;
   return m;
 }
 

@@ -5,7 +5,11 @@
 #include <optional>
 #include <ostream>
 #include <string>
+#include <utility>
 #include <vector>
+
+#include "core/option_table.h"
+#include "models/torchscript_options.h"
 
 namespace imbench::cli {
 
@@ -18,13 +22,9 @@ struct CommonOptions {
   uint64_t seed = 0;
 };
 
-/// How a TorchScript model is described (imbench checkpoints record this).
-struct TorchScriptFlags {
-  std::optional<std::vector<int64_t>> input_shape;
-  std::optional<int64_t> num_classes, samples;
-  std::optional<bool> stochastic;
-  bool any() const { return input_shape || num_classes || samples || stochastic; }
-};
+/// How a TorchScript model is described (imbench checkpoints record this):
+/// models::TorchScriptOptions, whose table gives `eval` and `attack` their flags.
+using TorchScriptFlags = models::TorchScriptOptions;
 
 struct DataFetchCommand {
   CommonOptions common;
@@ -33,21 +33,26 @@ struct DataFetchCommand {
 };
 
 struct TrainCommand {
-  CommonOptions common;
+  CommonOptions common;            ///< its seed is unused: --seed is a training option
   std::string family = "det";
   std::string dataset = "mnist";
   std::string preset = "quick";
   std::string out;                 ///< checkpoint path ("" = models/<family>-<dataset>-<preset>.ckpt)
-  std::optional<std::string> optimizer, activation;
-  std::optional<double> learning_rate, grad_clip, momentum;
-  std::optional<int64_t> batch_size, epochs, patience, validation_size;
-  std::optional<bool> flush_denormal;
-  std::optional<std::vector<int64_t>> hidden, train_samples, test_samples;
-  std::optional<std::vector<double>> gamma, beta;
-  std::optional<int64_t> bottleneck;  ///< VIB: K
-  bool seed_given = false;         ///< --seed was passed (else the preset's)
+  /// The training, architecture and family options given, by key, as the
+  /// flags' texts ({"learning_rate", "0.01"}, {"hidden", "512,512"});
+  /// run_train reads them with the family's rows (train_flags()).
+  std::vector<std::pair<std::string, std::string>> options;
   bool quiet = false;
 };
+
+/// A flag of `imbench train` from the option tables (models/train.h): a
+/// training option, the architecture or a family's hyper-parameter, with its
+/// --help text (bound and default, per preset or per family where they differ).
+struct TrainFlag {
+  OptionDescription option;  ///< key, flag, value name
+  std::string help;
+};
+std::vector<TrainFlag> train_flags();
 
 struct EvalCommand {
   CommonOptions common;
@@ -147,5 +152,7 @@ int run_attack_list(std::ostream& out);
 std::vector<std::string> dataset_names();
 std::vector<std::string> family_names();
 std::vector<std::string> preset_names();
+/// "quick (...) or paper (...)": the presets and what they set.
+std::string preset_help();
 
 }  // namespace imbench::cli

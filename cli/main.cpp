@@ -9,8 +9,6 @@
 #include <iostream>
 #include <limits>
 #include <nlohmann/json.hpp>
-#include <sstream>
-#include <type_traits>
 
 #include "attacks/registry.h"
 #include "cli/commands.h"
@@ -46,29 +44,6 @@ options:
 
 exit codes: 0 ok, 1 runtime error, 2 usage error
 )";
-
-// "512,512" -> {512, 512}: positive integers (T = int64_t) or non-negative
-// finite numbers (T = double); anything else is a usage error naming the option.
-template <typename T>
-std::vector<T> parse_list(const std::string& s, const std::string& option) {
-  std::vector<T> out;
-  std::stringstream in(s);
-  std::string item;
-  while (std::getline(in, item, ',')) {
-    try {
-      std::size_t used = 0;
-      const T v = std::is_integral_v<T> ? static_cast<T>(std::stoll(item, &used)) : static_cast<T>(std::stod(item, &used));
-      const bool ok = std::is_integral_v<T> ? v > 0 : (std::isfinite(static_cast<double>(v)) && v >= 0);
-      if (used != item.size() || !ok) throw std::invalid_argument("");
-      out.push_back(v);
-    } catch (const std::exception&) {
-      throw UsageError(fmt::format("--{}: '{}' is not a comma-separated list of {}", option, s,
-                                   std::is_integral_v<T> ? "positive integers" : "non-negative numbers"));
-    }
-  }
-  if (out.empty()) throw UsageError(fmt::format("--{}: empty list", option));
-  return out;
-}
 
 // "0.3", "8/255" or "inf".
 double parse_eps(const std::string& s) {
@@ -161,37 +136,25 @@ int cmd_data(const std::vector<std::string>& args) {
 
 int cmd_train(const std::vector<std::string>& args) {
   cli::TrainCommand c;
-  std::string hidden, optimizer, activation, train_samples, test_samples, gamma, beta;
-  int64_t bottleneck = 0;
-  double lr = 0, clip = 0, momentum = 0;
-  int64_t batch = 0, epochs = 0, patience = 0, val = 0;
-  bool flush_denormal = true;
   po::options_description d("options", 100);
   d.add_options()
-    ("family", po::value(&c.family)->default_value("det"), "det, sfnn, imb-joint, imb-greedy or vib")
+    ("family", po::value(&c.family)->default_value("det"), fmt::format("{}", fmt::join(cli::family_names(), ", ")).c_str())
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
-    ("preset", po::value(&c.preset)->default_value("quick"), "quick (Adam 1e-3, batch 100, 20 epochs; SFNN/IMB: 10 epochs, 8 samples per layer) or paper (Adamax 0.01, clip 5, batch 16, patience 20, 16 samples per layer)")
+    ("preset", po::value(&c.preset)->default_value("quick"), cli::preset_help().c_str())
     ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
-    ("epochs", po::value(&epochs), "maximum epochs (overrides the preset)")
-    ("batch-size", po::value(&batch), "mini-batch size")
-    ("optimizer", po::value(&optimizer), "adam, adamax or sgd")
-    ("lr", po::value(&lr), "learning rate")
-    ("momentum", po::value(&momentum), "SGD momentum")
-    ("grad-clip", po::value(&clip), "global gradient-norm clip (0 = off)")
-    ("patience", po::value(&patience), "early-stopping patience in epochs (0 = off)")
-    ("validation-size", po::value(&val), "validation split: the last N training images (0 = none)")
-    ("hidden", po::value(&hidden), "hidden widths, e.g. 512,512")
-    ("activation", po::value(&activation), "sigmoid (paper) or relu")
-    ("train-samples", po::value(&train_samples), "stochastic families: training samples per layer, e.g. 16,16 (vib: one value)")
-    ("test-samples", po::value(&test_samples), "stochastic families: prediction samples per layer, e.g. 32,32 (vib: one value)")
-    ("gamma", po::value(&gamma), "imb families: VCR weights gamma_0..gamma_L, e.g. 1,1,1")
-    ("beta", po::value(&beta), "imb families: compression weights beta_1..beta_L; vib: one value")
-    ("k", po::value(&bottleneck), "vib: bottleneck size K (256)")
-    ("flush-denormal", po::value(&flush_denormal), "1 (default): flush denormal floats to zero while training (x86 "
-                                                   "computes with them far slower: 17x for the SFNN output layer here); 0: keep them, as imbench "
-                                                   "did before 2026-11-25")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
-  add_common(d, c.common);
+  add_common(d, c.common, /*with_seed=*/false);
+  // Training options, the architecture and the families' hyper-parameters, from their option tables.
+  const auto flags = cli::train_flags();
+  po::options_description train_options("training options (override the preset; a matrix's [models.train] takes the "
+                                        "same options by key: learning_rate for --lr, '_' for '-')",
+                                        100);
+  for (const auto& f : flags) {
+    const std::string name = f.option.flag().substr(2);
+    if (d.find_nothrow(name, false)) throw Error(fmt::format("training option '{}' clashes with the flag --{}", f.option.key, name));
+    train_options.add_options()(name.c_str(), po::value<std::string>()->value_name(f.option.value_name()), f.help.c_str());
+  }
+  d.add(train_options);
   po::variables_map vm;
   if (!parse("train", "train [--family F] [--dataset D] [--preset P] [--out FILE] [overrides]",
              "Trains a model family on a dataset's training split (minus the last --validation-size images,\n"
@@ -199,31 +162,34 @@ int cmd_train(const std::vector<std::string>& args) {
              "recording the architecture, every effective option, the training history, the test metrics and\n"
              "the imbench version. Options given here override the preset's values.",
              d, args, vm)) return 0;
-  if (vm.count("optimizer")) c.optimizer = optimizer;
-  if (vm.count("activation")) c.activation = activation;
-  if (vm.count("lr")) c.learning_rate = lr;
-  if (vm.count("grad-clip")) c.grad_clip = clip;
-  if (vm.count("momentum")) c.momentum = momentum;
-  if (vm.count("batch-size")) c.batch_size = batch;
-  if (vm.count("epochs")) c.epochs = epochs;
-  if (vm.count("patience")) c.patience = patience;
-  if (vm.count("flush-denormal")) c.flush_denormal = flush_denormal;
-  if (vm.count("validation-size")) c.validation_size = val;
-  if (vm.count("hidden")) c.hidden = parse_list<int64_t>(hidden, "hidden");
-  if (vm.count("train-samples")) c.train_samples = parse_list<int64_t>(train_samples, "train-samples");
-  if (vm.count("test-samples")) c.test_samples = parse_list<int64_t>(test_samples, "test-samples");
-  if (vm.count("gamma")) c.gamma = parse_list<double>(gamma, "gamma");
-  if (vm.count("beta")) c.beta = parse_list<double>(beta, "beta");
-  if (vm.count("k")) c.bottleneck = bottleneck;
-  c.seed_given = !vm["seed"].defaulted();
+  for (const auto& f : flags) {
+    const std::string name = f.option.flag().substr(2);
+    if (vm.count(name)) c.options.emplace_back(f.option.key, vm[name].as<std::string>());
+  }
   return cli::run_train(c, std::cout);
+}
+
+// The TorchScript description flags (models::TorchScriptOptions's table):
+// --input-shape 1,28,28, --num-classes N, --stochastic (alone: true), --samples N.
+void add_torchscript_flags(po::options_description& d) {
+  for (const auto& o : models::TorchScriptOptions::table().describe()) {
+    auto* value = po::value<std::string>()->value_name(o.value_name());
+    if (o.type == OptionType::kBool) value->implicit_value("true");
+    d.add_options()(o.flag().substr(2).c_str(), value, o.help.c_str());
+  }
+}
+
+// The flags given, read by the table: errors name them as flags ("--samples must be >= 1, got 0").
+models::TorchScriptOptions read_torchscript_flags(const po::variables_map& vm) {
+  const auto& table = models::TorchScriptOptions::table();
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& o : table.describe())
+    if (vm.count(o.flag().substr(2))) j[o.key] = option_value_from_text(o, vm[o.flag().substr(2)].as<std::string>());
+  return table.from_json(j, {"option", "", OptionSpelling::kFlag});
 }
 
 int cmd_eval(const std::vector<std::string>& args) {
   cli::EvalCommand c;
-  std::string shape;
-  int64_t classes = 0, samples = 0;
-  bool stochastic = false;
   po::options_description d("options", 100);
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
@@ -232,12 +198,9 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
     ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
-    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
-    ("num-classes", po::value(&classes), "TorchScript: number of classes (default: from one forward pass)")
-    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a per-model soundness check fires (for CI)");
+  add_torchscript_flags(d);
   add_common(d, c.common);
   po::variables_map vm;
   po::positional_options_description pos;
@@ -247,22 +210,13 @@ int cmd_eval(const std::vector<std::string>& args) {
              "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
              "with fresh samples (mean, std and worst repeat).",
              d, args, vm, &pos)) return 0;
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
-  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
-  if (vm.count("samples")) c.torchscript.samples = samples;
-  if (stochastic) c.torchscript.stochastic = true;
+  c.torchscript = read_torchscript_flags(vm);
   return cli::run_eval(c, std::cout);
-}
-
-bool parse_bool(const std::string& v, const std::string& flag) {
-  if (v == "true" || v == "1" || v == "yes") return true;
-  if (v == "false" || v == "0" || v == "no") return false;
-  throw UsageError(fmt::format("{}: expected true or false, got '{}'", flag, v));
 }
 
 // One flag per distinct key of the attacks' option tables (attacks/registry.h).
 struct AttackFlag {
-  attacks::OptionDescription option;  // the first attack's row: key and type
+  OptionDescription option;  // the first attack's row: key and type
   std::vector<std::string> attacks;   // the attacks that take it
 };
 
@@ -294,48 +248,10 @@ std::string attack_flag_help(const AttackFlag& f) {
   return fmt::format("{}", fmt::join(parts, "; "));
 }
 
-// "--steps N", "--loss ce|margin|dlr" in --help.
-std::string attack_flag_value_name(const attacks::OptionDescription& o) {
-  switch (o.type) {
-    case attacks::OptionType::kInteger: return "N";
-    case attacks::OptionType::kNumber: return "X";
-    case attacks::OptionType::kBool: return "true|false";
-    case attacks::OptionType::kChoice: return o.type_name();
-  }
-  return "arg";
-}
-
-// A flag's text as the JSON value of its option; bounds and names are the attack's to check.
-nlohmann::json attack_flag_value(const attacks::OptionDescription& o, const std::string& text) {
-  const std::string flag = o.flag();
-  std::size_t used = 0;
-  switch (o.type) {
-    case attacks::OptionType::kInteger:
-      try {
-        const long long v = std::stoll(text, &used);
-        if (used == text.size()) return v;
-      } catch (const std::exception&) {
-      }
-      throw UsageError(fmt::format("{}: expected an integer, got '{}'", flag, text));
-    case attacks::OptionType::kNumber:
-      try {
-        const double v = std::stod(text, &used);
-        if (used == text.size() && std::isfinite(v)) return v;
-      } catch (const std::exception&) {
-      }
-      throw UsageError(fmt::format("{}: expected a finite number, got '{}'", flag, text));
-    case attacks::OptionType::kBool: return parse_bool(text, flag);
-    case attacks::OptionType::kChoice: return text;
-  }
-  return text;
-}
-
 int cmd_attack(const std::vector<std::string>& args) {
   cli::AttackCommand c;
-  std::string shape, eps, options_json = "{}";
+  std::string eps, options_json = "{}";
   bool list = false;
-  int64_t classes = 0, samples = 0;
-  bool stochastic = false;
   po::options_description d("options", 100);
   d.add_options()
     ("list", po::bool_switch(&list), "list the attacks: norms, traits and options with their defaults")
@@ -355,12 +271,9 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
-    ("input-shape", po::value(&shape), "TorchScript: input shape of one example, e.g. 1,28,28")
-    ("num-classes", po::value(&classes), "TorchScript: number of classes")
-    ("stochastic", po::bool_switch(&stochastic), "TorchScript: the module samples noise on every call")
-    ("samples", po::value(&samples), "TorchScript: draws averaged by the prediction rule")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)");
+  add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
   const auto flags = attack_flags();
@@ -368,7 +281,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   for (const auto& f : flags) {
     const std::string name = f.option.flag().substr(2);
     if (d.find_nothrow(name, false)) throw Error(fmt::format("attack option '{}' clashes with the flag --{}", f.option.key, name));
-    attack_options.add_options()(name.c_str(), po::value<std::string>()->value_name(attack_flag_value_name(f.option)),
+    attack_options.add_options()(name.c_str(), po::value<std::string>()->value_name(f.option.value_name()),
                                  attack_flag_help(f).c_str());
   }
   d.add(attack_options);
@@ -396,7 +309,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   // Check the options now, each named as written: --options by its keys, flags as flags.
   const auto& info = attacks::attack_info(c.attack);  // unknown names: "did you mean"
   try {
-    attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kKey);
+    attacks::read_attack_options(c.attack, o, OptionSpelling::kKey);
   } catch (const UsageError& e) {
     throw UsageError(vm.count("options") ? fmt::format("--options: {}", e.what()) : e.what());
   }
@@ -409,15 +322,12 @@ int cmd_attack(const std::vector<std::string>& args) {
       throw UsageError(fmt::format("{} does not apply to attack '{}' ({})", flag, c.attack,
                                    takes.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(takes, ", "))));
     }
-    o[f.option.key] = attack_flag_value(f.option, vm[flag.substr(2)].as<std::string>());
+    o[f.option.key] = option_value_from_text(f.option, vm[flag.substr(2)].as<std::string>());
   }
-  attacks::read_attack_options(c.attack, o, attacks::OptionSpelling::kFlag);
+  attacks::read_attack_options(c.attack, o, OptionSpelling::kFlag);
   c.attack_options_json = o.dump();
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
-  if (vm.count("input-shape")) c.torchscript.input_shape = parse_list<int64_t>(shape, "input-shape");
-  if (vm.count("num-classes")) c.torchscript.num_classes = classes;
-  if (vm.count("samples")) c.torchscript.samples = samples;
-  if (stochastic) c.torchscript.stochastic = true;
+  c.torchscript = read_torchscript_flags(vm);
   return cli::run_attack(c, std::cout);
 }
 

@@ -70,6 +70,12 @@ class Reader {
     throw UsageError(fmt::format("{}:{}: {}{}: {}", file_, line, where_.empty() ? "" : where_ + ".", key, problem));
   }
 
+  /// "file:line: message" (the message names what it is about).
+  [[noreturn]] void fail_with(const toml::node* n, const std::string& message) const {
+    const int line = n ? static_cast<int>(n->source().begin.line) : static_cast<int>(t_.source().begin.line);
+    throw UsageError(fmt::format("{}:{}: {}", file_, line, message));
+  }
+
   const toml::node* node(const std::string& key) {
     used_.insert(key);
     return t_.get(key);
@@ -111,16 +117,6 @@ class Reader {
     for (const auto& e : *n->as_array()) {
       if (!e.is_string()) fail(&e, key, "expected a list of strings");
       out.push_back(e.as_string()->get());
-    }
-    return out;
-  }
-  std::vector<int64_t> integers(const std::string& key) {
-    const auto* n = node(key);
-    std::vector<int64_t> out;
-    if (!n->is_array()) fail(n, key, "expected a list of integers, got " + type_name(*n));
-    for (const auto& e : *n->as_array()) {
-      if (!e.is_integer() || e.as_integer()->get() < 1) fail(&e, key, "expected a list of positive integers");
-      out.push_back(e.as_integer()->get());
     }
     return out;
   }
@@ -204,10 +200,9 @@ nlohmann::json MatrixModel::to_json() const {
   if (!checkpoint.empty()) j["checkpoint"] = checkpoint;
   if (!torchscript.empty()) j["torchscript"] = torchscript;
   if (!family.empty()) j["train"] = {{"family", family}, {"preset", preset}, {"overrides", train}};
-  if (input_shape) j["input_shape"] = *input_shape;
-  if (num_classes) j["num_classes"] = *num_classes;
-  if (samples) j["samples"] = *samples;
-  if (stochastic) j["stochastic"] = *stochastic;
+  const auto description = models::TorchScriptOptions::table().to_json(torchscript_options);
+  for (const auto& [key, value] : description.items())
+    if (!value.is_null()) j[key] = value;
   return j;
 }
 
@@ -307,16 +302,24 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     mm.preset = mr.str("preset", mm.preset);
     mm.train = mr.table("train");
     mm.paper = mr.table("paper");
-    if (t.get("input_shape")) mm.input_shape = mr.integers("input_shape");
-    if (t.get("num_classes")) mm.num_classes = mr.integer("num_classes", 0, 2);
-    if (t.get("samples")) mm.samples = mr.integer("samples", 0, 1);
-    if (t.get("stochastic")) mm.stochastic = mr.boolean("stochastic", false);
+    // The TorchScript description, read through its option table; errors name models[i].<key> at its line.
+    const auto& torchscript_table = models::TorchScriptOptions::table();
+    nlohmann::json description = nlohmann::json::object();
+    for (const auto& key : torchscript_table.keys())
+      if (const auto* n = mr.node(key)) description[key] = to_json_value(*n);
+    try {
+      torchscript_table.read(description, {"option", fmt::format("models[{}].", i), OptionSpelling::kKey},
+                             mm.torchscript_options);
+    } catch (const OptionError& e) {
+      mr.fail_with(t.get(e.key()), e.what());
+    }
     if (mm.checkpoint.empty() == mm.torchscript.empty())
       mr.fail(nullptr, "checkpoint", "give exactly one of checkpoint = \"FILE.ckpt\" or torchscript = \"FILE.pt\"");
     if (!mm.torchscript.empty() && !mm.family.empty())
       mr.fail(t.get("family"), "family", "a TorchScript model cannot be trained by imbench; drop family or use checkpoint");
-    if (!mm.checkpoint.empty() && (mm.input_shape || mm.num_classes || mm.samples || mm.stochastic))
-      mr.fail(nullptr, "input_shape", "input_shape/num_classes/samples/stochastic describe TorchScript models only");
+    if (!mm.checkpoint.empty() && mm.torchscript_options.any())
+      mr.fail(nullptr, "input_shape",
+              fmt::format("{} describe TorchScript models only", fmt::join(torchscript_table.keys(), "/")));
     if (!mm.family.empty()) {
       const auto families = models::family_names();
       if (std::find(families.begin(), families.end(), mm.family) == families.end()) {
@@ -328,17 +331,15 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       const auto presets = models::preset_names();
       if (std::find(presets.begin(), presets.end(), mm.preset) == presets.end())
         mr.fail(t.get("preset"), "preset", fmt::format("unknown preset '{}'; known: {}", mm.preset, fmt::join(presets, ", ")));
-      const auto& keys = training_option_names();
-      for (const auto& [k, v] : mm.train.items()) {
-        if (std::find(keys.begin(), keys.end(), k) != keys.end()) continue;
-        const std::string guess = closest_name(k, keys);
-        mr.fail(t.get("train"), "train." + k,
-                guess.empty() ? fmt::format("unknown training option; known: {}", fmt::join(keys, ", "))
-                              : fmt::format("unknown training option (did you mean '{}'?)", guess));
-      }
-      // Types, values and options that do not apply to the family: now, not when training starts.
+      // Keys, types, values and options that do not apply to the family: now, not when training starts.
+      // Errors name the key path (models[0].train.epochs) at the key's line.
       try {
-        plan_training(mm.family, m.dataset, mm.preset, mm.train);
+        plan_training(mm.family, m.dataset, mm.preset, mm.train,
+                      {"training option", fmt::format("models[{}].train.", i), OptionSpelling::kKey});
+      } catch (const OptionError& e) {
+        const auto* train = t.get("train");
+        const auto* key = train && train->is_table() ? train->as_table()->get(e.key()) : nullptr;
+        mr.fail_with(key ? key : train, e.what());
       } catch (const UsageError& e) {
         mr.fail(t.get("train"), "train", e.what());
       }
@@ -347,8 +348,9 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     }
     for (const auto& [k, v] : mm.paper.items())
       if (!v.is_number()) mr.fail(t.get("paper"), "paper." + k, "paper numbers must be numbers (percent)");
-    mr.finish({"name", "checkpoint", "torchscript", "family", "preset", "train", "paper", "input_shape", "num_classes",
-               "samples", "stochastic"});
+    std::vector<std::string> keys{"name", "checkpoint", "torchscript", "family", "preset", "train", "paper"};
+    for (const auto& key : torchscript_table.keys()) keys.push_back(key);
+    mr.finish(keys);
     m.models.push_back(std::move(mm));
   }
 

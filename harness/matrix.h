@@ -27,6 +27,8 @@
 #include <string>
 #include <vector>
 
+#include "models/torchscript_options.h"
+
 namespace imbench::harness {
 
 /// A model of the matrix: an imbench checkpoint (trained from `family` and
@@ -38,10 +40,9 @@ struct MatrixModel {
   std::string family;       ///< set: train when the checkpoint is missing
   std::string preset = "quick";
   nlohmann::json train = nlohmann::json::object();  ///< overrides of the preset (epochs, batch_size, ...)
-  // TorchScript description (imbench_* module attributes otherwise).
-  std::optional<std::vector<int64_t>> input_shape;
-  std::optional<int64_t> num_classes, samples;
-  std::optional<bool> stochastic;
+  /// TorchScript description: input_shape, num_classes, stochastic, samples
+  /// (imbench_* module attributes otherwise).
+  models::TorchScriptOptions torchscript_options;
   nlohmann::json paper = nlohmann::json::object();  ///< the paper's numbers for the report, in %
   int line = 0;
   std::string described_as;  ///< how messages name the model ("" = "model '<name>'"); not part of the matrix

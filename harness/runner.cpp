@@ -116,11 +116,7 @@ EvaluatedModel& Runner::model_slot(const std::string& name) {
   if (it != slots_.end()) return it->second;
   const auto& m = matrix_.model(name);
   ensure_checkpoint(m);
-  models::TorchScriptOptions ts;
-  ts.input_shape = m.input_shape;
-  ts.num_classes = m.num_classes;
-  ts.samples = m.samples;
-  ts.stochastic = m.stochastic;
+  const auto& ts = m.torchscript_options;
   if (!fs::exists(m.file())) throw Error(fmt::format("model '{}': {} does not exist", name, m.file()));
   auto slot = evaluator_->prepare(name, models::load_model_file(m.file(), ts, device_), sha256_file(m.file()),
                                   m.described_as.empty() ? fmt::format("model '{}'", name) : m.described_as);

@@ -13,65 +13,30 @@
 
 namespace imbench::harness {
 
-const std::vector<std::string>& training_option_names() {
-  static const std::vector<std::string> names{
-      "flush_denormal", "hidden",   "activation", "epochs", "batch_size",    "learning_rate", "patience", "validation_size", "grad_clip",
-      "momentum", "optimizer",  "seed",   "train_samples", "test_samples",  "gamma",    "beta",            "k"};
-  return names;
-}
-
 TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
-                        const nlohmann::json& overrides) {
+                        const nlohmann::json& overrides, const OptionContext& context) {
   if (!overrides.is_object()) throw UsageError("training overrides must be a JSON object");
   const auto& info = data::find_dataset(dataset);
   TrainPlan p{family, dataset, preset, models::default_spec(family, info.example_shape, info.num_classes), {}};
-  auto bad = [&](const std::string& key, const std::string& what) {
-    return UsageError(fmt::format("training option {}: {}", key, what));
-  };
-  try {
-    // The architecture first: the preset derives per-layer hyper-parameters from the depth.
-    if (overrides.contains("hidden")) p.spec.hidden = overrides["hidden"].get<std::vector<int64_t>>();
-    if (overrides.contains("activation")) p.spec.activation = overrides["activation"].get<std::string>();
-    p.options = models::apply_preset(preset, p.spec);
-    for (const auto& [key, value] : overrides.items()) {
-      if (key == "hidden" || key == "activation") continue;
-      if (key == "epochs") p.options.epochs = value.get<int64_t>();
-      else if (key == "batch_size") p.options.batch_size = value.get<int64_t>();
-      else if (key == "learning_rate") p.options.learning_rate = value.get<double>();
-      else if (key == "patience") p.options.patience = value.get<int64_t>();
-      else if (key == "flush_denormal") p.options.flush_denormal = value.get<bool>();
-      else if (key == "validation_size") p.options.validation_size = value.get<int64_t>();
-      else if (key == "grad_clip") p.options.grad_clip = value.get<double>();
-      else if (key == "momentum") p.options.momentum = value.get<double>();
-      else if (key == "optimizer") p.options.optimizer = models::parse_optimizer(value.get<std::string>());
-      else if (key == "seed") p.options.seed = value.get<uint64_t>();
-      else if (key == "k") {
-        if (family != "vib") throw bad(key, fmt::format("does not apply to family '{}'", family));
-        p.spec.hyper["k"] = value.get<int64_t>();
-      } else if (key == "train_samples" || key == "test_samples" || key == "gamma" || key == "beta") {
-        if (!p.spec.hyper.contains(key)) throw bad(key, fmt::format("does not apply to family '{}'", family));
-        // Keep the shape of the family's value: a list per layer, or one number.
-        if (p.spec.hyper[key].is_array()) {
-          // One number for a per-layer setting applies to every layer.
-          p.spec.hyper[key] = value.is_array() ? value
-                                               : nlohmann::json(std::vector<nlohmann::json>(p.spec.hyper[key].size(), value));
-        } else if (!value.is_array() || value.size() == 1) {
-          p.spec.hyper[key] = value.is_array() ? value[0] : value;
-        } else {
-          throw bad(key, fmt::format("takes one value for family '{}'", family));
-        }
-      } else {
-        const std::string guess = closest_name(key, training_option_names());
-        throw bad(key, guess.empty() ? fmt::format("unknown; known: {}", fmt::join(training_option_names(), ", "))
-                                     : fmt::format("unknown (did you mean '{}'?)", guess));
-      }
+  // The architecture first: the preset derives per-layer hyper-parameters from the depth.
+  const auto& architecture = models::ModelSpec::architecture_table();
+  nlohmann::json rest = overrides, shape = nlohmann::json::object();
+  for (const auto& key : architecture.keys())
+    if (rest.contains(key)) {
+      shape[key] = rest[key];
+      rest.erase(key);
     }
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError(fmt::format("training options {}: wrong type ({})", overrides.dump(), e.what()));
-  }
-  p.options.validate();
+  architecture.read(shape, context, p.spec);
+  p.options = models::apply_preset(preset, p.spec);
+  models::apply_training_options(rest, p.spec, p.options, context);
+  p.options.validate(context);
   p.spec.validate();
-  models::create_model(p.spec);  // rejects bad hyper-parameters before any data is loaded
+  // Rejects bad hyper-parameters before any data is loaded.
+  const int64_t stages = models::create_model(p.spec)->stages();
+  if (p.options.epochs < stages)
+    throw OptionError("epochs", fmt::format("{} {} is fewer than the {} training stages of family '{}'",
+                                            context.name(*models::TrainOptions::table().find("epochs")),
+                                            p.options.epochs, stages, family));
   return p;
 }
 

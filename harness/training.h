@@ -21,17 +21,18 @@ struct TrainPlan {
   models::TrainOptions options;
 };
 
-/// Builds the plan: the paper architecture for the dataset, the preset, then
-/// `overrides` (a JSON object with any of epochs, batch_size, learning_rate,
-/// patience, validation_size, grad_clip, momentum, optimizer, seed, hidden,
-/// activation, train_samples, test_samples, gamma, beta, k). Per-layer
-/// hyper-parameters take a list, or one number for a one-value family
-/// setting. UsageError names the bad key.
-/// The keys plan_training accepts in its overrides (as `imbench train` flags, '-' -> '_').
-const std::vector<std::string>& training_option_names();
-
+/// Builds the plan: the paper architecture for the dataset, the
+/// architecture options of `overrides` (hidden, activation), the preset, then
+/// the other overrides: keys of models::TrainOptions::table() and of the
+/// family's hyper-parameters (models::training_option_keys() lists them
+/// all). A number for a per-layer hyper-parameter applies to every layer.
+/// Errors (OptionErrors: unknown keys with "did you mean", options that do
+/// not apply to the family, wrong types, values out of bounds) name the
+/// option as `context` spells it: "models[0].train.epochs" from a matrix,
+/// "--epochs" from `imbench train`.
 TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
-                        const nlohmann::json& overrides);
+                        const nlohmann::json& overrides,
+                        const OptionContext& context = {"training option", "", OptionSpelling::kKey});
 
 struct TrainOutcome {
   double test_accuracy = 0;

@@ -58,13 +58,9 @@ std::pair<std::string, std::string> variant_of(const models::ModelSpec& spec, co
   const auto ref_options = models::apply_preset(preset, ref).to_json();
   std::vector<std::string> parts;
   std::string flags;
-  for (const auto& [key, flag] : std::vector<std::pair<std::string, std::string>>{{"optimizer", "--optimizer"},
-                                                                                 {"learning_rate", "--lr"},
-                                                                                 {"momentum", "--momentum"},
-                                                                                 {"batch_size", "--batch-size"},
-                                                                                 {"grad_clip", "--grad-clip"},
-                                                                                 {"patience", "--patience"},
-                                                                                 {"validation_size", "--validation-size"}}) {
+  for (const std::string key :
+       {"optimizer", "learning_rate", "momentum", "batch_size", "grad_clip", "patience", "validation_size"}) {
+    const std::string flag = models::TrainOptions::table().find(key)->flag();
     if (!options.contains(key) || !ref_options.contains(key) || options.at(key) == ref_options.at(key)) continue;
     const std::string text = options.at(key).is_string() ? options.at(key).get<std::string>() : options.at(key).dump();
     parts.push_back(key + " " + text);
@@ -83,11 +79,7 @@ std::pair<std::string, std::string> variant_of(const models::ModelSpec& spec, co
       text = value.dump();
     }
     parts.push_back(key + " " + text);
-    if (key == "k" || key == "train_samples" || key == "gamma" || key == "beta") {
-      std::string flag = key;
-      std::replace(flag.begin(), flag.end(), '_', '-');
-      flags += " --" + flag + " " + text;
-    }
+    if (const auto* o = models::find_family(spec.family).hyper_option(key)) flags += " " + o->flag() + " " + text;
   }
   return {fmt::format("{}", fmt::join(parts, "; ")), flags};
 }

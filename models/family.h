@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/options.h"
 #include "models/model.h"
 
 namespace imbench::models {
@@ -17,7 +18,12 @@ struct ModelSpec {
   std::vector<int64_t> hidden{512, 512};  ///< hidden layer widths
   int64_t num_classes = 10;
   std::string activation = "sigmoid";     ///< "sigmoid" (paper) or "relu"
-  nlohmann::json hyper = nlohmann::json::object();  ///< family-specific hyper-parameters
+  /// Family-specific hyper-parameters: the JSON of the family's typed
+  /// struct (SfnnHyper, VibHyper in models/stochastic.h), as checkpoints record it.
+  nlohmann::json hyper = nlohmann::json::object();
+
+  /// The rows a user sets: hidden and activation.
+  static const OptionTable<ModelSpec>& architecture_table();
 
   int64_t input_dim() const;
   /// "784-512-512-10"
@@ -50,6 +56,16 @@ struct FamilyInfo {
   std::function<std::unique_ptr<TrainableModel>(const ModelSpec&)> create;
   /// The family's reference hyper-parameters for a net with `depth` hidden layers.
   std::function<nlohmann::json(std::size_t depth)> default_hyper;
+  /// Its hyper-parameters' table rows (defaults for the paper's two hidden layers).
+  std::vector<OptionDescription> hyper_options;
+  /// `hyper` with the options of `j` (keys of hyper_options) over it,
+  /// checked for `depth` hidden layers; a number for a per-layer option
+  /// applies to every layer. Errors name options as `context` spells them.
+  std::function<nlohmann::json(const nlohmann::json& hyper, const nlohmann::json& j, std::size_t depth,
+                               const OptionContext& context)>
+      read_hyper;
+  /// The row of a hyper-parameter key, or nullptr.
+  const OptionDescription* hyper_option(const std::string& key) const;
 };
 
 const std::vector<FamilyInfo>& family_registry();

@@ -11,9 +11,12 @@ namespace imbench::models {
 
 LoadedModel load_model_file(const std::string& path, const TorchScriptOptions& ts, torch::Device device) {
   if (is_checkpoint_file(path)) {
-    if (ts.input_shape || ts.num_classes || ts.samples || ts.stochastic)
-      throw UsageError("--input-shape/--num-classes/--samples/--stochastic apply to TorchScript models only; "
-                       "an imbench checkpoint records them");
+    if (ts.any()) {
+      std::vector<std::string> flags;
+      for (const auto& o : TorchScriptOptions::table().describe()) flags.push_back(o.flag());
+      throw UsageError(fmt::format("{} apply to TorchScript models only; an imbench checkpoint records them",
+                                   fmt::join(flags, "/")));
+    }
     auto loaded = load_checkpoint(path, device);
     const auto& t = loaded.meta.training;
     LoadedModel m;

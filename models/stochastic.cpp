@@ -56,15 +56,6 @@ int64_t product(const std::vector<int64_t>& v, std::size_t begin, std::size_t en
   return p;
 }
 
-template <typename T>
-std::vector<T> hyper_vector(const nlohmann::json& hyper, const char* key, std::vector<T> fallback,
-                            std::size_t expected, const std::string& family) {
-  std::vector<T> v = hyper.contains(key) ? hyper.at(key).get<std::vector<T>>() : std::move(fallback);
-  if (v.size() != expected)
-    throw UsageError(fmt::format("{}: '{}' needs {} values, got {}", family, key, expected, v.size()));
-  return v;
-}
-
 torch::nn::Linear glorot_linear(int64_t in, int64_t out) {
   torch::nn::Linear lin(in, out);
   torch::NoGradGuard no_grad;
@@ -605,25 +596,9 @@ SfnnNetImpl::SfnnNetImpl(int64_t input_dim, const std::vector<int64_t>& hidden, 
 }
 
 SfnnModel::SfnnModel(const ModelSpec& spec) : spec_(spec) {
-  const std::size_t depth = spec.hidden.size();
-  if (depth == 0) throw UsageError(fmt::format("{}: needs at least one stochastic hidden layer", spec.family));
-  const auto& h = spec.hyper;
-  train_samples_ = hyper_vector<int64_t>(h, "train_samples", std::vector<int64_t>(depth, 16), depth, spec.family);
-  test_samples_ = hyper_vector<int64_t>(h, "test_samples", std::vector<int64_t>(depth, 32), depth, spec.family);
-  gamma_ = hyper_vector<double>(h, "gamma", std::vector<double>(depth + 1, 1.0), depth + 1, spec.family);
-  beta_ = hyper_vector<double>(h, "beta", std::vector<double>(depth, 1e-4), depth, spec.family);
-  greedy_ = h.value("greedy", false);
-  for (auto m : train_samples_)
-    if (m < 1) throw UsageError(fmt::format("{}: train_samples must be >= 1", spec.family));
-  for (auto m : test_samples_)
-    if (m < 1) throw UsageError(fmt::format("{}: test_samples must be >= 1", spec.family));
-  for (double g : gamma_)
-    if (!(g >= 0) || !std::isfinite(g)) throw UsageError(fmt::format("{}: gamma values must be finite and >= 0", spec.family));
-  for (double b : beta_)
-    if (!(b >= 0) || !std::isfinite(b)) throw UsageError(fmt::format("{}: beta values must be finite and >= 0", spec.family));
-  if (std::accumulate(gamma_.begin(), gamma_.end(), 0.0) <= 0)
-    throw UsageError(fmt::format("{}: at least one gamma must be positive", spec.family));
-  net_ = SfnnNet(spec.input_dim(), spec.hidden, spec.num_classes, h.value("prior_std", 0.5));
+  if (spec.hidden.empty()) throw UsageError(fmt::format("{}: needs at least one stochastic hidden layer", spec.family));
+  hyper_ = SfnnHyper::from_spec(spec);
+  net_ = SfnnNet(spec.input_dim(), spec.hidden, spec.num_classes, hyper_.prior_std);
 }
 
 SfnnForward SfnnModel::forward_branching(const torch::Tensor& x, const std::vector<int64_t>& samples) {
@@ -684,7 +659,7 @@ torch::Tensor SfnnModel::predict_proba(const torch::Tensor& x) {
   // the widest activation [B, M_1, ..., M_L, H_L]. Chunk so the widest
   // tensor left, [b, M_1, ..., M_{L-1}, H], stays near 2^22 floats.
   const std::size_t depth = spec_.hidden.size();
-  const int64_t prefix = product(test_samples_, 0, depth - 1);
+  const int64_t prefix = product(hyper_.test_samples, 0, depth - 1);
   const int64_t width = *std::max_element(spec_.hidden.begin(), spec_.hidden.end());
   const int64_t chunk = std::max<int64_t>(1, (int64_t{1} << 22) / std::max<int64_t>(1, prefix * width));
   const auto& out = net_->layers[depth]->as<torch::nn::Linear>();
@@ -694,10 +669,10 @@ torch::Tensor SfnnModel::predict_proba(const torch::Tensor& x) {
     const int64_t rows = h.size(0);
     for (std::size_t l = 0; l + 1 < depth; ++l) {
       const auto p = torch::sigmoid(net_->layers[l]->as<torch::nn::Linear>()->forward(h));
-      h = bernoulli_sample(p.unsqueeze(-2).expand({p.size(0), test_samples_[l], p.size(1)})).flatten(0, 1);
+      h = bernoulli_sample(p.unsqueeze(-2).expand({p.size(0), hyper_.test_samples[l], p.size(1)})).flatten(0, 1);
     }
     const auto p_last = torch::sigmoid(net_->layers[depth - 1]->as<torch::nn::Linear>()->forward(h));
-    const auto proba = bernoulli_readout(p_last, out->weight, out->bias, test_samples_[depth - 1]);
+    const auto proba = bernoulli_readout(p_last, out->weight, out->bias, hyper_.test_samples[depth - 1]);
     parts.push_back(proba.view({rows, prefix, proba.size(-1)}).mean(1));
   }
   return torch::cat(parts, 0);
@@ -753,19 +728,19 @@ SfnnModel::Terms SfnnModel::objective_terms(const torch::Tensor& x, const torch:
 }
 
 torch::Tensor SfnnModel::loss(const torch::Tensor& x, const torch::Tensor& y) {
-  if (stage_ == 0) return objective_terms(x, y, train_samples_, gamma_, beta_).total;
+  if (stage_ == 0) return objective_terms(x, y, hyper_.train_samples, hyper_.gamma, hyper_.beta).total;
   // Greedy stage l: gamma_0 VCR_0 + VCR_l + beta_l C_l.
-  std::vector<double> gamma(gamma_.size(), 0.0), beta(beta_.size(), 0.0);
-  gamma[0] = gamma_[0];
+  std::vector<double> gamma(hyper_.gamma.size(), 0.0), beta(hyper_.beta.size(), 0.0);
+  gamma[0] = hyper_.gamma[0];
   gamma[static_cast<std::size_t>(stage_)] += 1.0;
-  beta[static_cast<std::size_t>(stage_ - 1)] = beta_[static_cast<std::size_t>(stage_ - 1)];
-  return objective_terms(x, y, train_samples_, gamma, beta).total;
+  beta[static_cast<std::size_t>(stage_ - 1)] = hyper_.beta[static_cast<std::size_t>(stage_ - 1)];
+  return objective_terms(x, y, hyper_.train_samples, gamma, beta).total;
 }
 
-int64_t SfnnModel::stages() const { return greedy_ ? static_cast<int64_t>(spec_.hidden.size()) : 1; }
+int64_t SfnnModel::stages() const { return hyper_.greedy ? static_cast<int64_t>(spec_.hidden.size()) : 1; }
 
 void SfnnModel::set_stage(int64_t stage) {
-  if (!greedy_) return;
+  if (!hyper_.greedy) return;
   if (stage < 1 || stage > stages()) throw UsageError(fmt::format("stage {} out of range 1-{}", stage, stages()));
   stage_ = stage;
   // Layers (and priors) below `stage` are frozen.
@@ -777,25 +752,25 @@ void SfnnModel::set_stage(int64_t stage) {
 }
 
 int64_t SfnnModel::prediction_samples() const {
-  return sampling_ == Sampling::kMeanField ? 1 : product(test_samples_, 0, test_samples_.size());
+  return sampling_ == Sampling::kMeanField ? 1 : product(hyper_.test_samples, 0, hyper_.test_samples.size());
 }
 
 std::string SfnnModel::description() const {
   const std::string name = spec_.family == "sfnn" ? "SFNN (MLE)" : spec_.family == "imb-greedy" ? "IMB-Greedy" : "IMB-Joint";
   if (sampling_ == Sampling::kMeanField) return fmt::format("{} {} (mean-field)", name, spec_.layer_string());
   return fmt::format("{} {} (Bernoulli units; predicts with {} branching samples)", name, spec_.layer_string(),
-                     samples_string(test_samples_));
+                     samples_string(hyper_.test_samples));
 }
 
 std::string SfnnModel::objective() const {
   std::vector<std::string> terms;
-  for (std::size_t i = 0; i < gamma_.size(); ++i)
-    if (gamma_[i] != 0) terms.push_back(fmt::format("{:g} VCR_{}", gamma_[i], i));
-  for (std::size_t l = 0; l < beta_.size(); ++l)
-    if (beta_[l] != 0) terms.push_back(fmt::format("{:g} C_{}", beta_[l], l + 1));
+  for (std::size_t i = 0; i < hyper_.gamma.size(); ++i)
+    if (hyper_.gamma[i] != 0) terms.push_back(fmt::format("{:g} VCR_{}", hyper_.gamma[i], i));
+  for (std::size_t l = 0; l < hyper_.beta.size(); ++l)
+    if (hyper_.beta[l] != 0) terms.push_back(fmt::format("{:g} C_{}", hyper_.beta[l], l + 1));
   std::string s = fmt::format("L = {}; {} training samples per layer", fmt::join(terms, " + "),
-                              samples_string(train_samples_));
-  if (greedy_)
+                              samples_string(hyper_.train_samples));
+  if (hyper_.greedy)
     s += "; greedy: stage l minimises gamma_0 VCR_0 + VCR_l + beta_l C_l with layers below l frozen "
          "(our interpretation)";
   return s;
@@ -813,19 +788,13 @@ VibNetImpl::VibNetImpl(int64_t input_dim, const std::vector<int64_t>& hidden, in
 }
 
 VibModel::VibModel(const ModelSpec& spec) : spec_(spec) {
-  const auto& h = spec.hyper;
-  k_ = h.value("k", int64_t{256});
-  beta_ = h.value("beta", 1e-3);
-  train_samples_ = h.value("train_samples", int64_t{1});
-  test_samples_ = h.value("test_samples", int64_t{12});
-  if (k_ < 1 || train_samples_ < 1 || test_samples_ < 1 || !(beta_ >= 0))
-    throw UsageError("vib: k, train_samples and test_samples must be >= 1 and beta >= 0");
-  net_ = VibNet(spec.input_dim(), spec.hidden, k_, spec.num_classes, spec.activation == "relu");
+  hyper_ = VibHyper::table().from_json(spec.hyper, {"hyper-parameter of family 'vib'", "vib: ", OptionSpelling::kKey});
+  net_ = VibNet(spec.input_dim(), spec.hidden, hyper_.k, spec.num_classes, spec.activation == "relu");
 }
 
 std::pair<torch::Tensor, torch::Tensor> VibModel::encode(const torch::Tensor& x) {
   const auto h = net_->encoder->forward(x);
-  return {h.slice(1, 0, k_), torch::softplus(h.slice(1, k_, 2 * k_))};
+  return {h.slice(1, 0, hyper_.k), torch::softplus(h.slice(1, hyper_.k, 2 * hyper_.k))};
 }
 
 torch::Tensor VibModel::gaussian_kl(const torch::Tensor& mu, const torch::Tensor& sigma) {
@@ -847,24 +816,24 @@ torch::Tensor VibModel::logits(const torch::Tensor& x) { return sample_logits(x,
 
 torch::Tensor VibModel::loss(const torch::Tensor& x, const torch::Tensor& y) {
   auto [mu, sigma] = encode(x);
-  const auto eps = torch::randn({train_samples_, mu.size(0), mu.size(1)}, mu.options());
+  const auto eps = torch::randn({hyper_.train_samples, mu.size(0), mu.size(1)}, mu.options());
   const auto logits = net_->decoder->forward(mu.unsqueeze(0) + sigma.unsqueeze(0) * eps);
   const auto ce = torch::nn::functional::cross_entropy(logits.reshape({-1, logits.size(-1)}),
-                                                       y.repeat({train_samples_}));
-  return ce + beta_ * gaussian_kl(mu, sigma).mean();
+                                                       y.repeat({hyper_.train_samples}));
+  return ce + hyper_.beta * gaussian_kl(mu, sigma).mean();
 }
 
 std::string VibModel::description() const {
   if (sampling_ == Sampling::kMeanField)
-    return fmt::format("VIB {}-K{} ({}; mean-field: z = mu)", spec_.layer_string(), k_, spec_.activation);
-  return fmt::format("VIB {} -> Gaussian K={} ({}; predicts with {} samples)", spec_.layer_string(), k_,
-                     spec_.activation, test_samples_);
+    return fmt::format("VIB {}-K{} ({}; mean-field: z = mu)", spec_.layer_string(), hyper_.k, spec_.activation);
+  return fmt::format("VIB {} -> Gaussian K={} ({}; predicts with {} samples)", spec_.layer_string(), hyper_.k,
+                     spec_.activation, hyper_.test_samples);
 }
 
 std::string VibModel::objective() const {
   return fmt::format("L = CE(decoder(z), y) + {:g} KL(N(mu, sigma^2) || N(0, I)), z = mu + sigma eps, {} training "
                      "sample(s)",
-                     beta_, train_samples_);
+                     hyper_.beta, hyper_.train_samples);
 }
 
 void VibModel::to(torch::Device device) {

@@ -83,14 +83,44 @@ struct SfnnForward {
   std::vector<torch::Tensor> pre_activations;  ///< a_l: [B, M_1, ..., M_{l-1}, H_l]
 };
 
-/// SFNN, IMB-Joint and IMB-Greedy (they differ only in gamma, beta and staging).
-/// Hyper-parameters (ModelSpec::hyper):
-///   train_samples [M_1..M_L]  branching samples per layer for training (paper: 16 each)
-///   test_samples  [M_1..M_L]  for the prediction rule (paper: 32 each)
-///   gamma [gamma_0..gamma_L], beta [beta_1..beta_L]
-///   prior_std  std of the truncated normal init of rho (paper: 0.5)
-///   greedy     true: L stages, stage l trains gamma_0 VCR_0 + VCR_l + beta_l C_l
-///              with the layers below l frozen (our interpretation of GreedyPIB)
+/// Hyper-parameters of SFNN, IMB-Joint and IMB-Greedy (ModelSpec::hyper), one
+/// row each in table(); their defaults, which depend on the family and the
+/// depth L, live in defaults() only.
+struct SfnnHyper {
+  std::vector<int64_t> train_samples;  ///< [M_1..M_L] branching samples per layer for training (paper: 16 each)
+  std::vector<int64_t> test_samples;   ///< [M_1..M_L] for the prediction rule (paper: 32 each)
+  std::vector<double> gamma;           ///< [gamma_0..gamma_L] VCR weights (sfnn: 1, 0, ...; imb: all 1)
+  std::vector<double> beta;            ///< [beta_1..beta_L] compression weights (sfnn: 0; imb: 1e-4)
+  double prior_std = 0.5;              ///< std of the truncated normal init of rho (paper: 0.5)
+  /// Not an option (the family imb-greedy sets it): L stages, stage l trains
+  /// gamma_0 VCR_0 + VCR_l + beta_l C_l with the layers below l frozen (our
+  /// interpretation of GreedyPIB).
+  bool greedy = false;
+
+  static const OptionTable<SfnnHyper>& table();
+  /// The family's reference values for `depth` hidden layers.
+  static SfnnHyper defaults(const std::string& family, std::size_t depth);
+  /// `j` over `base`; a number for a per-layer key applies to every layer;
+  /// lengths and values checked for `depth` layers.
+  static SfnnHyper read(const nlohmann::json& j, SfnnHyper base, std::size_t depth, const OptionContext& context);
+  /// A spec's hyper over defaults(family, depth), errors prefixed "family: ".
+  static SfnnHyper from_spec(const ModelSpec& spec);
+  nlohmann::json to_json() const;
+};
+
+/// Hyper-parameters of VIB (ModelSpec::hyper); the member initialisers are the defaults.
+struct VibHyper {
+  int64_t k = 256;             ///< bottleneck size K
+  double beta = 1e-3;          ///< weight of the KL term
+  int64_t train_samples = 1;   ///< draws of z per training example
+  int64_t test_samples = 12;   ///< draws averaged by the prediction rule
+
+  static const OptionTable<VibHyper>& table();
+  nlohmann::json to_json() const { return table().to_json(*this); }
+};
+
+/// SFNN, IMB-Joint and IMB-Greedy (they differ only in gamma, beta and
+/// staging); hyper-parameters in SfnnHyper.
 class SfnnModel : public TrainableModel {
  public:
   /// How forward_branching (training) builds its graph: kFused (default)
@@ -138,15 +168,13 @@ class SfnnModel : public TrainableModel {
                         const std::vector<double>& gamma, const std::vector<double>& beta);
   void set_training_kernel(TrainingKernel kernel) { kernel_ = kernel; }
   TrainingKernel training_kernel() const { return kernel_; }
-  std::vector<int64_t> train_samples() const { return train_samples_; }
-  std::vector<int64_t> test_samples() const { return test_samples_; }
+  std::vector<int64_t> train_samples() const { return hyper_.train_samples; }
+  std::vector<int64_t> test_samples() const { return hyper_.test_samples; }
 
  private:
   ModelSpec spec_;
   SfnnNet net_{nullptr};
-  std::vector<int64_t> train_samples_, test_samples_;
-  std::vector<double> gamma_, beta_;
-  bool greedy_ = false;
+  SfnnHyper hyper_;
   int64_t stage_ = 0;  ///< 0: joint; 1..L: greedy stage
   Sampling sampling_ = Sampling::kOn;
   TrainingKernel kernel_ = TrainingKernel::kFused;
@@ -157,8 +185,7 @@ class SfnnModel : public TrainableModel {
 ///   encoder h = MLP(x) -> (mu, s) in R^K each, sigma = softplus(s),
 ///   z = mu + sigma * eps (eps ~ N(0, I)), logits = W_d z + b_d,
 ///   L = CE(logits, y) averaged over train_samples draws + beta KL(N(mu, sigma^2) || N(0, I)).
-/// Prediction: mean softmax over test_samples draws (12). Hyper: k (256), beta (1e-3),
-/// train_samples (1), test_samples (12).
+/// Prediction: mean softmax over test_samples draws (12). Hyper-parameters in VibHyper.
 class VibNetImpl : public torch::nn::Module {
  public:
   VibNetImpl(int64_t input_dim, const std::vector<int64_t>& hidden, int64_t k, int64_t outputs, bool relu);
@@ -177,7 +204,7 @@ class VibModel : public TrainableModel {
   bool is_stochastic() const override { return sampling_ == Sampling::kOn; }
   int64_t num_classes() const override { return spec_.num_classes; }
   std::vector<int64_t> input_shape() const override { return spec_.input_shape; }
-  int64_t prediction_samples() const override { return test_samples_; }
+  int64_t prediction_samples() const override { return hyper_.test_samples; }
   std::string description() const override;
   std::string objective() const override;
   torch::Device device() const override { return device_; }
@@ -197,8 +224,7 @@ class VibModel : public TrainableModel {
  private:
   ModelSpec spec_;
   VibNet net_{nullptr};
-  int64_t k_ = 256, train_samples_ = 1, test_samples_ = 12;
-  double beta_ = 1e-3;
+  VibHyper hyper_;
   Sampling sampling_ = Sampling::kOn;
   torch::Device device_{torch::kCPU};
 };

@@ -8,6 +8,22 @@
 
 namespace imbench::models {
 
+const OptionTable<TorchScriptOptions>& TorchScriptOptions::table() {
+  using O = TorchScriptOptions;
+  static const auto table =
+      OptionTable<O>()
+          .integer_list("input_shape", &O::input_shape,
+                        "TorchScript: input shape of one example, e.g. 1,28,28 (default: the module's imbench_input_shape)",
+                        at_least(1))
+          .integer("num_classes", &O::num_classes,
+                   "TorchScript: number of classes (default: imbench_num_classes, else one forward pass)", at_least(2))
+          .boolean("stochastic", &O::stochastic,
+                   "TorchScript: the module samples noise on every call (default: imbench_stochastic, else false)")
+          .integer("samples", &O::samples,
+                   "TorchScript: draws averaged by the prediction rule (default: imbench_samples, else 1)", at_least(1));
+  return table;
+}
+
 TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& name,
                                    const TorchScriptOptions& o)
     : module_(std::move(module)), name_(name) {
@@ -22,8 +38,7 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
       throw UsageError(fmt::format("{}: the input shape is unknown: pass --input-shape (e.g. 1,28,28) or store "
                                    "imbench_input_shape in the module",
                                    name_));
-    if (o.bounds) bounds_ = *o.bounds;
-    else if (auto a = attr("imbench_bounds")) {
+    if (auto a = attr("imbench_bounds")) {
       auto v = a->toDoubleVector();
       if (v.size() != 2) throw Error(fmt::format("{}: imbench_bounds must hold [lower, upper]", name_));
       bounds_ = {v[0], v[1]};

@@ -2,9 +2,9 @@
 /// Bring-your-own classifiers: a TorchScript module behind the Model interface.
 ///
 /// The module's forward(x) must return logits [N, C] for inputs [N, ...].
-/// Its input shape, class count, bounds and stochasticity come from the
-/// options below or, where an option is unset, from attributes stored in the
-/// module:
+/// Its input shape, class count and stochasticity come from
+/// TorchScriptOptions or, where an option is unset, from attributes stored in
+/// the module (its input bounds only from there):
 ///
 ///   imbench_input_shape: List[int]   e.g. [1, 28, 28]   (required one way or the other)
 ///   imbench_num_classes: int         (else inferred from one forward pass)
@@ -16,16 +16,9 @@
 #include <optional>
 
 #include "models/model.h"
+#include "models/torchscript_options.h"
 
 namespace imbench::models {
-
-struct TorchScriptOptions {
-  std::optional<std::vector<int64_t>> input_shape;
-  std::optional<int64_t> num_classes;
-  std::optional<InputBounds> bounds;
-  std::optional<bool> stochastic;
-  std::optional<int64_t> samples;
-};
 
 class TorchScriptModel : public Model {
  public:

@@ -41,73 +41,155 @@ OptimizerKind parse_optimizer(const std::string& name) {
   throw_unknown_name("optimizer", name, {"adam", "adamax", "sgd"});
 }
 
-void TrainOptions::validate() const {
-  auto bad = [](const std::string& m) { throw UsageError(m); };
-  if (!(learning_rate > 0) || !std::isfinite(learning_rate)) bad(fmt::format("--lr must be a positive number, got {}", learning_rate));
-  if (!(momentum >= 0 && momentum < 1)) bad(fmt::format("--momentum must be in [0, 1), got {}", momentum));
-  if (batch_size < 1) bad(fmt::format("--batch-size must be >= 1, got {}", batch_size));
-  if (epochs < 1) bad(fmt::format("--epochs must be >= 1, got {}", epochs));
-  if (!(grad_clip >= 0) || !std::isfinite(grad_clip)) bad(fmt::format("--grad-clip must be >= 0 (0 = off), got {}", grad_clip));
-  if (validation_size < 0) bad(fmt::format("--validation-size must be >= 0, got {}", validation_size));
-  if (patience < 0) bad(fmt::format("--patience must be >= 0 (0 = off), got {}", patience));
-  if (patience > 0 && validation_size == 0) bad("--patience needs a validation split: set --validation-size > 0 or --patience 0");
+const OptionTable<TrainOptions>& TrainOptions::table() {
+  using O = TrainOptions;
+  static const auto table =
+      OptionTable<O>()
+          .choice("optimizer", &O::optimizer, "adam, adamax (the paper's) or sgd",
+                  {OptimizerKind::kAdam, OptimizerKind::kAdamax, OptimizerKind::kSgd}, to_string, parse_optimizer)
+          .number("learning_rate", &O::learning_rate, "learning rate", above(0))
+          .flag("lr")
+          .number("momentum", &O::momentum, "SGD momentum", at_least_and_below(0, 1))
+          .integer("batch_size", &O::batch_size, "mini-batch size", at_least(1))
+          .integer("epochs", &O::epochs, "maximum epochs (with early stopping, an upper bound)", at_least(1))
+          .number("grad_clip", &O::grad_clip, "global gradient-norm clip (0 = off)", at_least(0))
+          .integer("validation_size", &O::validation_size,
+                   "validation split: the last N training images (0 = none)", at_least(0))
+          .integer("patience", &O::patience, "early stopping after N epochs without a better validation accuracy (0 = off)",
+                   at_least(0))
+          .boolean("shuffle", &O::shuffle, "reshuffle the training images every epoch")
+          .boolean("flush_denormal", &O::flush_denormal,
+                   "flush denormal floats to zero while training (x86 computes with them far slower: 17x for the SFNN "
+                   "output layer here); false: keep them, as imbench did before 2026-11-25")
+          .integer("seed", &O::seed, "seed of the weight initialisation and the shuffling");
+  return table;
+}
+
+void TrainOptions::validate(const OptionContext& context) const {
+  table().validate(*this, context);
+  if (patience > 0 && validation_size == 0) {
+    const auto& t = table();
+    const std::string p = context.name(*t.find("patience")), v = context.name(*t.find("validation_size"));
+    throw OptionError("patience", fmt::format("{} needs a validation split: set {} > 0 or {} to 0", p, v, p));
+  }
 }
 
 nlohmann::json TrainOptions::to_json() const {
-  return {{"optimizer", to_string(optimizer)}, {"learning_rate", learning_rate}, {"momentum", momentum},
-          {"batch_size", batch_size},          {"epochs", epochs},               {"grad_clip", grad_clip},
-          {"validation_size", validation_size}, {"patience", patience},         {"shuffle", shuffle},
-          {"flush_denormal", flush_denormal},
-          {"seed", seed},                      {"device", device}};
+  auto j = table().to_json(*this);
+  j["device"] = device;
+  return j;
 }
 
 TrainOptions TrainOptions::from_json(const nlohmann::json& j) {
   TrainOptions o;
-  o.optimizer = parse_optimizer(j.at("optimizer").get<std::string>());
-  o.learning_rate = j.at("learning_rate").get<double>();
-  o.momentum = j.at("momentum").get<double>();
-  o.batch_size = j.at("batch_size").get<int64_t>();
-  o.epochs = j.at("epochs").get<int64_t>();
-  o.grad_clip = j.at("grad_clip").get<double>();
-  o.validation_size = j.at("validation_size").get<int64_t>();
-  o.patience = j.at("patience").get<int64_t>();
-  o.shuffle = j.at("shuffle").get<bool>();
-  o.flush_denormal = j.value("flush_denormal", false);
-  o.seed = j.at("seed").get<uint64_t>();
-  o.device = j.at("device").get<std::string>();
+  o.flush_denormal = false;  // checkpoints written before the option existed
+  nlohmann::json rest = j;
+  o.device = rest.value("device", o.device);
+  rest.erase("device");
+  table().read(rest, {"recorded training option", "training options: ", OptionSpelling::kKey}, o);
   return o;
 }
 
-std::vector<std::string> preset_names() { return {"quick", "paper"}; }
+const std::vector<Preset>& presets() {
+  static const std::vector<Preset> presets{
+      {"quick",
+       "Adam 1e-3, batch 100, 20 epochs, no early stopping (validation accuracy on the last 1000 training images is "
+       "still recorded); SFNN/IMB: 10 epochs, 8 samples per layer",
+       nlohmann::json::object(),
+       {{"epochs", 10}, {"train_samples", 8}}},
+      {"paper",
+       "Adamax 0.01, clip 5, batch 16, patience 20 on the last 1000 training images, <= 200 epochs; SFNN/IMB: 16 "
+       "samples per layer",
+       {{"optimizer", "adamax"},
+        {"learning_rate", 0.01},
+        {"grad_clip", 5.0},
+        {"batch_size", 16},
+        {"epochs", 200},
+        {"validation_size", 1000},
+        {"patience", 20}},
+       nlohmann::json::object()},
+  };
+  return presets;
+}
+
+std::vector<std::string> preset_names() {
+  std::vector<std::string> names;
+  for (const auto& p : presets()) names.push_back(p.name);
+  return names;
+}
+
+const Preset& find_preset(const std::string& name) {
+  for (const auto& p : presets())
+    if (p.name == name) return p;
+  throw_unknown_name("preset", name, preset_names());
+}
 
 TrainOptions preset_options(const std::string& preset) {
-  TrainOptions o;
-  if (preset == "quick") return o;
-  if (preset == "paper") {
-    o.optimizer = OptimizerKind::kAdamax;
-    o.learning_rate = 0.01;
-    o.grad_clip = 5.0;
-    o.batch_size = 16;
-    o.epochs = 200;
-    o.validation_size = 1000;
-    o.patience = 20;
-    return o;
-  }
-  throw_unknown_name("preset", preset, preset_names());
+  const auto& p = find_preset(preset);
+  return TrainOptions::table().from_json(p.options, {"training option", fmt::format("preset {}: ", p.name)});
 }
 
 TrainOptions apply_preset(const std::string& preset, ModelSpec& spec) {
   TrainOptions o = preset_options(preset);
   const auto& family = find_family(spec.family);
   spec.hyper = family.default_hyper(spec.hidden.size());
-  if (spec.hyper.contains("train_samples") && spec.hyper["train_samples"].is_array()) {
-    // SFNN / IMB families: branching samples per layer.
-    if (preset == "quick") {
-      spec.hyper["train_samples"] = std::vector<int64_t>(spec.hidden.size(), 8);
-      o.epochs = 10;
-    }
-  }
+  // The families that train with branching samples (SFNN, IMB): per-layer train_samples.
+  const auto* samples = family.hyper_option("train_samples");
+  if (samples && samples->type == OptionType::kIntegerList)
+    apply_training_options(find_preset(preset).branching_options, spec, o,
+                           {"training option", fmt::format("preset {}: ", preset)});
   return o;
+}
+
+std::vector<std::string> training_option_keys() {
+  auto keys = TrainOptions::table().keys();
+  for (const auto& k : ModelSpec::architecture_table().keys()) keys.push_back(k);
+  for (const auto& f : family_registry())
+    for (const auto& o : f.hyper_options)
+      if (std::find(keys.begin(), keys.end(), o.key) == keys.end()) keys.push_back(o.key);
+  return keys;
+}
+
+const OptionDescription& training_option(const std::string& family, const std::string& key,
+                                         const OptionContext& context) {
+  if (const auto* o = TrainOptions::table().find(key)) return *o;
+  if (const auto* o = ModelSpec::architecture_table().find(key)) return *o;
+  const auto& info = find_family(family);
+  if (const auto* o = info.hyper_option(key)) return *o;
+  for (const auto& f : family_registry())
+    if (const auto* o = f.hyper_option(key)) {
+      std::vector<std::string> takes;
+      for (const auto& h : info.hyper_options) takes.push_back(h.spelled(context.spelling));
+      throw OptionError(key, fmt::format("{} does not apply to family '{}' ({})", context.name(*o), family,
+                                         takes.empty() ? "it has no hyper-parameters"
+                                                       : fmt::format("it takes: {}", fmt::join(takes, ", "))));
+    }
+  std::vector<std::string> known;
+  for (const auto& k : training_option_keys()) {
+    const auto* o = TrainOptions::table().find(k);
+    known.push_back(o ? o->spelled(context.spelling) : spell_option(k, context.spelling));
+  }
+  const std::string name = spell_option(key, context.spelling);
+  std::string guess = closest_name(name, known);
+  for (const auto& o : TrainOptions::table().describe())  // "lr" in a matrix: the key of --lr
+    if (o.flag() == spell_option(key, OptionSpelling::kFlag)) guess = o.spelled(context.spelling);
+  throw OptionError(key, fmt::format("unknown {} '{}{}'{}; known: {}", context.what, context.prefix, name,
+                                     guess.empty() ? "" : fmt::format(" (did you mean '{}'?)", guess),
+                                     fmt::join(known, ", ")));
+}
+
+void apply_training_options(const nlohmann::json& j, ModelSpec& spec, TrainOptions& options,
+                            const OptionContext& context) {
+  if (!j.is_object()) throw UsageError(fmt::format("{}training options must be a key-value table", context.prefix));
+  nlohmann::json train = nlohmann::json::object(), hyper = nlohmann::json::object();
+  for (const auto& [key, value] : j.items()) {
+    const auto& o = training_option(spec.family, key, context);  // unknown, or not for this family: an OptionError
+    if (ModelSpec::architecture_table().find(key))
+      throw OptionError(key, fmt::format("{} sets the architecture, which is read before the preset", context.name(o)));
+    (TrainOptions::table().find(key) ? train : hyper)[key] = value;
+  }
+  TrainOptions::table().read(train, context, options);
+  spec.hyper = find_family(spec.family).read_hyper(spec.hyper, hyper, spec.hidden.size(), context);
 }
 
 nlohmann::json TrainResult::to_json() const {

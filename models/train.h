@@ -4,6 +4,7 @@
 
 #include <functional>
 
+#include "core/options.h"
 #include "data/dataset.h"
 #include "models/family.h"
 
@@ -14,6 +15,9 @@ std::string to_string(OptimizerKind kind);
 OptimizerKind parse_optimizer(const std::string& name);  ///< "adam", "adamax", "sgd"
 
 /// Options of the training loop. Defaults are the `quick` preset for DET.
+/// Each option is a row of table() (key, flag, help, bound): the JSON
+/// reader and writer, validate(), `imbench train`'s flags and a matrix's
+/// [models.train] keys derive from it. The flag of learning_rate is `--lr`.
 struct TrainOptions {
   OptimizerKind optimizer = OptimizerKind::kAdam;
   double learning_rate = 1e-3;
@@ -31,25 +35,51 @@ struct TrainOptions {
   /// option existed read as false.
   bool flush_denormal = true;
   uint64_t seed = 0;              ///< weights init and shuffling
-  std::string device = "cpu";
+  std::string device = "cpu";     ///< not a row: set by --device or the matrix's device
 
-  /// UsageError naming the bad option.
-  void validate() const;
+  static const OptionTable<TrainOptions>& table();
+  /// UsageError (an OptionError) naming the bad option as `context` spells it.
+  void validate(const OptionContext& context = {"training option", "", OptionSpelling::kFlag}) const;
   nlohmann::json to_json() const;
+  /// Options as a checkpoint records them (flush_denormal absent: false).
   static TrainOptions from_json(const nlohmann::json& j);
 };
 
-/// Named presets: "quick" (Adam 1e-3, batch 100, 20 epochs, no early stopping;
-/// validation accuracy on the last 1000 training images is still recorded)
-/// and "paper" (Adamax 0.01, clip 5, batch 16, patience 20 on the last 1000
-/// training images, <= 200 epochs).
+/// A named preset: TrainOptions keys over TrainOptions{}, and more keys
+/// (training or family options) for the families that train with branching
+/// samples (SFNN, IMB).
+struct Preset {
+  std::string name;
+  std::string description;
+  nlohmann::json options;
+  nlohmann::json branching_options;
+};
+/// "quick" (Adam 1e-3, batch 100, 20 epochs, no early stopping; validation
+/// accuracy on the last 1000 training images is still recorded; SFNN/IMB: 10
+/// epochs, 8 samples per layer) and "paper" (Adamax 0.01, clip 5, batch 16,
+/// patience 20 on the last 1000 training images, <= 200 epochs).
+const std::vector<Preset>& presets();
+const Preset& find_preset(const std::string& name);  ///< "did you mean" for unknown names
 TrainOptions preset_options(const std::string& preset);
-/// A preset for a family: the TrainOptions above, plus family-specific
-/// changes to the spec (quick: 8 training samples per stochastic layer and
-/// 10 epochs for the SFNN/IMB families; paper: 16 per layer). Sets
-/// spec.hyper from the family's defaults for the spec's depth first.
+/// A preset for a family: sets spec.hyper from the family's defaults for the
+/// spec's depth, and returns the preset's TrainOptions with its
+/// branching_options applied where the family has branching samples.
 TrainOptions apply_preset(const std::string& preset, ModelSpec& spec);
 std::vector<std::string> preset_names();
+
+/// Every key a matrix's [models.train] table and `imbench train` accept:
+/// TrainOptions's rows, the architecture (ModelSpec::architecture_table())
+/// and every family's hyper-parameters, in that order.
+std::vector<std::string> training_option_keys();
+/// The row of a training, architecture or hyper-parameter key for `family`;
+/// OptionError "does not apply to family" or "unknown ... (did you mean".
+const OptionDescription& training_option(const std::string& family, const std::string& key,
+                                         const OptionContext& context);
+/// Reads training and family options (not the architecture) over `options`
+/// and spec.hyper. A number for a per-layer hyper-parameter applies to
+/// every layer. Errors name the option as `context` spells it.
+void apply_training_options(const nlohmann::json& j, ModelSpec& spec, TrainOptions& options,
+                            const OptionContext& context);
 
 struct EpochRecord {
   int64_t epoch = 0;

@@ -25,6 +25,16 @@ contains err "did you mean 'mnist'" "unknown dataset suggests mnist"
 expect 2 "unknown family" -- "$bin" train --family dte --dataset synthetic
 expect 2 "bad number" -- "$bin" train --epochs abc
 expect 2 "negative epochs" -- "$bin" train --epochs -1 --dataset synthetic
+contains err "error: --epochs must be >= 1, got -1" "train errors name the flag"
+expect 2 "option of another family" -- "$bin" train --dataset synthetic --k 8
+contains err "--k does not apply to family 'det'" "a family's option on another family names the flag"
+expect 2 "per-layer list too long" -- "$bin" train --family sfnn --dataset synthetic --hidden 8 --train-samples 2,2
+contains err "--train-samples needs 1 value (one per hidden layer), got 2" "per-layer lengths name the flag"
+expect 0 "train --help lists every option" -- "$bin" train --help
+contains out "--lr X " "--lr is the flag of learning_rate"
+contains out "quick 20, paper 200" "train --help gives each preset's default"
+contains out "--train-samples N,N," "family options are flags"
+contains out "--prior-std X" "every family option is a flag"
 expect 2 "patience without validation" -- "$bin" train --dataset synthetic --patience 3 --validation-size 0
 # --device cuda: a usage error where LibTorch has no CUDA (Debian's), a run where it has (the GPU build).
 "$bin" train --dataset synthetic --device cuda --epochs 1 --quiet --threads 1 --out "$tmp/x.ckpt" >"$tmp/out" 2>"$tmp/err"
@@ -58,6 +68,14 @@ cp "$tmp/m.ckpt" "$tmp/keep.ckpt"
 head -c 2000 "$tmp/m.ckpt" > "$tmp/cut.ckpt"
 expect 1 "truncated checkpoint" -- "$bin" eval --model "$tmp/cut.ckpt" --dataset synthetic
 expect 2 "failed train keeps old file" -- "$bin" train --dataset synthetic --lr -1 --out "$tmp/keep.ckpt"
+contains err "--lr must be > 0, got -1" "--lr errors name --lr"
+# TorchScript descriptions: flags from their option table, checked as flags; a checkpoint records them.
+expect 2 "TorchScript flag on a checkpoint" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --stochastic
+contains err "--input-shape/--num-classes/--stochastic/--samples apply to TorchScript models only" "names the flags"
+expect 2 "TorchScript flag out of bounds" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --samples 0
+contains err "--samples must be >= 1, got 0" "TorchScript flag bounds name the flag"
+expect 2 "TorchScript flag type" -- "$bin" attack --model "$tmp/m.ckpt" --eps 0.1 --input-shape 1,x
+contains err "--input-shape: '1,x' is not a comma-separated list of integers" "TorchScript list syntax names the flag"
 if cmp -s "$tmp/m.ckpt" "$tmp/keep.ckpt"; then echo "ok: old checkpoint intact"; else echo "FAIL: checkpoint changed"; fail=1; fi
 
 # Attacks: list, a white-box PGD with transfer to a second model, its results

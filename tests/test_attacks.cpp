@@ -163,7 +163,7 @@ TEST(Registry, PgdRecordsTheStepSizeItUses) {
   EXPECT_EQ(cw->effective_options(threat(Norm::kL2, 1.0)), cw->options_json());
 }
 
-// Option tables (attacks/options.h) and registry traits.
+// Option tables (core/options.h) and registry traits.
 
 TEST(OptionTable, DefaultsAreTheStructsAndUnchanged) {
   // The recorded defaults as they were before the tables (options added since may add keys);
@@ -206,6 +206,8 @@ nlohmann::json other_value(const OptionDescription& o) {
     case OptionType::kNumber: return o.default_value.get<double>() == 0 ? 0.5 : o.default_value.get<double>() / 2;
     case OptionType::kBool: return !o.default_value.get<bool>();
     case OptionType::kChoice: return o.choices.back() == o.default_text() ? o.choices.front() : o.choices.back();
+    case OptionType::kIntegerList:
+    case OptionType::kNumberList: break;  // no attack takes a list
   }
   return nullptr;
 }

@@ -142,15 +142,28 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
             "m.toml:24: attacks[0].eps: '8/0' is not a number, a fraction like 8/255, or inf");
   EXPECT_EQ(error_of_text(good_with("eps = [0.1, \"8/255\"]", "eps = [0.1, 0.1]")),
             "m.toml:24: attacks[0].eps: eps 0.1 is listed twice");
-  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epoch = 2")),
-            "m.toml:14: models[0].train.epoch: unknown training option (did you mean 'epochs'?)");
-  // Training options are checked when the file is read, not when training starts.
-  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = \"many\"")).rfind("m.toml:14: models[0].train: training options", 0),
-            0u);
+  // Training options are checked when the file is read, not when training starts, and named by their key path.
+  EXPECT_THAT(error_of_text(good_with("epochs = 2", "epoch = 2")),
+              testing::StartsWith("m.toml:14: unknown training option 'models[0].train.epoch' (did you mean 'epochs'?); "
+                                  "known: optimizer, learning_rate,"));
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = \"many\"")),
+            "m.toml:14: models[0].train.epochs must be an integer, got \"many\"");
   EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = 2, k = 8")),
-            "m.toml:14: models[0].train: training option k: does not apply to family 'det'");
+            "m.toml:14: models[0].train.k does not apply to family 'det' (it has no hyper-parameters)");
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = 0")), "m.toml:14: models[0].train.epochs must be >= 1, got 0");
   EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = -1")),
-            "m.toml:14: models[0].train: --epochs must be >= 1, got -1");
+            "m.toml:14: models[0].train.epochs must be >= 1, got -1");
+  EXPECT_EQ(error_of_text(good_with("hidden = [32, 32]", "hidden = [32, 0]")),
+            "m.toml:14: models[0].train.hidden values must be >= 1, got [32, 0]");
+  EXPECT_EQ(error_of_text(good_with("epochs = 2", "epochs = 2, patience = 3, validation_size = 0")),
+            "m.toml:14: models[0].train.patience needs a validation split: set models[0].train.validation_size > 0 or "
+            "models[0].train.patience to 0");
+  // The key's own line in a [models.train] table.
+  EXPECT_EQ(error_of_text(good_with("train = { epochs = 2, hidden = [32, 32] }",
+                                    "[models.train]\nepochs = 2\nlr = 0.1\n")),
+            "m.toml:16: unknown training option 'models[0].train.lr' (did you mean 'learning_rate'?); known: optimizer, "
+            "learning_rate, momentum, batch_size, epochs, grad_clip, validation_size, patience, shuffle, "
+            "flush_denormal, seed, hidden, activation, train_samples, test_samples, gamma, beta, prior_std, k");
   EXPECT_NE(error_of_text("name = \"x\"\nexamples = [1,").find("m.toml:2:"), std::string::npos);
   // The attack rejects its options at parse time, not hours into a run.
   EXPECT_NE(error_of_text(good_with("steps = 5,", "stpes = 5,")).find("attacks[1].options: "), std::string::npos);
@@ -163,11 +176,22 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_NE(error_of_text("name = \"x\"\n[[models]]\nname=\"a\"\ncheckpoint=\"a\"\n").find("no [[attacks]]"), std::string::npos);
   // TorchScript descriptions belong to TorchScript models; a checkpoint records them.
   EXPECT_NE(error_of_text(good_with("checkpoint = \"x/sfnn.ckpt\"", "checkpoint = \"x/sfnn.ckpt\"\nnum_classes = 10"))
-                .find("models[1].input_shape: input_shape/num_classes/samples/stochastic describe TorchScript models only"),
+                .find("models[1].input_shape: input_shape/num_classes/stochastic/samples describe TorchScript models only"),
             std::string::npos);
-  EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"\ncheckpoint = \"x/sfnn.ckpt\"",
-                                    "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 28, 28]\nnum_classes = 10")),
-            "no error");
+  const std::string torchscript = "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 28, 28]\nnum_classes = 10";
+  const std::string sfnn_checkpoint = "family = \"sfnn\"\ncheckpoint = \"x/sfnn.ckpt\"";
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript)), "no error");
+  const auto ts = parse_matrix_text(good_with(sfnn_checkpoint, torchscript), "m.toml").models[1];
+  EXPECT_EQ(ts.torchscript_options.input_shape, (std::vector<int64_t>{1, 28, 28}));
+  EXPECT_EQ(ts.to_json()["num_classes"], 10);
+  EXPECT_FALSE(ts.to_json().contains("samples"));  // unset options are not written (the matrix hash is unchanged)
+  // Its description is read through the TorchScript option table: types and bounds, by key, at the key's line.
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript + "\nsamples = 0")),
+            "m.toml:22: models[1].samples must be >= 1, got 0");
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, torchscript + "\nstochastic = 1")),
+            "m.toml:22: models[1].stochastic must be true or false, got 1");
+  EXPECT_EQ(error_of_text(good_with(sfnn_checkpoint, "torchscript = \"x/sfnn.pt\"\ninput_shape = [1, 0, 28]")),
+            "m.toml:20: models[1].input_shape values must be >= 1, got [1, 0, 28]");
   EXPECT_EQ(error_of_text(good_with("seed = 3", "seed = 3\nsplit = \"valid\"")),
             "m.toml:6: split: expected \"test\" or \"train\"");
   EXPECT_EQ(parse_matrix_text(good_with("seed = 3", "seed = 3\nsplit = \"train\""), "m.toml").split, "train");
@@ -211,12 +235,54 @@ TEST(Training, PlanAppliesOverridesAndRejectsBadOnes) {
   EXPECT_EQ(p.options.epochs, 3);
   EXPECT_EQ(p.spec.hidden, (std::vector<int64_t>{16, 8}));
   EXPECT_EQ(p.spec.hyper["train_samples"], nlohmann::json({4, 4}));
-  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"train_samples", 4}}); })
-                .find("does not apply to family 'det'"),
-            std::string::npos);
-  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"epochs", "many"}}); }).find("wrong type"),
-            std::string::npos);
-  EXPECT_NE(testing_support::error_of<UsageError>([] { plan_training("det", "synthetic", "quick", {{"epochs", -1}}); }), "");
+  // The quick preset's branching options; gamma, one number for every layer.
+  const auto q = plan_training("imb-joint", "synthetic", "quick", {{"gamma", 0.5}});
+  EXPECT_EQ(q.options.epochs, 10);
+  EXPECT_EQ(q.spec.hyper["train_samples"], nlohmann::json({8, 8}));
+  EXPECT_EQ(q.spec.hyper["gamma"], nlohmann::json({0.5, 0.5, 0.5}));
+  const auto v = plan_training("vib", "synthetic", "paper", {{"k", 8}, {"beta", 0.01}});
+  EXPECT_EQ(v.spec.hyper, nlohmann::json({{"k", 8}, {"beta", 0.01}, {"train_samples", 1}, {"test_samples", 12}}));
+  EXPECT_EQ(v.options.epochs, 200);
+  auto error = [](const std::string& family, const nlohmann::json& j, OptionSpelling spelling) {
+    return testing_support::error_of<UsageError>(
+        [&] { plan_training(family, "synthetic", "quick", j, {"training option", "", spelling}); });
+  };
+  const auto key = OptionSpelling::kKey, flag = OptionSpelling::kFlag;
+  // Unknown names: "did you mean", as written.
+  EXPECT_THAT(error("det", {{"epoch", 3}}, key), HasSubstr("unknown training option 'epoch' (did you mean 'epochs'?)"));
+  EXPECT_THAT(error("det", {{"epoch", 3}}, flag),
+              HasSubstr("unknown training option '--epoch' (did you mean '--epochs'?); known: --optimizer, --lr,"));
+  EXPECT_THAT(error("det", {{"learning_rat", 3}}, key), HasSubstr("(did you mean 'learning_rate'?)"));
+  // Options of another family.
+  EXPECT_EQ(error("det", {{"train_samples", 4}}, key),
+            "train_samples does not apply to family 'det' (it has no hyper-parameters)");
+  EXPECT_EQ(error("sfnn", {{"k", 4}}, flag),
+            "--k does not apply to family 'sfnn' (it takes: --train-samples, --test-samples, --gamma, --beta, "
+            "--prior-std)");
+  // Wrong types.
+  EXPECT_EQ(error("det", {{"epochs", "many"}}, key), "epochs must be an integer, got \"many\"");
+  EXPECT_EQ(error("det", {{"learning_rate", "fast"}}, flag), "--lr must be a number, got \"fast\"");
+  EXPECT_EQ(error("det", {{"hidden", 512}}, key), "hidden must be a list of integers, got 512");
+  EXPECT_EQ(error("sfnn", {{"gamma", {1, "a", 0}}}, key), "gamma must be a list of numbers, got [1, \"a\", 0]");
+  EXPECT_EQ(error("det", {{"activation", "tanh"}}, flag), "--activation must be one of sigmoid, relu, got \"tanh\"");
+  EXPECT_THAT(error("det", {{"optimizer", "adamw"}}, key), HasSubstr("optimizer: unknown optimizer 'adamw'"));
+  // Out of bounds, per spelling.
+  EXPECT_EQ(error("det", {{"epochs", 0}}, flag), "--epochs must be >= 1, got 0");
+  EXPECT_EQ(error("det", {{"epochs", 0}}, key), "epochs must be >= 1, got 0");
+  EXPECT_EQ(error("det", {{"learning_rate", 0}}, flag), "--lr must be > 0, got 0");
+  EXPECT_EQ(error("det", {{"learning_rate", 0}}, key), "learning_rate must be > 0, got 0");
+  EXPECT_EQ(error("det", {{"momentum", 1.0}}, key), "momentum must be in [0, 1), got 1");
+  EXPECT_EQ(error("det", {{"seed", -1}}, flag), "--seed must be >= 0, got -1");
+  EXPECT_EQ(error("sfnn", {{"train_samples", {4, 0}}}, flag), "--train-samples values must be >= 1, got [4, 0]");
+  EXPECT_EQ(error("sfnn", {{"train_samples", {4, 4, 4}}}, flag),
+            "--train-samples needs 2 values (one per hidden layer), got 3");
+  EXPECT_EQ(error("imb-joint", {{"gamma", {1, 1}}}, key), "gamma needs 3 values (gamma_0 and one per hidden layer), got 2");
+  EXPECT_EQ(error("imb-joint", {{"gamma", 0}}, key), "gamma needs at least one positive value");
+  EXPECT_EQ(error("vib", {{"k", 0}}, flag), "--k must be >= 1, got 0");
+  EXPECT_EQ(error("imb-greedy", {{"epochs", 1}}, key), "epochs 1 is fewer than the 2 training stages of family 'imb-greedy'");
+  EXPECT_EQ(error("vib", {{"train_samples", {1, 2}}}, key), "train_samples must be an integer, got [1, 2]");
+  for (const auto& m : {error("det", {{"epoch", 3}}, flag), error("sfnn", {{"k", 4}}, key)})
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
 }
 
 // A two-class linear model whose outputs we control.

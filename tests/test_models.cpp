@@ -7,6 +7,7 @@
 
 #include <filesystem>
 #include <fstream>
+#include <limits>
 
 #include "core/errors.h"
 #include "core/sha256.h"
@@ -16,6 +17,7 @@
 #include "models/device.h"
 #include "models/evaluate.h"
 #include "models/optimizer.h"
+#include "models/stochastic.h"
 #include "models/torchscript.h"
 #include "models/train.h"
 #include "tests/test_support.h"
@@ -130,6 +132,69 @@ TEST(TrainOptions, ValidationAndPresets) {
   EXPECT_THAT(error_of<UsageError>([] { preset_options("quik"); }), HasSubstr("did you mean 'quick'"));
   auto j = paper.to_json();
   EXPECT_EQ(TrainOptions::from_json(j).to_json(), j);
+}
+
+// The option tables keep the defaults and the recorded JSON of before the tables.
+TEST(TrainOptions, TableKeepsDefaultsAndRecordedJson) {
+  // TrainOptions{}.to_json() as recorded before the table; dump() compares types too (0.0 is not 0).
+  EXPECT_EQ(TrainOptions().to_json().dump(),
+            R"({"batch_size":100,"device":"cpu","epochs":20,"flush_denormal":true,"grad_clip":0.0,)"
+            R"("learning_rate":0.001,"momentum":0.9,"optimizer":"adam","patience":0,"seed":0,"shuffle":true,)"
+            R"("validation_size":1000})");
+  // A checkpoint from before flush_denormal existed reads it as false.
+  auto old = TrainOptions().to_json();
+  old.erase("flush_denormal");
+  EXPECT_FALSE(TrainOptions::from_json(old).flush_denormal);
+  // Every row is described once, with the struct's default and the flag the CLI always had.
+  const auto rows = TrainOptions::table().describe();
+  ASSERT_EQ(rows.size(), 11u);
+  EXPECT_EQ(TrainOptions::table().find("learning_rate")->flag(), "--lr");
+  EXPECT_EQ(TrainOptions::table().find("batch_size")->flag(), "--batch-size");
+  for (const auto& o : rows) EXPECT_EQ(o.default_value, TrainOptions().to_json()[o.key]) << o.key;
+  // Presets are rows of data read through the table.
+  EXPECT_EQ(preset_options("quick").to_json(), TrainOptions().to_json());
+  EXPECT_EQ(preset_names(), (std::vector<std::string>{"quick", "paper"}));
+}
+
+TEST(TrainOptions, ValidateNamesTheOptionAsWritten) {
+  TrainOptions o;
+  o.epochs = 0;
+  EXPECT_EQ(error_of<UsageError>([&] { o.validate(); }), "--epochs must be >= 1, got 0");
+  EXPECT_EQ(error_of<UsageError>([&] { o.validate({"training option", "models[2].train.", OptionSpelling::kKey}); }),
+            "models[2].train.epochs must be >= 1, got 0");
+  o = TrainOptions{};
+  o.grad_clip = std::numeric_limits<double>::infinity();
+  EXPECT_EQ(error_of<UsageError>([&] { o.validate(); }), "--grad-clip must be >= 0, got inf");
+  try {
+    o.validate();
+  } catch (const OptionError& e) {
+    EXPECT_EQ(e.key(), "grad_clip");
+  }
+}
+
+// Family hyper-parameters: typed structs whose defaults live in one place and
+// whose JSON is what checkpoints recorded before.
+TEST(FamilyHyper, DefaultsAndRecordedJsonAreUnchanged) {
+  EXPECT_EQ(find_family("sfnn").default_hyper(2).dump(),
+            R"({"beta":[0.0,0.0],"gamma":[1.0,0.0,0.0],"greedy":false,"prior_std":0.5,"test_samples":[32,32],)"
+            R"("train_samples":[16,16]})");
+  EXPECT_EQ(find_family("imb-greedy").default_hyper(2).dump(),
+            R"({"beta":[0.0001,0.0001],"gamma":[1.0,1.0,1.0],"greedy":true,"prior_std":0.5,"test_samples":[32,32],)"
+            R"("train_samples":[16,16]})");
+  EXPECT_EQ(find_family("imb-joint").default_hyper(1)["gamma"], nlohmann::json({1.0, 1.0}));
+  EXPECT_EQ(find_family("vib").default_hyper(2).dump(), R"({"beta":0.001,"k":256,"test_samples":12,"train_samples":1})");
+  EXPECT_TRUE(find_family("det").hyper_options.empty());
+  // A spec without some keys gets its family's defaults (the constructors hold none of their own).
+  ModelSpec s = default_spec("imb-greedy", {1, 28, 28}, 10);
+  s.hyper = {{"train_samples", {2, 2}}};
+  const auto h = SfnnHyper::from_spec(s);
+  EXPECT_TRUE(h.greedy);
+  EXPECT_EQ(h.gamma, (std::vector<double>{1, 1, 1}));
+  EXPECT_EQ(h.train_samples, (std::vector<int64_t>{2, 2}));
+  s.hyper = {{"gama", {1, 1, 1}}};
+  EXPECT_THAT(error_of<UsageError>([&] { SfnnHyper::from_spec(s); }), HasSubstr("'gama' (did you mean 'gamma'?)"));
+  s.hyper = {{"beta", {0.1, -1}}};
+  EXPECT_EQ(error_of<UsageError>([&] { SfnnHyper::from_spec(s); }), "imb-greedy: beta values must be >= 0, got [0.1, -1]");
 }
 
 // The fused CPU update must equal the tensor-op path and torch.optim's rules.
