@@ -125,15 +125,20 @@ def sample_logits(self, x, s: int):
 // Args: way (0: GradientOracle::loss_and_grad with 16 samples, the samples
 // folded into the batch; 1: a loop of 16 separate single-sample gradients,
 // sample_logits(x, 1) + CE + grad each, as a Python loop would do; 2: the
-// oracle on the module that defines its own sample_logits), batch.
+// oracle on the module that defines its own sample_logits; 3, 4: the oracle
+// on imbench's SFNN and VIB paper models, no internal draws), batch, and
+// EotOptions::max_rows (0: the default).
 // Run with OMP_NUM_THREADS=1 / --threads 1 for the recorded numbers.
 void BM_EotGradient(benchmark::State& state) {
   const int64_t way = state.range(0), batch = state.range(1), samples = 16;
-  auto m = averaging_script_model(way == 2);
+  std::unique_ptr<models::Model> m;
+  if (way <= 2) m = averaging_script_model(way == 2);
+  else m = mnist_model(way == 3 ? "sfnn" : "vib");
   auto x = torch::rand({batch, 1, 28, 28});
   auto y = torch::randint(10, {batch}, torch::kLong);
   attacks::EotOptions o;
   o.samples = samples;
+  if (state.range(2) > 0) o.max_rows = state.range(2);
   attacks::GradientOracle oracle(*m, o);
   const auto ce = attacks::make_loss(attacks::LossKind::kCrossEntropy);
   for (auto _ : state) {
@@ -154,8 +159,9 @@ void BM_EotGradient(benchmark::State& state) {
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["grad_evals_per_s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch * samples), benchmark::Counter::kIsRate);
-  const char* ways[] = {"eot-16 oracle, folded", "16 separate calls", "eot-16 oracle, own sample_logits"};
-  state.SetLabel(fmt::format("{} batch {}", ways[way], batch));
+  const char* ways[] = {"eot-16 oracle, folded", "16 separate calls", "eot-16 oracle, own sample_logits",
+                        "eot-16 oracle on sfnn paper", "eot-16 oracle on vib paper"};
+  state.SetLabel(fmt::format("{} batch {}, max_rows {}", ways[way], batch, o.max_rows));
 }
 
 }  // namespace
@@ -169,5 +175,6 @@ BENCHMARK(BM_Attack)
     ->Args({4, 1, 100, 1})->Args({4, 1, 100, 16})->Args({0, 1, 100, 16})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EotGradient)
-    ->Args({0, 100})->Args({1, 100})->Args({2, 100})->Args({0, 1000})->Args({1, 1000})->Args({2, 1000})
+    ->Args({0, 100, 0})->Args({1, 100, 0})->Args({2, 100, 0})->Args({0, 1000, 0})->Args({1, 1000, 0})
+    ->Args({2, 1000, 0})->Args({3, 1000, 0})->Args({3, 1000, 1 << 16})->Args({4, 1000, 0})->Args({4, 1000, 1 << 16})
     ->Unit(benchmark::kMillisecond);
