@@ -39,7 +39,7 @@ struct EotOptions {
   int64_t samples = 1;  ///< S; deterministic models always use 1
   EotReduction reduction = EotReduction::kPredictionRule;
   /// Largest S x K x chunk rows per forward pass. 4096: on this project's
-  /// CPU (benchmarks/results/eot-chunks.md) 1024 to 4096 rows were equally
+  /// CPU (benchmarks/results/README.md, EOT chunks) 1024 to 4096 rows were equally
   /// fast and 16384 or more up to 1.7x slower.
   int64_t max_rows = 4096;
   void validate() const;

@@ -454,7 +454,7 @@ const char* kOwnSampleLogits = R"(
 def sample_logits(self, x, s: int):
     self.calls += 1
     z = torch.matmul(x.flatten(1), self.w) + self.b
-    return z.unsqueeze(0) + 2.0 * torch.randn([s, z.size(0), z.size(1)])
+    return z.unsqueeze(0) + 2.0 * torch.randn([s, z.size(0), z.size(1)], device=z.device)
 )";
 }  // namespace
 
