@@ -83,7 +83,6 @@ void BM_Attack(benchmark::State& state) {
   state.SetLabel(fmt::format("{} on {} batch {} eot {}", name, family, batch, eot));
 }
 
-
 // A bring-your-own stochastic model as a user exports it: a TorchScript MLP
 // 784-512-512-10 whose every call averages the logits of 8 internal draws of
 // Gaussian noise on the first hidden layer (random weights; only the cost
@@ -132,8 +131,10 @@ def sample_logits(self, x, s: int):
 void BM_EotGradient(benchmark::State& state) {
   const int64_t way = state.range(0), batch = state.range(1), samples = 16;
   std::unique_ptr<models::Model> m;
-  if (way <= 2) m = averaging_script_model(way == 2);
-  else m = mnist_model(way == 3 ? "sfnn" : "vib");
+  if (way <= 2)
+    m = averaging_script_model(way == 2);
+  else
+    m = mnist_model(way == 3 ? "sfnn" : "vib");
   auto x = torch::rand({batch, 1, 28, 28});
   auto y = torch::randint(10, {batch}, torch::kLong);
   attacks::EotOptions o;

@@ -19,7 +19,8 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
   if (own_sample_logits_) {
     const auto& args = module_.get_method("sample_logits").function().getSchema().arguments();
     if (args.size() != 3 || args[2].type()->kind() != c10::TypeKind::IntType)
-      throw Error(fmt::format("{}: the module's sample_logits must take (x, S: int) and return [S, N, C] logits", name_));
+      throw Error(
+          fmt::format("{}: the module's sample_logits must take (x, S: int) and return [S, N, C] logits", name_));
   }
   try {
     if (o.input_shape) input_shape_ = *o.input_shape;

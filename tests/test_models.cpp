@@ -506,7 +506,8 @@ TEST(TorchScript, OwnSampleLogitsProvenanceAndDeterministicOverride) {
   auto plain = TorchScriptModel::load(d2.file("noisy.pt"));
   EXPECT_FALSE(plain->uses_own_sample_logits());
   EXPECT_EQ(plain->internal_samples(), 1);
-  EXPECT_THAT(load_model_file(d2.file("noisy.pt"), {}, torch::kCPU).provenance, testing::Not(HasSubstr("sample_logits")));
+  EXPECT_THAT(load_model_file(d2.file("noisy.pt"), {}, torch::kCPU).provenance,
+              testing::Not(HasSubstr("sample_logits")));
 }
 
 TEST(TorchScript, WrongSampleLogitsIsAOneLineErrorNamingTheFile) {
