@@ -23,6 +23,10 @@ void EotOptions::validate() const {
   if (max_rows < 1) throw UsageError("EOT max_rows must be >= 1");
 }
 
+int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples) {
+  return std::max<int64_t>(1, options.max_rows / (samples * std::max<int64_t>(1, internal_samples)));
+}
+
 LossFn make_loss(LossKind kind) {
   return [kind](const torch::Tensor& z, const torch::Tensor& y, const torch::Tensor& t) {
     return attack_loss(kind, z, y, t);
@@ -37,7 +41,7 @@ GradientOracle::GradientOracle(models::Model& model, EotOptions options)
 OracleOutput GradientOracle::evaluate(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t,
                                       const LossFn& loss, bool with_grad) {
   const int64_t n = x.size(0);
-  const int64_t chunk = std::max<int64_t>(1, options_.max_rows / samples_);
+  const int64_t chunk = eot_chunk_size(options_, samples_, model_.internal_samples());
   std::vector<torch::Tensor> losses, grads, log_probs;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);

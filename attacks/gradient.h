@@ -3,8 +3,8 @@
 /// transformation (EOT, Athalye et al. 2018) for stochastic models.
 ///
 /// For a batch x [N, ...] the oracle draws S samples of the logits in ONE
-/// batched call (Model::sample_logits, [S, N, C]; chunked over N when
-/// S x N exceeds max_rows), reduces them, evaluates a per-example loss and
+/// batched call (Model::sample_logits, [S, N, C]) per chunk of examples,
+/// reduces them, evaluates a per-example loss and
 /// returns its gradient with respect to x only (torch::autograd::grad;
 /// parameters are frozen by the attack, nothing accumulates in .grad).
 ///
@@ -13,6 +13,14 @@
 ///                    exactly what the model predicts with (default)
 ///   kMeanLoss        mean over samples of the per-sample loss
 /// With S = 1 on a deterministic model both equal the plain gradient.
+///
+/// Chunks: a chunk holds max_rows / (S x K) examples (at least one), K =
+/// Model::internal_samples(), so one forward/backward never works on more
+/// than max_rows rows (S x K x chunk): past that the activations of the
+/// folded batch leave the cache and an EOT-S gradient becomes slower than S
+/// separate single-sample gradients (benchmarks/bench_attacks.cpp,
+/// BM_EotGradient). A chunk's loss and gradient depend on its own examples
+/// only, so chunking changes nothing but the order of the random draws.
 #include <torch/torch.h>
 
 #include <functional>
@@ -30,9 +38,15 @@ EotReduction parse_eot_reduction(const std::string& name);  ///< "prediction-rul
 struct EotOptions {
   int64_t samples = 1;  ///< S; deterministic models always use 1
   EotReduction reduction = EotReduction::kPredictionRule;
-  int64_t max_rows = int64_t{1} << 16;  ///< largest S x chunk of examples per forward pass
+  /// Largest S x K x chunk rows per forward pass. 4096: on this project's
+  /// CPU (benchmarks/results/README.md, EOT chunks) 1024 to 4096 rows were equally
+  /// fast and 16384 or more up to 1.7x slower.
+  int64_t max_rows = 4096;
   void validate() const;
 };
+
+/// Examples per forward pass for S samples of a model with K internal draws.
+int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples);
 
 /// A per-example loss [N] to maximise from reduced scores z [N, C] (for
 /// kPredictionRule, z = log mean softmax) with labels y and targets t

@@ -32,8 +32,10 @@ LoadedModel load_model_file(const std::string& path, const TorchScriptOptions& t
     return m;
   }
   LoadedModel m;
-  m.model = TorchScriptModel::load(path, ts, device);
+  auto model = TorchScriptModel::load(path, ts, device);
   m.provenance = path + ": TorchScript module";
+  if (model->uses_own_sample_logits()) m.provenance += ", EOT and prediction through its own sample_logits(x, S)";
+  m.model = std::move(model);
   return m;
 }
 

@@ -51,6 +51,10 @@ class Model {
   }
   /// Draws averaged by the prediction rule (1 for deterministic models).
   virtual int64_t prediction_samples() const { return 1; }
+  /// Rows of work one draw of one example costs: K for a model that averages
+  /// K noise draws inside every call, 1 otherwise. A cost hint only: the EOT
+  /// gradient oracle sizes its chunks by it (attacks/gradient.h).
+  virtual int64_t internal_samples() const { return 1; }
   /// One line for reports, e.g. "DET MLP 784-512-512-10 (sigmoid)".
   virtual std::string description() const = 0;
 

@@ -31,6 +31,13 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     if (module_.hasattr(key)) return module_.attr(key);
     return std::nullopt;
   };
+  own_sample_logits_ = module_.find_method("sample_logits").has_value();
+  if (own_sample_logits_) {
+    const auto& args = module_.get_method("sample_logits").function().getSchema().arguments();
+    if (args.size() != 3 || args[2].type()->kind() != c10::TypeKind::IntType)
+      throw Error(
+          fmt::format("{}: the module's sample_logits must take (x, S: int) and return [S, N, C] logits", name_));
+  }
   try {
     if (o.input_shape) input_shape_ = *o.input_shape;
     else if (auto a = attr("imbench_input_shape")) input_shape_ = a->toIntVector();
@@ -45,8 +52,11 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     }
     if (o.stochastic) stochastic_ = *o.stochastic;
     else if (auto a = attr("imbench_stochastic")) stochastic_ = a->toBool();
+    else stochastic_ = own_sample_logits_;
     if (o.samples) samples_ = *o.samples;
     else if (auto a = attr("imbench_samples")) samples_ = a->toInt();
+    if (o.internal_samples) internal_samples_ = *o.internal_samples;
+    else if (auto a = attr("imbench_internal_samples")) internal_samples_ = a->toInt();
     if (o.num_classes) num_classes_ = *o.num_classes;
     else if (auto a = attr("imbench_num_classes")) num_classes_ = a->toInt();
   } catch (const c10::Error& e) {
@@ -56,6 +66,7 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     if (d <= 0) throw UsageError(fmt::format("{}: input shape entries must be positive", name_));
   if (!(bounds_.lower < bounds_.upper)) throw UsageError(fmt::format("{}: input bounds must satisfy lower < upper", name_));
   if (samples_ < 1) throw UsageError(fmt::format("{}: sample count must be >= 1", name_));
+  if (internal_samples_ < 1) throw UsageError(fmt::format("{}: internal sample count must be >= 1", name_));
   if (!stochastic_) samples_ = 1;
   module_.eval();
   if (num_classes_ == 0) {
@@ -65,6 +76,12 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     num_classes_ = logits(torch::zeros(shape)).size(1);
   }
   if (num_classes_ < 2) throw UsageError(fmt::format("{}: the module outputs {} classes (need >= 2)", name_, num_classes_));
+  if (uses_own_sample_logits()) {  // one probe, so a wrong shape fails at load time
+    std::vector<int64_t> shape{2};
+    shape.insert(shape.end(), input_shape_.begin(), input_shape_.end());
+    torch::NoGradGuard no_grad;
+    sample_logits(torch::zeros(shape), 3);
+  }
 }
 
 std::unique_ptr<TorchScriptModel> TorchScriptModel::load(const std::string& path, const TorchScriptOptions& o,
@@ -97,9 +114,33 @@ torch::Tensor TorchScriptModel::logits(const torch::Tensor& x) {
   return t;
 }
 
+torch::Tensor TorchScriptModel::sample_logits(const torch::Tensor& x, int64_t samples) {
+  if (!uses_own_sample_logits()) return Model::sample_logits(x, samples);
+  if (samples < 1) throw UsageError(fmt::format("sample count must be >= 1, got {}", samples));
+  c10::IValue out;
+  try {
+    out = module_.get_method("sample_logits")({x, samples});
+  } catch (const c10::Error& e) {
+    std::string what = e.what_without_backtrace();
+    throw Error(fmt::format("{}: sample_logits failed: {}", name_, what.substr(0, what.find('\n'))));
+  }
+  if (!out.isTensor()) throw Error(fmt::format("{}: sample_logits must return a tensor of logits [S, N, C]", name_));
+  auto t = out.toTensor();
+  if (t.dim() != 3 || t.size(0) != samples || t.size(1) != x.size(0) || t.size(2) != num_classes_)
+    throw Error(fmt::format("{}: sample_logits(x, {}) returned shape [{}] for {} inputs, expected [{}, {}, {}]", name_,
+                            samples, fmt::join(t.sizes(), ", "), x.size(0), samples, x.size(0), num_classes_));
+  return t;
+}
+
 std::string TorchScriptModel::description() const {
+  std::string kind = "deterministic";
+  if (stochastic_) {
+    kind = fmt::format("stochastic, {} samples", samples_);
+    if (internal_samples_ > 1) kind += fmt::format(", {} internal draws per call", internal_samples_);
+    if (uses_own_sample_logits()) kind += ", its own sample_logits";
+  }
   return fmt::format("TorchScript {} (input [{}], {} classes, {})", name_, fmt::join(input_shape_, ", "), num_classes_,
-                     stochastic_ ? fmt::format("stochastic, {} samples", samples_) : std::string("deterministic"));
+                     kind);
 }
 
 void TorchScriptModel::to(torch::Device device) {

@@ -18,6 +18,10 @@ struct TorchScriptOptions {
   std::optional<int64_t> num_classes;               ///< else imbench_num_classes, else one forward pass
   std::optional<bool> stochastic;                   ///< the module samples noise on every call
   std::optional<int64_t> samples;                   ///< draws averaged by the prediction rule
+  /// Noise draws the module averages inside one call (a cost hint for EOT
+  /// chunking; else imbench_internal_samples, else 1). Set in code or by the
+  /// module attribute only: no flag or matrix key.
+  std::optional<int64_t> internal_samples;
 
   static const OptionTable<TorchScriptOptions>& table();
   /// Whether any option is set.

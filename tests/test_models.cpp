@@ -16,6 +16,7 @@
 #include "models/det.h"
 #include "models/device.h"
 #include "models/evaluate.h"
+#include "models/load.h"
 #include "models/optimizer.h"
 #include "models/stochastic.h"
 #include "models/torchscript.h"
@@ -491,6 +492,125 @@ TEST(TorchScript, StochasticModuleDrawsIndependentSamples) {
   EXPECT_FALSE(torch::allclose(s[0], s[1]));
   // Logits are N(0, 1) noise: the sample std over draws is near 1.
   EXPECT_NEAR(m->sample_logits(torch::rand({50, 1, 28, 28}), 200).std().item<double>(), 1.0, 0.05);
+}
+
+namespace {
+// A linear classifier whose noise is drawn inside the module: forward adds
+// N(0, 1) noise to the logits, sample_logits(x, S) (given as `sample_logits`,
+// TorchScript source) returns S draws. `calls` counts sample_logits calls.
+torch::jit::Module sampling_script(const std::string& sample_logits, int64_t classes = 3) {
+  torch::jit::Module m("NoisyLinear");
+  m.register_parameter("w", torch::ones({784, classes}) * 0.01, false);
+  m.register_parameter("b", torch::arange(classes).to(torch::kFloat), false);
+  m.register_attribute("imbench_input_shape", c10::ListType::ofInts(), c10::IValue(std::vector<int64_t>{1, 28, 28}));
+  m.register_attribute("imbench_samples", c10::IntType::get(), int64_t{6});
+  m.register_attribute("calls", c10::IntType::get(), int64_t{0});
+  m.define(R"(
+def forward(self, x):
+    z = torch.matmul(x.flatten(1), self.w) + self.b
+    return z + torch.randn_like(z)
+)");
+  m.define(sample_logits);
+  return m;
+}
+
+// Draws with std 2 (forward's have std 1), so a test can tell which one ran.
+const char* kOwnSampleLogits = R"(
+def sample_logits(self, x, s: int):
+    self.calls += 1
+    z = torch.matmul(x.flatten(1), self.w) + self.b
+    return z.unsqueeze(0) + 2.0 * torch.randn([s, z.size(0), z.size(1)], device=z.device)
+)";
+}  // namespace
+
+TEST(TorchScript, OwnSampleLogitsIsUsedForSamplesAndThePredictionRule) {
+  auto module = sampling_script(kOwnSampleLogits);
+  auto handle = module;  // shares the module object: reads its `calls`
+  TorchScriptModel m(module, "own.pt");
+  EXPECT_TRUE(m.uses_own_sample_logits());
+  EXPECT_TRUE(m.is_stochastic());  // implied by sample_logits
+  EXPECT_EQ(m.prediction_samples(), 6);
+  EXPECT_THAT(m.description(), HasSubstr("its own sample_logits"));
+  const auto probed = handle.attr("calls").toInt();
+  EXPECT_EQ(probed, 1);  // one shape check at load time
+  torch::manual_seed(1);
+  auto x = torch::rand({50, 1, 28, 28});
+  auto s = m.sample_logits(x, 200);
+  EXPECT_EQ(s.sizes(), (std::vector<int64_t>{200, 50, 3}));
+  EXPECT_EQ(handle.attr("calls").toInt(), probed + 1);
+  const auto mean = torch::matmul(x.flatten(1), torch::ones({784, 3}) * 0.01) + torch::arange(3).to(torch::kFloat);
+  EXPECT_NEAR((s - mean).std().item<double>(), 2.0, 0.05);  // the module's draws, not forward's
+  // The prediction rule: one call with prediction_samples() draws.
+  EXPECT_EQ(m.predict_proba(x).sizes(), (std::vector<int64_t>{50, 3}));
+  EXPECT_EQ(m.predict(x).size(0), 50);
+  EXPECT_EQ(handle.attr("calls").toInt(), probed + 3);
+  // Gradients flow through it.
+  auto xv = x.clone().requires_grad_(true);
+  const auto g = torch::autograd::grad({m.sample_logits(xv, 4).select(2, 0).sum()}, {xv})[0];
+  EXPECT_TRUE(torch::allclose(g, torch::full_like(x, 4 * 0.01)));
+}
+
+TEST(TorchScript, OwnSampleLogitsProvenanceAndDeterministicOverride) {
+  TempDir dir;
+  sampling_script(kOwnSampleLogits).save(dir.file("own.pt"));
+  const auto loaded = load_model_file(dir.file("own.pt"), {}, torch::kCPU);
+  EXPECT_THAT(loaded.provenance, HasSubstr("own sample_logits(x, S)"));
+  // Declared deterministic: the method is never called, draws are one forward pass broadcast.
+  TorchScriptOptions o;
+  o.stochastic = false;
+  auto module = sampling_script(kOwnSampleLogits);
+  auto handle = module;
+  TorchScriptModel det(module, "own.pt", o);
+  EXPECT_FALSE(det.uses_own_sample_logits());
+  const auto s = det.sample_logits(torch::rand({4, 1, 28, 28}), 3);
+  EXPECT_TRUE(torch::equal(s[0], s[2]));
+  EXPECT_EQ(handle.attr("calls").toInt(), 0);
+  // Without the method nothing changes: forward's draws folded into the batch.
+  TempDir d2;
+  linear_script(torch::zeros({784, 3}), torch::zeros({3}), true, true).save(d2.file("noisy.pt"));
+  auto plain = TorchScriptModel::load(d2.file("noisy.pt"));
+  EXPECT_FALSE(plain->uses_own_sample_logits());
+  EXPECT_EQ(plain->internal_samples(), 1);
+  EXPECT_THAT(load_model_file(d2.file("noisy.pt"), {}, torch::kCPU).provenance,
+              testing::Not(HasSubstr("sample_logits")));
+}
+
+TEST(TorchScript, WrongSampleLogitsIsAOneLineErrorNamingTheFile) {
+  TempDir dir;
+  const std::vector<std::pair<std::string, std::string>> cases{
+      {"flat.pt", R"(
+def sample_logits(self, x, s: int):
+    z = torch.matmul(x.flatten(1), self.w) + self.b
+    return z.repeat(s, 1)
+)"},
+      {"swapped.pt", R"(
+def sample_logits(self, x, s: int):
+    z = torch.matmul(x.flatten(1), self.w) + self.b
+    return z.unsqueeze(1).repeat(1, s, 1)
+)"},
+      {"nos.pt", R"(
+def sample_logits(self, x):
+    return torch.matmul(x.flatten(1), self.w).unsqueeze(0)
+)"},
+  };
+  for (const auto& [file, body] : cases) {
+    sampling_script(body).save(dir.file(file));
+    const auto what = error_of<Error>([&] { TorchScriptModel::load(dir.file(file)); });
+    EXPECT_THAT(what, HasSubstr(dir.file(file))) << file;
+    EXPECT_THAT(what, HasSubstr("sample_logits")) << file;
+    EXPECT_EQ(what.find('\n'), std::string::npos) << what;
+  }
+  EXPECT_THAT(error_of<Error>([&] { TorchScriptModel::load(dir.file("flat.pt")); }),
+              HasSubstr("returned shape [6, 3] for 2 inputs, expected [3, 2, 3]"));
+}
+
+TEST(TorchScript, InternalSamplesAttributeAndOption) {
+  auto module = sampling_script(kOwnSampleLogits);
+  module.register_attribute("imbench_internal_samples", c10::IntType::get(), int64_t{8});
+  EXPECT_EQ(TorchScriptModel(module, "k.pt").internal_samples(), 8);
+  TorchScriptOptions o;
+  o.internal_samples = 0;
+  EXPECT_THROW(TorchScriptModel(module, "k.pt", o), UsageError);
 }
 
 TEST(Device, ParsingAndClearErrors) {
