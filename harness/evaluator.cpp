@@ -256,45 +256,37 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
                                            : std::numeric_limits<double>::quiet_NaN();
   run_checks(CheckStage::kBatch, checks);  // batch == nullptr: the cell is done, flag
   c.flags = std::move(checks.flags);
+  // The probes and the audit run on the first examples this cell attacked,
+  // with seeds of their own.
+  auto sub_context = [&](int64_t count, const std::string& seed_suffix) {
+    const auto sub = idx.slice(0, 0, std::min<int64_t>(count, n_todo));
+    CheckContext ctx;
+    ctx.settings = &settings_;
+    ctx.seed = derive_seed(settings_.seed, plan.id + seed_suffix);
+    ctx.model = &target;
+    ctx.repeats = R;
+    ctx.x = ds_.images.index_select(0, sub).to(device_);
+    ctx.y = ds_.labels.index_select(0, sub).to(device_);
+    ctx.attack = &a;
+    ctx.threat = &threat;
+    ctx.source = &target;
+    ctx.cell_correct = own.index_select(1, sub);
+    return ctx;
+  };
   const auto probes_start = Clock::now();
   if ((task.probe || settings_.audit) && !transfer && settings_.probe_examples > 0 && n_todo > 0) {
-    // Cheap probes on the first probe_examples of the examples this cell
-    // attacked, against the cell's own outcome on them.
-    const int64_t np = std::min<int64_t>(settings_.probe_examples, n_todo);
-    const auto sub = idx.slice(0, 0, np);
-    CheckContext probe;
-    probe.settings = &settings_;
-    probe.seed = derive_seed(settings_.seed, plan.id + ".probe");
-    probe.model = &target;
-    probe.repeats = R;
-    probe.x = ds_.images.index_select(0, sub).to(device_);
-    probe.y = ds_.labels.index_select(0, sub).to(device_);
-    probe.attack = &a;
-    probe.threat = &threat;
-    probe.source = &target;
-    probe.cell_correct = own.index_select(1, sub);
+    // Cheap probes, against the cell's own outcome on the same examples.
+    auto probe = sub_context(settings_.probe_examples, ".probe");
     if (progress_) progress_(plan.id + " (probes)", n_todo, n_todo);
     run_checks(CheckStage::kCellProbe, probe);
     c.flags.insert(c.flags.end(), probe.flags.begin(), probe.flags.end());
   }
   c.summary["probe_seconds"] = std::chrono::duration<double>(Clock::now() - probes_start).count();
-  if (settings_.audit && !transfer) {
-    // The expensive checks on the first audit_examples of the examples this cell attacked.
-    const auto sub = idx.slice(0, 0, std::min<int64_t>(settings_.audit_examples, n_todo));
-    if (sub.size(0) > 0) {
-      CheckContext audit;
-      audit.settings = &settings_;
-      audit.seed = derive_seed(settings_.seed, plan.id + ".audit");
-      audit.model = &target;
-      audit.repeats = R;
-      audit.x = ds_.images.index_select(0, sub).to(device_);
-      audit.y = ds_.labels.index_select(0, sub).to(device_);
-      audit.attack = &a;
-      audit.threat = &threat;
-      audit.source = &target;
-      run_checks(CheckStage::kCellAudit, audit);
-      c.flags.insert(c.flags.end(), audit.flags.begin(), audit.flags.end());
-    }
+  if (settings_.audit && !transfer && n_todo > 0) {
+    // The expensive checks on the first audit_examples.
+    auto audit = sub_context(settings_.audit_examples, ".audit");
+    run_checks(CheckStage::kCellAudit, audit);
+    c.flags.insert(c.flags.end(), audit.flags.begin(), audit.flags.end());
   }
   check_seconds += std::chrono::duration<double>(Clock::now() - probes_start).count();
   c.summary["check_seconds"] = check_seconds;
