@@ -573,6 +573,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   reports::CompareOptions o;
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;
+  o.allow_config_change = cmd.allow_config_change;
   const auto r = reports::compare_results(base, next, o);
   // r.markdown ends with the summary line (cells compared, regressions, improvements, tolerance, alpha).
   const std::string text = fmt::format("# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\n\n{}", cmd.base,
@@ -581,7 +582,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   out << text;
   if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
-  return r.regressions > 0 ? 1 : 0;
+  return r.passed(o) ? 0 : 1;
 }
 
 }  // namespace imbench::cli

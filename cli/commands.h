@@ -116,6 +116,7 @@ struct CompareCommand {
   std::string base, next;
   double tolerance = 0.0;
   double alpha = 0.05;
+  bool allow_config_change = false;  ///< judge cells run with another configuration like the others
   std::string out;  ///< also write the table here ("" = no file)
 };
 

@@ -401,6 +401,9 @@ int cmd_compare(const std::vector<std::string>& args) {
     ("new", po::value(&c.next)->required(), "the results file to check")
     ("tolerance", po::value(&c.tolerance)->default_value(0.0), "allowed drop of robust accuracy (fraction: 0.02 = 2 points)")
     ("alpha", po::value(&c.alpha)->default_value(0.05), "significance level of the per-cell test")
+    ("allow-config-change", po::bool_switch(&c.allow_config_change),
+     "judge cells whose configuration differs (attack options, EOT, repeats, seed, model file) like "
+     "the others instead of failing on them")
     ("out", po::value(&c.out), "also write the comparison (Markdown) to this file");
   po::variables_map vm;
   po::positional_options_description pos;
@@ -408,7 +411,8 @@ int cmd_compare(const std::vector<std::string>& args) {
   if (!parse("compare", "compare BASE.h5 NEW.h5 [--tolerance T] [--alpha A]",
              "Compares robust accuracy cell by cell: McNemar's exact test when both files hold the same\n"
              "examples, a two-proportion test otherwise. Exit code 1 when any cell drops by more than the\n"
-             "tolerance with p < alpha (a CI gate), 0 otherwise.",
+             "tolerance with p < alpha, or when a matching cell was run with another configuration (listed;\n"
+             "--allow-config-change judges those too): a CI gate. 0 otherwise.",
              d, args, vm, &pos)) return 0;
   return cli::run_compare(c, std::cout);
 }

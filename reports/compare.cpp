@@ -3,10 +3,13 @@
 #include "reports/compare.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <set>
 
 #include "core/errors.h"
 #include "reports/markdown.h"
@@ -45,18 +48,81 @@ std::string format_p(double p) { return p >= 0.001 ? fmt::format("{:.3f}", p) : 
 
 std::string format_accuracy(double a) { return std::isnan(a) ? "—" : format_percent(a); }
 
+nlohmann::json config_of(const CellResult& c) {
+  if (c.config_json.empty()) return nlohmann::json::object();
+  try {
+    auto j = nlohmann::json::parse(c.config_json);
+    return j.is_object() ? j : nlohmann::json::object();
+  } catch (const nlohmann::json::exception&) {
+    throw Error(fmt::format("cell '{}': config_json is not valid JSON", c.id));
+  }
+}
+
+// Leaf by leaf: "options.steps: 40 -> 20".
+void diff_json(const std::string& path, const nlohmann::json& a, const nlohmann::json& b, std::vector<std::string>& out) {
+  if (a.is_object() && b.is_object()) {
+    std::set<std::string> keys;
+    for (const auto& [k, v] : a.items()) keys.insert(k);
+    for (const auto& [k, v] : b.items()) keys.insert(k);
+    for (const auto& k : keys) {
+      const auto ia = a.find(k), ib = b.find(k);
+      const std::string p = path.empty() ? k : path + "." + k;
+      if (ia == a.end()) out.push_back(fmt::format("{}: (absent) -> {}", p, ib->dump()));
+      else if (ib == b.end()) out.push_back(fmt::format("{}: {} -> (absent)", p, ia->dump()));
+      else diff_json(p, *ia, *ib, out);
+    }
+    return;
+  }
+  if (a != b) out.push_back(fmt::format("{}: {} -> {}", path, a.dump(), b.dump()));
+}
+
 }  // namespace
 }  // namespace compare_detail
+
+std::vector<std::string> config_differences(const ResultFile& base, const CellResult& b, const ResultFile& next,
+                                            const CellResult& n) {
+  using namespace compare_detail;
+  std::vector<std::string> out;
+  auto a = config_of(b), c = config_of(n);
+  // The matrix's model entry (paths, training overrides) is compared
+  // through the model file's hash and kind below.
+  for (auto* j : {&a, &c}) j->erase("model");
+  diff_json("", a, c, out);
+  if (b.eot_samples != n.eot_samples && !a.contains("eot_samples"))
+    out.push_back(fmt::format("eot_samples: {} -> {}", b.eot_samples, n.eot_samples));
+  if (b.repeats != n.repeats && !a.contains("repeats"))
+    out.push_back(fmt::format("repeats: {} -> {}", b.repeats, n.repeats));
+  if (b.threat_model != n.threat_model) out.push_back(fmt::format("threat model: {} -> {}", b.threat_model, n.threat_model));
+  if (b.source_model != n.source_model)
+    out.push_back(fmt::format("transfer source: '{}' -> '{}'", b.source_model, n.source_model));
+  // Other examples are no configuration change: the unpaired test compares them.
+  const ModelInfo* mb = base.find_model(b.model);
+  const ModelInfo* mn = next.find_model(n.model);
+  if (mb && mn) {
+    if (mb->file_sha256 != mn->file_sha256)
+      out.push_back(fmt::format("model file: sha256 {} -> {}", mb->file_sha256.substr(0, 12), mn->file_sha256.substr(0, 12)));
+    if (mb->stochastic != mn->stochastic)
+      out.push_back(fmt::format("model: {} -> {}", mb->stochastic ? "stochastic" : "deterministic",
+                                mn->stochastic ? "stochastic" : "deterministic"));
+  }
+  return out;
+}
 
 CompareResult compare_results(const ResultFile& base, const ResultFile& next, const CompareOptions& options) {
   using namespace compare_detail;
   CompareResult out;
   MarkdownTable table({"cell", "threat model", "base", "new", "change (points)", "test", "p-value", "verdict"});
+  std::string changes;
   for (const auto& b : base.cells) {
     const CellResult* n = next.find_cell(b.id);
     if (!n) {
       out.unmatched.push_back(b.id);
       continue;
+    }
+    const auto differences = config_differences(base, b, next, *n);
+    if (!differences.empty()) {
+      ++out.config_changes;
+      changes += fmt::format("- `{}`: {}\n", b.id, fmt::join(differences, "; "));
     }
     ++out.matched;
     const Records rb(b), rn(*n);
@@ -82,7 +148,9 @@ CompareResult compare_results(const ResultFile& base, const ResultFile& next, co
       test = "two-proportion z-test";
     }
     std::string verdict = "unchanged";
-    if (change < -options.tolerance && p < options.alpha) {
+    if (!differences.empty() && !options.allow_config_change) {
+      verdict = "configuration changed";
+    } else if (change < -options.tolerance && p < options.alpha) {
       verdict = "regression";
       ++out.regressions;
     } else if (change > options.tolerance && p < options.alpha) {
@@ -100,13 +168,23 @@ CompareResult compare_results(const ResultFile& base, const ResultFile& next, co
 
   out.markdown = table.render();
   out.markdown +=
-      fmt::format("\n{} cells compared: {} regressions, {} improvements (tolerance {:.2f} points, alpha {:g}).\n",
-                  out.matched, out.regressions, out.improvements, 100 * options.tolerance, options.alpha);
+      fmt::format("\n{} cells compared: {} regressions, {} improvements, {} with a changed configuration "
+                  "(tolerance {:.2f} points, i.e. --tolerance {:g}; alpha {:g}).\n",
+                  out.matched, out.regressions, out.improvements, out.config_changes, 100 * options.tolerance,
+                  options.tolerance, options.alpha);
   auto ids = [](const std::vector<std::string>& v) {
     std::vector<std::string> quoted;
     for (const auto& id : v) quoted.push_back("`" + id + "`");
     return quoted.empty() ? std::string("none") : fmt::format("{}", fmt::join(quoted, ", "));
   };
+  if (out.config_changes > 0)
+    out.markdown += fmt::format(
+        "\n### Configuration differences\n\nThese cells were not run the same way, so a change in their numbers "
+        "is not a like-for-like comparison{}:\n\n{}\n",
+        options.allow_config_change ? " (judged anyway: --allow-config-change)"
+                                    : "; their verdict is \"configuration changed\" and the comparison fails "
+                                      "(--allow-config-change judges them like the others)",
+        changes);
   if (out.unmatched.empty())
     out.markdown += "Every cell is in both files.\n";
   else

@@ -109,6 +109,12 @@ expect 1 "compare flags a planted regression" -- "$bin" compare base.h5 full.h5 
 contains out ": 1 regressions, 0 improvements" "exactly one cell regressed"
 grep -q '^| det\.pgd\.linf-0\.1 .*| regression *|$' "$tmp/out" && echo "ok: the planted cell is the regression" \
   || { echo "FAIL: det.pgd.linf-0.1 not marked as a regression"; sed 's/^/  | /' "$tmp/out" | head -20; fail=1; }
+# A cell run with another configuration (one more PGD step) fails the gate unless allowed.
+cp full.h5 config.h5
+$py "$src/tests/h5_results.py" plant-config config.h5 det.pgd.linf-0.1
+expect 1 "compare refuses a planted configuration change" -- "$bin" compare full.h5 config.h5
+contains out "options.steps: " "and names what changed"
+expect 0 "--allow-config-change judges it like the others" -- "$bin" compare full.h5 config.h5 --allow-config-change
 
 # Report to a file with curves.
 expect 0 "report" -- "$bin" report full.h5 --out rep/report.md

@@ -7,6 +7,7 @@
   h5_results.py dump FILE           the file's numbers as canonical JSON (no timings,
                                     dates, versions or wording): what a fixture keeps
   h5_results.py match EXPECTED FILE exit 0 if FILE's dump equals the JSON in EXPECTED
+  h5_results.py plant-config FILE CELL  change CELL's recorded attack options (steps + 1)
   h5_results.py flags FILE          one line per recorded check verdict:
                                     "<model|cell id> <check> <name> FLAGGED|ok"
 """
@@ -136,6 +137,15 @@ def flags(path):
                     print(f"{key} {check} {name} {'FLAGGED' if failed else 'ok'}")
 
 
+def plant_config(path, cell):
+    with h5py.File(path, "r+") as f:
+        g = f["cells"][cell]
+        raw = g.attrs["config_json"]
+        config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+        config["options"]["steps"] = int(config["options"]["steps"]) + 1
+        g.attrs["config_json"] = json.dumps(config)
+
+
 def plant(path, cell):
     with h5py.File(path, "r+") as f:
         g = f["cells"][cell]
@@ -165,6 +175,8 @@ if __name__ == "__main__":
         print("}")
     elif cmd == "match":
         sys.exit(match(sys.argv[2], sys.argv[3]))
+    elif cmd == "plant-config":
+        plant_config(sys.argv[2], sys.argv[3])
     elif cmd == "flags":
         flags(sys.argv[2])
     elif cmd == "plant":

@@ -704,6 +704,42 @@ TEST(Results, CompareFlagsAPlantedRegression) {
   EXPECT_THAT(small.markdown, HasSubstr("| unchanged |"));
 }
 
+TEST(Results, CompareRefusesAChangedConfiguration) {
+  ResultFile base = compare_file(200, [](int64_t i) { return i < 150; });
+  base.cells[0].config_json = R"({"options": {"steps": 40, "step_size": 0.01}, "eot_samples": 1, "repeats": 1, "seed": 3})";
+  ResultFile next = base;
+  CompareOptions o;
+  EXPECT_EQ(compare_results(base, next, o).config_changes, 0);
+  EXPECT_TRUE(compare_results(base, next, o).passed(o));
+  // Fewer PGD steps, the same numbers: not a like-for-like comparison.
+  next.cells[0].config_json = R"({"options": {"steps": 20, "step_size": 0.01}, "eot_samples": 1, "repeats": 1, "seed": 3})";
+  auto r = compare_results(base, next, o);
+  EXPECT_EQ(r.config_changes, 1);
+  EXPECT_EQ(r.regressions, 0);
+  EXPECT_FALSE(r.passed(o));
+  EXPECT_THAT(r.markdown, HasSubstr("| configuration changed |"));
+  EXPECT_THAT(r.markdown, HasSubstr("options.steps: 40 -> 20"));
+  EXPECT_THAT(r.markdown, HasSubstr("1 with a changed configuration"));
+  o.allow_config_change = true;
+  r = compare_results(base, next, o);
+  EXPECT_TRUE(r.passed(o));
+  EXPECT_THAT(r.markdown, HasSubstr("| unchanged |"));
+  EXPECT_THAT(r.markdown, HasSubstr("--allow-config-change"));
+  // Another model file, a stochastic model and another seed are each named.
+  next = base;
+  next.models[0].file_sha256 = std::string(64, 'f');
+  next.models[0].stochastic = true;
+  next.cells[0].config_json = R"({"options": {"steps": 40, "step_size": 0.01}, "eot_samples": 1, "repeats": 1, "seed": 4})";
+  const auto d = config_differences(base, base.cells[0], next, next.cells[0]);
+  EXPECT_THAT(d, testing::Contains(HasSubstr("model file: sha256")));
+  EXPECT_THAT(d, testing::Contains(HasSubstr("model: deterministic -> stochastic")));
+  EXPECT_THAT(d, testing::Contains(HasSubstr("seed: 3 -> 4")));
+  // Other examples are compared with the unpaired test, not refused.
+  ResultFile shifted = compare_file(200, [](int64_t i) { return i < 150; }, 1000);
+  shifted.cells[0].config_json = base.cells[0].config_json;
+  EXPECT_TRUE(config_differences(base, base.cells[0], shifted, shifted.cells[0]).empty());
+}
+
 TEST(Results, CompareIdenticalFilesPasses) {
   const ResultFile f = report_fixture();
   const CompareResult r = compare_results(f, f, {});
