@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include "core/errors.h"
@@ -354,26 +355,39 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
   if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
   if (cmd.eot < 0 || cmd.repeats < 0) throw UsageError("--eot and --repeats must be >= 0 (0 = automatic)");
-  nlohmann::json attack_options;
-  try {
-    attack_options = nlohmann::json::parse(cmd.attack_options_json);
-  } catch (const nlohmann::json::exception& e) {
-    throw UsageError(fmt::format("attack options are not valid JSON: {}", e.what()));
+  // The attacks (one, or a cascade) and the eps (one, or a sweep).
+  auto attack_list = cmd.attacks;
+  if (attack_list.empty()) attack_list.emplace_back(cmd.attack, cmd.attack_options_json);
+  auto eps_list = cmd.eps_list;
+  auto eps_texts = cmd.eps_texts;
+  if (eps_list.empty()) {
+    eps_list = {cmd.eps};
+    eps_texts = {cmd.eps_text.empty() ? fmt::format("{}", cmd.eps) : cmd.eps_text};
   }
-  const auto attack = attacks::create_attack(cmd.attack, attack_options);
   const auto norm = attacks::parse_norm(cmd.norm);
   const auto rule = cmd.targeted ? attacks::parse_target_rule(cmd.target_rule) : attacks::TargetRule::kNone;
   if (rule == attacks::TargetRule::kGiven)
     throw UsageError("--target-rule given is for the library API; on the command line use random, least-likely or next");
-  if (!attack->supports(norm)) throw UsageError(fmt::format("attack '{}' does not support --norm {}", cmd.attack, cmd.norm));
-  if (std::isinf(cmd.eps) && !attack->minimises_norm()) {
-    std::vector<std::string> minimum_norm;
-    for (const auto& info : attacks::attack_registry())
-      if (info.minimises_norm) minimum_norm.push_back(info.name);
-    throw UsageError(fmt::format("attack '{}' needs a finite --eps (inf is for minimum-norm attacks: {})", cmd.attack,
-                                 fmt::join(minimum_norm, ", ")));
+  std::vector<nlohmann::json> attack_options;
+  for (const auto& [name, options_json] : attack_list) {
+    try {
+      attack_options.push_back(nlohmann::json::parse(options_json));
+    } catch (const nlohmann::json::exception& e) {
+      throw UsageError(fmt::format("attack options are not valid JSON: {}", e.what()));
+    }
+    const auto attack = attacks::create_attack(name, attack_options.back());
+    if (!attack->supports(norm)) throw UsageError(fmt::format("attack '{}' does not support --norm {}", name, cmd.norm));
+    for (double eps : eps_list) {
+      if (std::isinf(eps) && !attack->minimises_norm()) {
+        std::vector<std::string> minimum_norm;
+        for (const auto& info : attacks::attack_registry())
+          if (info.minimises_norm) minimum_norm.push_back(info.name);
+        throw UsageError(fmt::format("attack '{}' needs a finite --eps (inf is for minimum-norm attacks: {})", name,
+                                     fmt::join(minimum_norm, ", ")));
+      }
+      if (!(eps >= 0)) throw UsageError(fmt::format("--eps must be >= 0, got {}", eps));
+    }
   }
-  if (!(cmd.eps >= 0)) throw UsageError(fmt::format("--eps must be >= 0, got {}", cmd.eps));
   attacks::parse_eot_reduction(cmd.eot_reduction);
   data::parse_split(cmd.split);
   if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
@@ -414,25 +428,34 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
     names.push_back(fmt::format("transfer-{}", i + 1));
     m.models.push_back(matrix_model(names.back(), cmd.transfer_to[i], {}, "--transfer-to " + cmd.transfer_to[i]));
   }
-  harness::MatrixAttack a;
-  a.name = cmd.attack;
-  a.kind = cmd.attack;
-  a.options = attack_options;
-  a.norm = cmd.norm;
-  a.eps = {cmd.eps};
-  a.eps_text = {cmd.eps_text.empty() ? fmt::format("{}", cmd.eps) : cmd.eps_text};
-  a.targeted = cmd.targeted;
-  a.target_rule = cmd.targeted ? cmd.target_rule : "random";
-  a.models = {names[0]};
-  a.seed_id = "attack";  // one seed stream: every transfer cell rebuilds the white-box adversarial examples
-  m.attacks.push_back(a);
-  if (!cmd.transfer_to.empty()) {
-    a.name = cmd.attack + "-transfer";
-    a.source = names[0];
-    a.models.assign(names.begin() + 1, names.end());
+  // One attack entry per listed attack, each at every eps; several attacks
+  // run as a cascade (later ones only on the examples still right).
+  m.cascade = attack_list.size() > 1;
+  for (std::size_t k = 0; k < attack_list.size(); ++k) {
+    harness::MatrixAttack a;
+    a.name = attack_list[k].first;
+    a.kind = attack_list[k].first;
+    a.options = attack_options[k];
+    a.norm = cmd.norm;
+    a.eps = eps_list;
+    a.eps_text = eps_texts;
+    a.targeted = cmd.targeted;
+    a.target_rule = cmd.targeted ? cmd.target_rule : "random";
+    a.models = {names[0]};
+    // One seed stream per attack: every transfer cell rebuilds its white-box adversarial examples.
+    a.seed_id = k == 0 ? "attack" : "attack-" + a.name;
     m.attacks.push_back(a);
+    if (!cmd.transfer_to.empty()) {
+      a.name += "-transfer";
+      a.source = names[0];
+      a.models.assign(names.begin() + 1, names.end());
+      m.attacks.push_back(a);
+    }
   }
-  m.description = fmt::format("imbench attack: {} {} eps {} on {}", cmd.attack, cmd.norm, a.eps_text[0], cmd.model);
+  std::vector<std::string> attack_names;
+  for (const auto& [name, options] : attack_list) attack_names.push_back(name);
+  m.description = fmt::format("imbench attack: {} {} eps {} on {}", fmt::join(attack_names, ", "), cmd.norm,
+                              fmt::join(eps_texts, ", "), cmd.model);
 
   const auto device = prepare(cmd.common);
   harness::RunRequest req;
@@ -448,18 +471,31 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (::isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
 
   const auto& white = file.cells.front();
-  const auto config = nlohmann::json::parse(white.config_json);
   const auto* info = file.find_model(names[0]);
+  const bool several = file.cells.size() > 1 + cmd.transfer_to.size();  // a sweep or a cascade
   fmt::print(out, "model: {} ({})\n", info->description, info->provenance);
-  fmt::print(out, "threat model: {}\n", white.threat_model);
-  fmt::print(out, "attack: {} {} (loss {}); EOT {} sample(s) per gradient ({}); R = {} evaluation repeat(s)\n",
-             cmd.attack, config["options"].dump(), config["loss"].get<std::string>(), white.eot_samples,
-             config["eot_reduction"].get<std::string>(), white.repeats);
+  fmt::print(out, "threat model: {}{}\n", white.threat_model,
+             eps_list.size() > 1 ? fmt::format(" (eps swept: {})", fmt::join(eps_texts, ", ")) : "");
+  std::set<std::string> described;
+  for (const auto& c : file.cells) {
+    if (!c.source_model.empty() || !described.insert(c.attack).second) continue;
+    const auto config = nlohmann::json::parse(c.config_json);
+    fmt::print(out, "attack: {} {} (loss {}); EOT {} sample(s) per gradient ({}); R = {} evaluation repeat(s)\n",
+               c.attack, config["options"].dump(), config["loss"].get<std::string>(), c.eot_samples,
+               config["eot_reduction"].get<std::string>(), c.repeats);
+  }
+  if (attack_list.size() > 1)
+    fmt::print(out, "cascade: {} in this order, each on the examples the ones before it left right; a row's robust "
+                    "accuracy counts what survived it and every attack before it (the last is the worst case)\n",
+               fmt::join(attack_names, " -> "));
   fmt::print(out, "prediction rule: {}\n", info->prediction_rule);
   fmt::print(out, "data: {} images; seed {}; device {}; imbench {} ({})\n\n", file.root.at("dataset"), cmd.common.seed,
              models::device_description(device), kVersion, kGitRevision);
-  reports::MarkdownTable table({"evaluated on", "clean accuracy", "robust accuracy", "worst repeat", "attack success",
-                                "median L2", "median Linf", "grad evals / image", "images/s"});
+  std::vector<std::string> header{"evaluated on"};
+  if (several) header.insert(header.end(), {"attack", "eps"});
+  header.insert(header.end(), {"clean accuracy", "robust accuracy", "worst repeat", "attack success", "median L2",
+                               "median Linf", "grad evals / image", "images/s"});
+  reports::MarkdownTable table(header);
   double seconds = 0, evals = 0;
   for (const auto& c : file.cells) {
     const bool transfer = !c.source_model.empty();
@@ -478,23 +514,26 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
     const bool flagged =
         std::any_of(c.flags.begin(), c.flags.end(), failed) || std::any_of(mi->flags.begin(), mi->flags.end(), failed);
     if (!transfer) {
-      seconds = s["seconds"];
-      evals = cell_evals;
+      seconds += s["seconds"];
+      evals += cell_evals;
     }
     const bool has_success = c.summary.count("attack_success") && !std::isnan(c.summary.at("attack_success"));
-    table.add_row({fmt::format("{} ({}){}", mi->description, transfer ? "transfer" : "white-box", flagged ? " ⚠" : ""),
-                   reports::format_percent(s["clean_accuracy"]),
-                   reports::format_percent(s["robust_accuracy"], s["robust_accuracy_std"]),
-                   reports::format_percent(s["robust_accuracy_worst"]),
-                   has_success ? reports::format_percent(s["attack_success"]) : "—",
-                   fmt::format("{:.4f}", median_of(l2)), fmt::format("{:.4f}", median_of(linf)),
-                   fmt::format("{:.0f}", cell_evals / attacked),
-                   transfer ? "-" : fmt::format("{:.1f}", s["images_per_second"])});
+    std::vector<std::string> row{
+        fmt::format("{} ({}){}", mi->description, transfer ? "transfer" : "white-box", flagged ? " ⚠" : "")};
+    if (several) row.insert(row.end(), {c.attack, c.eps_text});
+    row.insert(row.end(), {reports::format_percent(s["clean_accuracy"]),
+                           reports::format_percent(s["robust_accuracy"], s["robust_accuracy_std"]),
+                           reports::format_percent(s["robust_accuracy_worst"]),
+                           has_success ? reports::format_percent(s["attack_success"]) : "—",
+                           fmt::format("{:.4f}", median_of(l2)), fmt::format("{:.4f}", median_of(linf)),
+                           fmt::format("{:.0f}", cell_evals / attacked),
+                           transfer ? "-" : fmt::format("{:.1f}", s["images_per_second"])});
+    table.add_row(row);
   }
   fmt::print(out, "{}", table.render());
   fmt::print(out,
              "\nrobust accuracy: accuracy on x_adv under the prediction rule, mean (± std) over repeats; worst repeat: "
-             "share of images right in every repeat.{}\n{:.2f} s in the attack, {:.0f} gradient evaluations/s\n",
+             "share of images right in every repeat.{}\n{:.2f} s in the attacks, {:.0f} gradient evaluations/s\n",
              cmd.transfer_to.empty()
                  ? ""
                  : fmt::format(" Transfer rows: the white-box adversarial examples of {} (the attack is re-run with "

@@ -76,9 +76,15 @@ struct AttackCommand {
   int64_t batch_size = 1000;
   std::string attack = "pgd";
   std::string attack_options_json = "{}";  ///< the attack's own options as JSON
+  /// Several attacks (--attack a,b): name and options JSON each, run as a
+  /// cascade in this order; empty = just `attack`.
+  std::vector<std::pair<std::string, std::string>> attacks;
   std::string norm = "linf";
   double eps = 0.3;
   std::string eps_text;  ///< eps as the user wrote it ("8/255"); "" = formatted from eps
+  /// A sweep (--eps 0.05,0.1): every eps and its text; empty = just `eps`.
+  std::vector<double> eps_list;
+  std::vector<std::string> eps_texts;
   bool targeted = false;
   std::string target_rule = "random";
   int64_t eot = 0;       ///< 0: 16 for stochastic models, 1 otherwise

@@ -8,6 +8,7 @@
 #include <cmath>
 #include <iostream>
 #include <limits>
+#include <set>
 #include <nlohmann/json.hpp>
 
 #include "attacks/registry.h"
@@ -49,6 +50,24 @@ exit codes: 0 ok, 1 runtime error, 2 usage error
 double parse_eps(const std::string& s) {
   if (const auto v = parse_eps_text(s)) return *v;
   throw UsageError(fmt::format("--eps: '{}' is not a number, a fraction like 8/255, or inf", s));
+}
+
+// "a,b,c" -> {"a", "b", "c"} (spaces trimmed); empty or repeated entries are usage errors.
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (true) {
+    const auto comma = text.find(',', start);
+    std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    item.erase(0, item.find_first_not_of(' '));
+    item.erase(item.find_last_not_of(' ') + 1);
+    if (item.empty()) throw UsageError(fmt::format("'{}': an empty entry in a comma-separated list", text));
+    if (std::find(out.begin(), out.end(), item) != out.end())
+      throw UsageError(fmt::format("'{}': '{}' is listed twice", text, item));
+    out.push_back(item);
+    if (comma == std::string::npos) return out;
+    start = comma + 1;
+  }
 }
 
 void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
@@ -256,9 +275,12 @@ int cmd_attack(const std::vector<std::string>& args) {
   d.add_options()
     ("list", po::bool_switch(&list), "list the attacks: norms, traits and options with their defaults")
     ("model", po::value(&c.model), "the attacked model: an imbench checkpoint or a TorchScript file")
-    ("attack", po::value(&c.attack)->default_value("pgd"), fmt::format("{}", fmt::join(attacks::attack_names(), ", ")).c_str())
+    ("attack", po::value(&c.attack)->default_value("pgd"),
+     fmt::format("{}; a comma-separated list runs them as a cascade (worst case per example, as in imbench run)",
+                 fmt::join(attacks::attack_names(), ", ")).c_str())
     ("norm", po::value(&c.norm)->default_value("linf"), "linf or l2 (cw minimises L2; under linf its result is projected)")
-    ("eps", po::value(&eps), "radius of the threat model in pixel units of [0, 1], e.g. 0.3 or 8/255; 'inf' for cw (required)")
+    ("eps", po::value(&eps), "radius of the threat model in pixel units of [0, 1], e.g. 0.3 or 8/255; 'inf' for cw; a "
+                             "comma-separated list (0.05,0.1,0.2) sweeps it (required)")
     ("targeted", po::bool_switch(&c.targeted), "targeted attack (see --target-rule)")
     ("target-rule", po::value(&c.target_rule)->default_value("random"), "random (another class, seeded), least-likely or next")
     ("options", po::value(&options_json), "attack options as JSON with their keys, e.g. '{\"check_every\": 5}' (the flags below override it)")
@@ -286,7 +308,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   }
   d.add(attack_options);
   po::variables_map vm;
-  if (!parse("attack", "attack --model FILE --attack NAME --norm linf|l2 --eps E [options]",
+  if (!parse("attack", "attack --model FILE --attack NAME[,NAME...] --norm linf|l2 --eps E[,E...] [options]",
              "Attacks the first --limit images of a split and prints clean and robust accuracy under the model's\n"
              "prediction rule with the full threat model, EOT samples, repeats, seed, device and throughput.\n"
              "Stochastic models get EOT gradients (one batched pass of S samples) and R re-evaluations with fresh\n"
@@ -297,8 +319,12 @@ int cmd_attack(const std::vector<std::string>& args) {
   if (list) return cli::run_attack_list(std::cout);
   if (c.model.empty()) throw UsageError("imbench attack: --model is required (or --list)");
   if (eps.empty()) throw UsageError("imbench attack: --eps is required (e.g. --eps 0.3, --eps 8/255, --eps inf for cw)");
-  c.eps = parse_eps(eps);
-  c.eps_text = eps;
+  for (const auto& e : split_list(eps)) {
+    c.eps_list.push_back(parse_eps(e));
+    c.eps_texts.push_back(e);
+  }
+  c.eps = c.eps_list.front();
+  c.eps_text = c.eps_texts.front();
   nlohmann::json o;
   try {
     o = nlohmann::json::parse(options_json);
@@ -306,26 +332,45 @@ int cmd_attack(const std::vector<std::string>& args) {
     throw UsageError(fmt::format("--options: '{}' is not valid JSON", options_json));
   }
   if (!o.is_object()) throw UsageError(fmt::format("--options: '{}' is not a JSON object of attack options", options_json));
-  // Check the options now, each named as written: --options by its keys, flags as flags.
-  const auto& info = attacks::attack_info(c.attack);  // unknown names: "did you mean"
-  try {
-    attacks::read_attack_options(c.attack, o, OptionSpelling::kKey);
-  } catch (const UsageError& e) {
-    throw UsageError(vm.count("options") ? fmt::format("--options: {}", e.what()) : e.what());
+  // Each listed attack takes the options it has: --options by its keys, flags
+  // as flags; an option no listed attack takes is an error.
+  const auto names = split_list(c.attack);
+  for (const auto& name : names) attacks::attack_info(name);  // unknown names: "did you mean"
+  std::set<std::string> used;
+  for (const auto& name : names) {
+    const auto& info = attacks::attack_info(name);
+    nlohmann::json mine = nlohmann::json::object();
+    for (const auto& [key, value] : o.items())
+      if (names.size() == 1 || info.option(key)) mine[key] = value, used.insert("key " + key);
+    try {
+      attacks::read_attack_options(name, mine, OptionSpelling::kKey);
+    } catch (const UsageError& e) {
+      throw UsageError(vm.count("options") ? fmt::format("--options: {}", e.what()) : e.what());
+    }
+    for (const auto& f : flags) {
+      const std::string flag = f.option.flag();
+      if (!vm.count(flag.substr(2)) || !info.option(f.option.key)) continue;
+      mine[f.option.key] = option_value_from_text(f.option, vm[flag.substr(2)].as<std::string>());
+      used.insert(flag);
+    }
+    attacks::read_attack_options(name, mine, OptionSpelling::kFlag);
+    c.attacks.emplace_back(name, mine.dump());
   }
+  for (const auto& [key, value] : o.items())
+    if (!used.count("key " + key))
+      throw UsageError(fmt::format("--options: '{}' is an option of none of the attacks {}", key, fmt::join(names, ", ")));
   for (const auto& f : flags) {
     const std::string flag = f.option.flag();
-    if (!vm.count(flag.substr(2))) continue;
-    if (!info.option(f.option.key)) {
-      std::vector<std::string> takes;
-      for (const auto& t : info.options) takes.push_back(t.flag());
-      throw UsageError(fmt::format("{} does not apply to attack '{}' ({})", flag, c.attack,
-                                   takes.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(takes, ", "))));
-    }
-    o[f.option.key] = option_value_from_text(f.option, vm[flag.substr(2)].as<std::string>());
+    if (!vm.count(flag.substr(2)) || used.count(flag)) continue;
+    std::vector<std::string> takes;
+    for (const auto& name : names)
+      for (const auto& t : attacks::attack_info(name).options) takes.push_back(t.flag());
+    throw UsageError(fmt::format("{} does not apply to attack{} '{}' ({})", flag, names.size() > 1 ? "s" : "",
+                                 fmt::join(names, ","),
+                                 takes.empty() ? "it takes no options" : fmt::format("it takes: {}", fmt::join(takes, ", "))));
   }
-  attacks::read_attack_options(c.attack, o, OptionSpelling::kFlag);
-  c.attack_options_json = o.dump();
+  c.attack = names.front();
+  c.attack_options_json = c.attacks.front().second;
   if (!vm["target-rule"].defaulted() && !c.targeted) throw UsageError("--target-rule needs --targeted");
   c.torchscript = read_torchscript_flags(vm);
   return cli::run_attack(c, std::cout);

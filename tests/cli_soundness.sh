@@ -7,7 +7,8 @@
 # while the same attack on DET breaks every example and stays unflagged. The
 # stochastic model's bounded white-box cell gets the two probes (EOT
 # doubled, noise frozen). --fail-on-unreliable turns a flag into exit 3 for
-# run, report and attack; eval runs the per-model checks. The published
+# run, report and attack; eval runs the per-model checks. attack sweeps a
+# list of eps and cascades a list of attacks. The published
 # reports/table1-mnist.md must be what imbench report makes of its .h5.
 # Usage: cli_soundness.sh IMBENCH SOURCE_DIR
 set -u
@@ -91,6 +92,20 @@ expect 0 "eval runs the per-model checks" -- "$bin" eval --model "$fixture/sfnn.
 contains out "soundness: every model check passed" "and prints their verdict"
 expect 3 "attack --fail-on-unreliable: unbounded CW on the stochastic model" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack cw --norm l2 --eps inf --steps 30 --binary-search-steps 4 --initial-const 1 --learning-rate 0.1 --eot 2 --repeats 3 --threads 2 --fail-on-unreliable
 contains out "unbounded-cell" "attack prints the check that fired"
+
+# Sweeps in one call: attack with a list of eps and a list of attacks is a one-model matrix (a cascade).
+expect 0 "attack sweeps eps and cascades attacks" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack fgsm,pgd --eps 0.05,0.1 --steps 5 --eot 2 --repeats 3 --threads 2 --out sweep.h5
+contains out "cascade: fgsm -> pgd" "it says the attacks run as a cascade"
+"$py" "$src/tests/h5_results.py" summary sweep.h5 >sweep.txt
+for id in model.fgsm.linf-0.05 model.pgd.linf-0.05 model.fgsm.linf-0.1 model.pgd.linf-0.1; do
+  contains sweep.txt "$id " "the sweep holds cell $id"
+done
+expect 0 "report reads the sweep" -- "$bin" report sweep.h5 --out sweep.md
+contains sweep.md "worst case" "with the worst case per eps"
+expect 2 "a repeated eps is refused" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --eps 0.1,0.1
+contains err "listed twice" "and says so"
+expect 2 "a flag no listed attack takes is refused" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --attack fgsm,pgd --eps 0.1 --binary-search-steps 3
+contains err "does not apply to attacks 'fgsm,pgd'" "naming the attacks"
 
 # The published robustness report is what `imbench report` makes of its results file today.
 mkdir -p published
