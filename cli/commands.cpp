@@ -36,6 +36,7 @@
 #include "harness/zoo.h"
 #include "reports/atomic_file.h"
 #include "reports/compare.h"
+#include "reports/export.h"
 #include "reports/merge.h"
 #include "reports/report.h"
 #include "reports/results.h"
@@ -587,6 +588,22 @@ int run_report(const ReportCommand& cmd, std::ostream& out) {
   const auto soundness = reports::soundness_of(file);
   if (!cmd.out.empty() || soundness.any()) fmt::print(cmd.out.empty() ? std::cerr : out, "{}\n", soundness.line());
   return soundness.any() ? reports::kUnreliableExitStatus : 0;
+}
+
+int run_export(const ExportCommand& cmd, std::ostream& out) {
+  if (cmd.format != "csv") throw_unknown_name("export format", cmd.format, {"csv"});
+  if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
+  const auto file = reports::read_results(cmd.file);
+  const std::string csv = reports::export_csv(file);
+  if (cmd.out.empty()) {
+    out << csv;
+  } else {
+    reports::write_text_atomically(cmd.out, csv);
+    std::size_t rows = 0;
+    for (const auto& c : file.cells) rows += static_cast<std::size_t>(c.size() * std::max<int64_t>(1, c.repeats));
+    fmt::print(out, "export: {} ({} rows, {} cells)\n", cmd.out, rows, file.cells.size());
+  }
+  return 0;
 }
 
 int run_merge(const MergeCommand& cmd, std::ostream& out) {

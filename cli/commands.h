@@ -113,6 +113,13 @@ struct ReportCommand {
   bool fail_on_unreliable = false;  ///< exit 3 when the file holds a flagged result
 };
 
+struct ExportCommand {
+  std::string file;
+  std::string format = "csv";
+  std::string out;  ///< "" = standard output
+};
+int run_export(const ExportCommand& cmd, std::ostream& out);
+
 struct MergeCommand {
   std::vector<std::string> inputs;
   std::string out;

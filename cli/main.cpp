@@ -34,8 +34,9 @@ commands:
   attack       accuracy under attack (FGSM, PGD, CW-L2, APGD) with EOT for stochastic models
   run          evaluate a benchmark matrix (models x attacks x eps) into HDF5 and a Markdown report
   report       render the Markdown report of a results file
+  export       a results file as one tidy CSV table (a row per cell x example x repeat) for pandas
   merge        join the results files of shards of one matrix
-  compare      compare two results files per cell; exit 1 on a significant robustness regression
+  compare      compare two results files per cell; exit 1 on a significant regression or a changed configuration
   info         print what a checkpoint records (spec, training, metrics, provenance)
   zoo          the model zoo: add checkpoints to its manifest, verify it, render the Table 1 report
 
@@ -43,7 +44,8 @@ options:
   -h, --help   this text; 'imbench <command> --help' for a command's options
   --version    imbench version and git revision
 
-exit codes: 0 ok, 1 runtime error, 2 usage error
+exit codes: 0 ok, 1 runtime error (compare: a regression), 2 usage error, 3 a result flagged unreliable
+(with --fail-on-unreliable)
 )";
 
 // "0.3", "8/255" or "inf".
@@ -403,6 +405,25 @@ int cmd_run(const std::vector<std::string>& args) {
   return cli::run_run(c, std::cout);
 }
 
+int cmd_export(const std::vector<std::string>& args) {
+  cli::ExportCommand c;
+  po::options_description d("options", 100);
+  d.add_options()
+    ("file", po::value(&c.file)->required(), "a results file written by imbench run, attack or merge")
+    ("format", po::value(&c.format)->default_value("csv"), "csv (the only format)")
+    ("out", po::value(&c.out), "write the table here (default: standard output)");
+  po::variables_map vm;
+  po::positional_options_description pos;
+  pos.add("file", 1);
+  if (!parse("export", "export FILE.h5 [--format csv] [--out FILE.csv]",
+             "Writes a results file as one tidy table: a row per cell x example x repeat with the cell's model,\n"
+             "attack, norm, eps, targeting and cascade position, and the example's label, target, outcomes\n"
+             "(clean and adversarial, 0/1), norms of x_adv - x, final loss, gradient evaluations and whether a\n"
+             "soundness check flagged the result. Columns: docs/results-h5.md. pandas.read_csv reads it.",
+             d, args, vm, &pos)) return 0;
+  return cli::run_export(c, std::cout);
+}
+
 int cmd_report(const std::vector<std::string>& args) {
   cli::ReportCommand c;
   po::options_description d("options", 100);
@@ -536,10 +557,12 @@ int dispatch(int argc, char** argv) {
   if (cmd == "attack") return cmd_attack(rest);
   if (cmd == "run") return cmd_run(rest);
   if (cmd == "report") return cmd_report(rest);
+  if (cmd == "export") return cmd_export(rest);
   if (cmd == "merge") return cmd_merge(rest);
   if (cmd == "compare") return cmd_compare(rest);
   if (cmd == "zoo") return cmd_zoo(rest);
-  throw_unknown_name("command", cmd, {"data", "train", "eval", "attack", "run", "report", "merge", "compare", "info", "zoo"});
+  throw_unknown_name("command", cmd,
+                     {"data", "train", "eval", "attack", "run", "report", "export", "merge", "compare", "info", "zoo"});
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ packages=(
   libgtest-dev libgmock-dev libbenchmark-dev
   zlib1g-dev nlohmann-json3-dev libtomlplusplus-dev
   dataset-fashion-mnist
-  python3 python3-h5py python3-numpy
+  python3 python3-h5py python3-numpy python3-pandas
 )
 
 if [ "${IMBENCH_SKIP_APT:-0}" != 1 ]; then

@@ -107,6 +107,14 @@ contains err "listed twice" "and says so"
 expect 2 "a flag no listed attack takes is refused" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --attack fgsm,pgd --eps 0.1 --binary-search-steps 3
 contains err "does not apply to attacks 'fgsm,pgd'" "naming the attacks"
 
+# One table for pandas: export, then the snippet of docs/results-h5.md as written.
+expect 0 "export writes a tidy CSV" -- "$bin" export sweep.h5 --out results.csv
+contains out "export: results.csv (360 rows, 4 cells)" "a row per cell x example x repeat (4 x 30 x 3)"
+sed -n '/<!-- pandas-snippet/,/^```$/p' "$src/docs/results-h5.md" | sed '1,2d;$d' >snippet.py
+expect 0 "the documented pandas snippet runs on it" -- "$py" snippet.py
+contains out "adversarial_correct" "and prints robust accuracy per model, attack and eps"
+expect 2 "export refuses an unknown format" -- "$bin" export sweep.h5 --format parquet
+
 # The published robustness report is what `imbench report` makes of its results file today.
 mkdir -p published
 expect 0 "reports/table1-mnist.md regenerates from reports/table1-mnist.h5" -- "$bin" report "$src/reports/table1-mnist.h5" --out published/table1-mnist.md
