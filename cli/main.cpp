@@ -465,8 +465,8 @@ int cmd_compare(const std::vector<std::string>& args) {
   d.add_options()
     ("base", po::value(&c.base)->required(), "the baseline results file")
     ("new", po::value(&c.next)->required(), "the results file to check")
-    ("tolerance", po::value(&c.tolerance)->default_value(0.0), "allowed drop of robust accuracy (fraction: 0.02 = 2 points)")
-    ("alpha", po::value(&c.alpha)->default_value(0.05), "significance level of the per-cell test")
+    ("tolerance", po::value(&c.tolerance)->default_value(0.0, "0"), "allowed drop of robust accuracy (fraction: 0.02 = 2 points)")
+    ("alpha", po::value(&c.alpha)->default_value(0.05, "0.05"), "significance level of the per-cell test")
     ("allow-config-change", po::bool_switch(&c.allow_config_change),
      "judge cells whose configuration differs (attack options, EOT, repeats, seed, model file) like "
      "the others instead of failing on them")

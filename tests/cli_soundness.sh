@@ -115,6 +115,15 @@ expect 0 "the documented pandas snippet runs on it" -- "$py" snippet.py
 contains out "adversarial_correct" "and prints robust accuracy per model, attack and eps"
 expect 2 "export refuses an unknown format" -- "$bin" export sweep.h5 --format parquet
 
+# Numbers in --help as people write them (0.05, not 0.050000000000000003).
+for cmd in train eval attack run report export merge compare info; do
+  "$bin" $cmd --help >help.txt 2>&1
+  if grep -qE "=-?[0-9]+\.[0-9]{7,}" help.txt; then
+    echo "FAIL: imbench $cmd --help prints a default with binary noise: $(grep -oE "=-?[0-9]+\.[0-9]{7,}" help.txt | head -1)"; fail=1
+  fi
+done
+echo "ok: help texts print defaults as written"
+
 # The published robustness report is what `imbench report` makes of its results file today.
 mkdir -p published
 expect 0 "reports/table1-mnist.md regenerates from reports/table1-mnist.h5" -- "$bin" report "$src/reports/table1-mnist.h5" --out published/table1-mnist.md
