@@ -338,12 +338,12 @@ int cmd_attack(const std::vector<std::string>& args) {
   // as flags; an option no listed attack takes is an error.
   const auto names = split_list(c.attack);
   for (const auto& name : names) attacks::attack_info(name);  // unknown names: "did you mean"
-  std::set<std::string> used;
+  std::set<std::string> used_keys, used_flags;  // taken by at least one listed attack
   for (const auto& name : names) {
     const auto& info = attacks::attack_info(name);
     nlohmann::json mine = nlohmann::json::object();
     for (const auto& [key, value] : o.items())
-      if (names.size() == 1 || info.option(key)) mine[key] = value, used.insert("key " + key);
+      if (names.size() == 1 || info.option(key)) mine[key] = value, used_keys.insert(key);
     try {
       attacks::read_attack_options(name, mine, OptionSpelling::kKey);
     } catch (const UsageError& e) {
@@ -353,17 +353,17 @@ int cmd_attack(const std::vector<std::string>& args) {
       const std::string flag = f.option.flag();
       if (!vm.count(flag.substr(2)) || !info.option(f.option.key)) continue;
       mine[f.option.key] = option_value_from_text(f.option, vm[flag.substr(2)].as<std::string>());
-      used.insert(flag);
+      used_flags.insert(flag);
     }
     attacks::read_attack_options(name, mine, OptionSpelling::kFlag);
     c.attacks.emplace_back(name, mine.dump());
   }
   for (const auto& [key, value] : o.items())
-    if (!used.count("key " + key))
+    if (!used_keys.count(key))
       throw UsageError(fmt::format("--options: '{}' is an option of none of the attacks {}", key, fmt::join(names, ", ")));
   for (const auto& f : flags) {
     const std::string flag = f.option.flag();
-    if (!vm.count(flag.substr(2)) || used.count(flag)) continue;
+    if (!vm.count(flag.substr(2)) || used_flags.count(flag)) continue;
     std::vector<std::string> takes;
     for (const auto& name : names)
       for (const auto& t : attacks::attack_info(name).options) takes.push_back(t.flag());

@@ -51,6 +51,29 @@ void model_unbounded_attack(CheckContext& c) {
                                      t.eps, c.x.size(0), acc * 100)));
 }
 
+// ---- shared by the per-cell checks ----------------------------------------------
+
+// Examples robust in the majority of repeats, from bool [R, n].
+torch::Tensor robust_examples(const torch::Tensor& correct) {
+  return correct.to(torch::kDouble).mean(0).cpu() >= 0.5;
+}
+
+// The cell's attack again on the check's examples (probe or audit): same seed for every rerun.
+attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
+                                  int64_t repeats) {
+  auto attack = attacks::create_attack(c.attack->kind, options);
+  attacks::RunOptions ro;
+  ro.eot.samples = m.is_stochastic() ? eot : 1;
+  ro.eot.reduction = c.settings->eot_reduction;
+  ro.repeats = repeats;
+  ro.seed = c.seed;
+  return attack->run(m, c.x, c.y, *c.threat, ro);
+}
+
+int64_t audit_eot(const CheckContext& c) {
+  return c.model->is_stochastic() ? c.attack->eot.value_or(c.settings->eot) : 1;
+}
+
 // ---- per batch of a cell -----------------------------------------------------
 
 // 11: every adversarial example inside the threat model, finite, input untouched.
@@ -73,15 +96,14 @@ void cell_single_step(CheckContext& c) {
   if (c.transfer || !info.iterative || info.gradient_free || !std::isfinite(c.threat->eps)) return;
   auto& n = c.tally[6];  // {broken by one step, checked}
   if (c.batch) {
-    const auto survivors = c.batch->adversarial_correct.to(torch::kDouble).mean(0) >= 0.5;
-    const auto si = survivors.nonzero().squeeze(1).to(c.batch->x.device());
+    const auto si = robust_examples(c.batch->adversarial_correct).nonzero().squeeze(1).to(c.batch->x.device());
     if (si.numel() == 0) return;
     auto so = *c.batch->run;
     so.seed = c.batch->run->seed + 1;
     // FGSM under Linf, FGM under L2; stateless, so one instance serves every batch and cell.
     static const auto single = attacks::create_attack("fgsm");
     const auto rs = single->run(*c.source, c.batch->x.index_select(0, si), c.batch->y.index_select(0, si), *c.threat, so);
-    n[0] += (rs.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
+    n[0] += robust_examples(rs.adversarial_correct).logical_not().sum().item<int64_t>();
     n[1] += si.numel();
     return;
   }
@@ -102,7 +124,7 @@ void cell_unbounded(CheckContext& c) {
   auto& n = c.tally[10];
   if (c.batch) {
     const auto& a = c.batch->adversarial_correct;
-    const auto robust = (a.to(torch::kDouble).mean(0) >= 0.5).cpu();
+    const auto robust = robust_examples(a);
     const auto moved = ((c.batch->x_adv - c.batch->x).flatten(1).abs().amax(1) > 1e-6).cpu();
     n[0] += a.sum().item<int64_t>();
     n[1] += a.numel();
@@ -131,11 +153,6 @@ void cell_unbounded(CheckContext& c) {
 
 // ---- probes of a white-box cell (every run, on a few examples) ------------------
 
-// Examples robust in the majority of repeats, from bool [R, n].
-torch::Tensor robust_examples(const torch::Tensor& correct) {
-  return correct.to(torch::kDouble).mean(0).cpu() >= 0.5;
-}
-
 // Paired comparison on the same examples: `lost` robust under `reference`
 // and broken under `variant`, `gained` the reverse. Significant when lost
 // exceeds gained by more than max(2 examples, 3 sqrt(lost + gained)) (a
@@ -159,10 +176,6 @@ bool probed(const CheckContext& c) {
   return !c.settings->audit && c.model->is_stochastic() && std::isfinite(c.threat->eps) && info.iterative &&
          !info.gradient_free;
 }
-
-attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
-                                  int64_t repeats);
-int64_t audit_eot(const CheckContext& c);
 
 // 2 (short): the cell's attack with twice its EOT samples must not break
 // examples the cell left robust.
@@ -219,7 +232,7 @@ void probe_black_box(CheckContext& c) {
   ro.repeats = c.repeats;
   ro.seed = c.seed + 3;
   const auto r = square->run(*c.model, c.x.index_select(0, si), c.y.index_select(0, si), *c.threat, ro);
-  const int64_t broken = (r.adversarial_correct.to(torch::kDouble).mean(0) < 0.5).sum().item<int64_t>();
+  const int64_t broken = robust_examples(r.adversarial_correct).logical_not().sum().item<int64_t>();
   const double share = static_cast<double>(broken) / static_cast<double>(m);
   c.flags.push_back(flag(9, "black-box-vs-white-box", broken >= 2 && share > 0.05,
                          fmt::format("Square ({} queries, EOT {}) broke {} of the {} examples {} left robust in every "
@@ -228,22 +241,6 @@ void probe_black_box(CheckContext& c) {
 }
 
 // ---- audit of a white-box cell -------------------------------------------------
-
-// The audited attack again on the audit examples: same seed for every rerun.
-attacks::AttackResult audit_rerun(const CheckContext& c, models::Model& m, const nlohmann::json& options, int64_t eot,
-                                  int64_t repeats) {
-  auto attack = attacks::create_attack(c.attack->kind, options);
-  attacks::RunOptions ro;
-  ro.eot.samples = m.is_stochastic() ? eot : 1;
-  ro.eot.reduction = c.settings->eot_reduction;
-  ro.repeats = repeats;
-  ro.seed = c.seed;
-  return attack->run(m, c.x, c.y, *c.threat, ro);
-}
-
-int64_t audit_eot(const CheckContext& c) {
-  return c.model->is_stochastic() ? c.attack->eot.value_or(c.settings->eot) : 1;
-}
 
 double audit_accuracy(CheckContext& c) {
   if (!c.audit_accuracy)

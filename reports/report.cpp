@@ -137,6 +137,12 @@ std::string format_accuracy(const Accuracy& a) {
   return s;
 }
 
+// Mean (± std over repeats) without the interval, where the details carry it.
+std::string format_accuracy_brief(Accuracy a) {
+  a.trials = 0;
+  return format_accuracy(a);
+}
+
 // ---- threat models (table column groups) ----
 
 struct Threat {
@@ -459,15 +465,23 @@ std::string threat_models_section(const ResultFile& file) {
   return out;
 }
 
-std::string accuracy_section(const ResultFile& file, const std::vector<Column>& columns) {
-  // Paper columns: clean accuracy first, then the other keys in key order.
+// The paper's numbers of each model (file.models order), as JSON objects.
+std::vector<nlohmann::json> papers_of(const ResultFile& file) {
   std::vector<nlohmann::json> papers;
-  std::vector<std::string> paper_keys;
-  bool paper_clean = false;
   for (const auto& m : file.models) {
     papers.push_back(parse_json(m.paper_json, fmt::format("model '{}': paper_json", m.name)));
     if (!papers.back().is_object()) throw Error(fmt::format("model '{}': paper_json is not a JSON object", m.name));
-    for (const auto& [key, value] : papers.back().items()) {
+  }
+  return papers;
+}
+
+std::string accuracy_section(const ResultFile& file, const std::vector<Column>& columns) {
+  // Paper columns: clean accuracy first, then the other keys in key order.
+  const std::vector<nlohmann::json> papers = papers_of(file);
+  std::vector<std::string> paper_keys;
+  bool paper_clean = false;
+  for (const auto& paper : papers) {
+    for (const auto& [key, value] : paper.items()) {
       if (key == "clean_accuracy")
         paper_clean = true;
       else if (std::find(paper_keys.begin(), paper_keys.end(), key) == paper_keys.end())
@@ -599,10 +613,6 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
 // Per model: clean accuracy, the worst case of every threat model, and the
 // checks that fired. The details follow in the other sections.
 std::string summary_section(const ResultFile& file, const std::vector<Column>& columns) {
-  auto compact = [](Accuracy a) {
-    a.trials = 0;  // no interval here: the details carry it
-    return format_accuracy(a);
-  };
   // Threat models in groups that keep each table within kMaxColumns (model, clean, checks + the group).
   const std::size_t per_table = std::max<std::size_t>(1, kMaxColumns - 3);
   std::vector<MarkdownTable> tables;
@@ -616,7 +626,7 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
       const bool flagged = model_flagged(&m);
       Accuracy clean;
       clean.mean = m.clean_accuracy;
-      std::vector<std::string> row{"`" + m.name + "`", compact(clean)};
+      std::vector<std::string> row{"`" + m.name + "`", format_accuracy_brief(clean)};
       std::set<std::string> fired;
       for (const auto& f : m.flags)
         if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
@@ -626,7 +636,7 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
             if (f.failed) fired.insert(fmt::format("{} {}", f.check, f.name));
       for (std::size_t k = first; k < last; ++k) {
         const WorstCase w = worst_case(file, m.name, columns[k].threat);
-        row.push_back(!w.present ? "—" : compact(w.accuracy) + (flagged || w.unreliable ? kUnreliableMark : ""));
+        row.push_back(!w.present ? "—" : format_accuracy_brief(w.accuracy) + (flagged || w.unreliable ? kUnreliableMark : ""));
       }
       row.push_back(fired.empty() ? "ok" : fmt::format("⚠ {}", fmt::join(fired, "; ")));
       table.add_row(row);
@@ -657,15 +667,12 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
 // |ours - paper| over the models that have both, closest first. Written
 // from the file alone, so the sentence it ends with is measured.
 std::string paper_section(const ResultFile& file, const std::vector<Column>& columns) {
-  std::vector<nlohmann::json> papers;
+  const std::vector<nlohmann::json> papers = papers_of(file);
   std::vector<std::string> keys;
-  for (const auto& m : file.models) {
-    papers.push_back(parse_json(m.paper_json, fmt::format("model '{}': paper_json", m.name)));
-    if (!papers.back().is_object()) papers.back() = nlohmann::json::object();
-    for (const auto& [key, value] : papers.back().items())
+  for (const auto& paper : papers)
+    for (const auto& [key, value] : paper.items())
       if (key != "clean_accuracy" && value.is_number() && std::find(keys.begin(), keys.end(), key) == keys.end())
         keys.push_back(key);
-  }
   if (keys.empty()) return "";
   std::sort(keys.begin(), keys.end());
   struct Row {
@@ -794,13 +801,18 @@ const CheckMeaning* meaning_of(const std::string& name) {
 
 // The report's first lines: whether the numbers can be trusted, in words.
 std::string verdict_section(const ResultFile& file) {
-  std::size_t ran = 0;
+  const Soundness soundness = soundness_of(file);
+  if (soundness.checks == 0)
+    return "**No soundness checks were recorded in this file**: nothing says whether its attacks worked.\n";
+  if (!soundness.any())
+    return fmt::format(
+        "**Every soundness check passed** ({} checks on {} models and {} results; docs/EVALUATION.md lists them): "
+        "no sign that an attack failed where robustness is reported.\n",
+        soundness.checks, file.models.size(), file.cells.size());
   // flag name -> check number and the results it marks
   std::map<std::string, std::pair<int, std::vector<std::string>>> fired;
-  std::set<std::string> flagged_cells;
   for (const auto& m : file.models)
     for (const auto& f : m.flags) {
-      ++ran;
       if (f.failed) {
         auto& e = fired[f.name];
         e.first = f.check;
@@ -809,32 +821,17 @@ std::string verdict_section(const ResultFile& file) {
     }
   for (const auto& c : file.cells)
     for (const auto& f : c.flags) {
-      ++ran;
       if (!f.failed) continue;
       auto& e = fired[f.name];
       e.first = f.check;
       e.second.push_back(fmt::format("`{}` {} at {} {}{} ({})", c.model, c.attack, norm_label(c.norm), eps_text_of(c),
-                                     c.targeted ? " targeted" : "", format_accuracy([&] {
-                                       Accuracy a = cell_accuracy(c);
-                                       a.trials = 0;
-                                       return a;
-                                     }())));
-      flagged_cells.insert(c.id);
+                                     c.targeted ? " targeted" : "", format_accuracy_brief(cell_accuracy(c))));
     }
-  if (ran == 0)
-    return "**No soundness checks were recorded in this file**: nothing says whether its attacks worked.\n";
-  if (fired.empty())
-    return fmt::format(
-        "**Every soundness check passed** ({} checks on {} models and {} results; docs/EVALUATION.md lists them): "
-        "no sign that an attack failed where robustness is reported.\n",
-        ran, file.models.size(), file.cells.size());
   std::string out = fmt::format(
       "**⚠ Some results cannot be trusted**: soundness checks fired on {} of {} results{}; they stay in the tables, "
       "marked ⚠. What fired, and why it matters:\n\n",
-      flagged_cells.size(), file.cells.size(),
-      std::any_of(file.models.begin(), file.models.end(), [](const ModelInfo& m) { return model_flagged(&m); })
-          ? " and on models (every result of a flagged model is marked)"
-          : "");
+      soundness.flagged_cells, soundness.cells,
+      soundness.flagged_models > 0 ? " (counting every result of a flagged model)" : "");
   constexpr std::size_t kListed = 6;
   for (const auto& [name, entry] : fired) {
     const auto* meaning = meaning_of(name);
