@@ -5,10 +5,14 @@
 #include <benchmark/benchmark.h>
 #include <fmt/format.h>
 
+#include <torch/cuda.h>
 #include <torch/script.h>
+
+#include <cstdlib>
 
 #include "attacks/attack.h"
 #include "attacks/gradient.h"
+#include "models/device.h"
 #include "models/family.h"
 #include "models/torchscript.h"
 #include "models/train.h"
@@ -17,6 +21,19 @@ namespace {
 
 using namespace imbench;
 
+// IMBENCH_BENCH_DEVICE=cuda (or cuda:N) runs every benchmark on that device
+// (default cpu). On a GPU each iteration ends with a device synchronisation,
+// so the times are those of the finished work.
+torch::Device bench_device() {
+  static const torch::Device d = models::parse_device(std::getenv("IMBENCH_BENCH_DEVICE") ? std::getenv("IMBENCH_BENCH_DEVICE") : "cpu");
+  return d;
+}
+void finish_iteration() {
+  if (bench_device().is_cuda()) torch::cuda::synchronize();
+}
+torch::Tensor images(int64_t batch) { return torch::rand({batch, 1, 28, 28}).to(bench_device()); }
+torch::Tensor labels(int64_t batch) { return torch::randint(10, {batch}, torch::kLong).to(bench_device()); }
+
 std::unique_ptr<models::TrainableModel> mnist_model(const std::string& family) {
   torch::manual_seed(0);
   models::ModelSpec s;
@@ -24,6 +41,7 @@ std::unique_ptr<models::TrainableModel> mnist_model(const std::string& family) {
   models::apply_preset("paper", s);
   auto m = models::create_model(s);
   m->set_training(false);
+  m->to(bench_device());
   for (auto& p : m->parameters()) p.requires_grad_(false);
   return m;
 }
@@ -34,18 +52,19 @@ void BM_BareForwardBackward(benchmark::State& state) {
   const std::string family = state.range(0) == 0 ? "det" : "sfnn";
   auto m = mnist_model(family);
   const int64_t batch = state.range(1), samples = state.range(2);
-  auto x = torch::rand({batch, 1, 28, 28});
-  auto y = torch::randint(10, {batch}, torch::kLong);
+  auto x = images(batch);
+  auto y = labels(batch);
   for (auto _ : state) {
     auto xv = x.detach().requires_grad_(true);
     auto z = m->sample_logits(xv, samples).reshape({-1, 10});
     auto loss = torch::nn::functional::cross_entropy(z, y.repeat({samples}));
     benchmark::DoNotOptimize(torch::autograd::grad({loss}, {xv})[0]);
+    finish_iteration();
   }
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["grad_evals_per_s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch * samples), benchmark::Counter::kIsRate);
-  state.SetLabel(fmt::format("{} batch {} samples {}", family, batch, samples));
+  state.SetLabel(fmt::format("{} batch {} samples {} ({})", family, batch, samples, bench_device().str()));
 }
 
 // Args: attack (0 pgd-40 linf, 1 fgsm, 2 apgd-ce 100, 3 cw 100x1, 4 pgd-1 step), family (0 det, 1 sfnn),
@@ -71,16 +90,17 @@ void BM_Attack(benchmark::State& state) {
   }
   attacks::RunOptions run;
   run.eot.samples = eot;
-  auto x = torch::rand({batch, 1, 28, 28});
-  auto y = torch::randint(10, {batch}, torch::kLong);
+  auto x = images(batch);
+  auto y = labels(batch);
   int64_t evals = 0;
   for (auto _ : state) {
     const auto r = attack->run(*m, x, y, t, run);
     evals += r.gradient_evaluations.sum().item<int64_t>();
+    finish_iteration();
   }
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["grad_evals_per_s"] = benchmark::Counter(static_cast<double>(evals), benchmark::Counter::kIsRate);
-  state.SetLabel(fmt::format("{} on {} batch {} eot {}", name, family, batch, eot));
+  state.SetLabel(fmt::format("{} on {} batch {} eot {} ({})", name, family, batch, eot, bench_device().str()));
 }
 
 // A bring-your-own stochastic model as a user exports it: a TorchScript MLP
@@ -117,6 +137,7 @@ def sample_logits(self, x, s: int):
 )");
   auto model = std::make_unique<models::TorchScriptModel>(std::move(m), "noisy-mlp-8.pt");
   for (auto& p : model->parameters()) p.requires_grad_(false);
+  model->to(bench_device());
   return model;
 }
 
@@ -135,8 +156,8 @@ void BM_EotGradient(benchmark::State& state) {
     m = averaging_script_model(way == 2);
   else
     m = mnist_model(way == 3 ? "sfnn" : "vib");
-  auto x = torch::rand({batch, 1, 28, 28});
-  auto y = torch::randint(10, {batch}, torch::kLong);
+  auto x = images(batch);
+  auto y = labels(batch);
   attacks::EotOptions o;
   o.samples = samples;
   if (state.range(2) > 0) o.max_rows = state.range(2);
@@ -156,26 +177,45 @@ void BM_EotGradient(benchmark::State& state) {
     } else {
       benchmark::DoNotOptimize(oracle.loss_and_grad(x, y, {}, ce).grad);
     }
+    finish_iteration();
   }
   state.SetItemsProcessed(state.iterations() * batch);
   state.counters["grad_evals_per_s"] =
       benchmark::Counter(static_cast<double>(state.iterations() * batch * samples), benchmark::Counter::kIsRate);
   const char* ways[] = {"eot-16 oracle, folded", "16 separate calls", "eot-16 oracle, own sample_logits",
                         "eot-16 oracle on sfnn paper", "eot-16 oracle on vib paper"};
-  state.SetLabel(fmt::format("{} batch {}, max_rows {}", ways[way], batch, o.max_rows));
+  state.SetLabel(fmt::format("{} batch {}, max_rows {} ({})", ways[way], batch, o.max_rows, bench_device().str()));
+}
+
+// Batches that fill a GPU, registered only when IMBENCH_BENCH_DEVICE names a
+// CUDA device (on 2 CPU cores each would take minutes).
+bool on_gpu() {
+  const char* d = std::getenv("IMBENCH_BENCH_DEVICE");
+  return d && std::string(d).rfind("cuda", 0) == 0;
+}
+void gpu_bare(benchmark::internal::Benchmark* b) {
+  if (on_gpu()) b->Args({0, 10000, 1})->Args({0, 60000, 1})->Args({1, 1000, 16})->Args({1, 10000, 16});
+}
+void gpu_attacks(benchmark::internal::Benchmark* b) {
+  if (on_gpu())
+    b->Args({4, 0, 10000, 1})->Args({0, 0, 10000, 1})->Args({4, 0, 60000, 1})->Args({0, 0, 60000, 1})
+        ->Args({4, 1, 1000, 16})->Args({0, 1, 1000, 16})->Args({4, 1, 10000, 16})->Args({0, 1, 10000, 16});
+}
+void gpu_eot(benchmark::internal::Benchmark* b) {
+  if (on_gpu()) b->Args({3, 10000, 0})->Args({4, 10000, 0});
 }
 
 }  // namespace
 
-BENCHMARK(BM_BareForwardBackward)->Args({0, 100, 1})->Args({0, 1000, 1})->Args({1, 100, 1})->Args({1, 100, 16})
+BENCHMARK(BM_BareForwardBackward)->Apply(gpu_bare)->Args({0, 100, 1})->Args({0, 1000, 1})->Args({1, 100, 1})->Args({1, 100, 16})
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_Attack)
     ->Args({4, 0, 100, 1})->Args({4, 0, 1000, 1})
     ->Args({0, 0, 100, 1})->Args({0, 0, 1000, 1})
     ->Args({1, 0, 1000, 1})->Args({2, 0, 1000, 1})->Args({3, 0, 1000, 1})
-    ->Args({4, 1, 100, 1})->Args({4, 1, 100, 16})->Args({0, 1, 100, 16})
+    ->Args({4, 1, 100, 1})->Args({4, 1, 100, 16})->Args({0, 1, 100, 16})->Apply(gpu_attacks)
     ->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_EotGradient)
     ->Args({0, 100, 0})->Args({1, 100, 0})->Args({2, 100, 0})->Args({0, 1000, 0})->Args({1, 1000, 0})
-    ->Args({2, 1000, 0})->Args({3, 1000, 0})->Args({3, 1000, 1 << 16})->Args({4, 1000, 0})->Args({4, 1000, 1 << 16})
+    ->Args({2, 1000, 0})->Args({3, 1000, 0})->Args({3, 1000, 1 << 16})->Args({4, 1000, 0})->Args({4, 1000, 1 << 16})->Apply(gpu_eot)
     ->Unit(benchmark::kMillisecond);

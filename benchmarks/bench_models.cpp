@@ -5,9 +5,13 @@
 
 #include <fmt/format.h>
 
+#include <cstdlib>
 #include <thread>
 
+#include <torch/cuda.h>
+
 #include "data/synthetic.h"
+#include "models/device.h"
 #include "models/family.h"
 #include "models/optimizer.h"
 #include "models/stochastic.h"
@@ -16,6 +20,14 @@
 namespace {
 
 using imbench::models::ModelSpec;
+
+// IMBENCH_BENCH_DEVICE=cuda (or cuda:N) runs BM_TrainStep there (default cpu);
+// each iteration then ends with a device synchronisation.
+torch::Device bench_device() {
+  const char* d = std::getenv("IMBENCH_BENCH_DEVICE");
+  static const torch::Device device = imbench::models::parse_device(d ? d : "cpu");
+  return device;
+}
 
 ModelSpec mnist_det() {
   ModelSpec s;
@@ -67,6 +79,8 @@ void BM_TrainStep(benchmark::State& state) {
   const auto options = imbench::models::apply_preset(kPresets[state.range(1)], spec);
   auto model = imbench::models::create_model(spec);
   model->set_training(true);
+  const auto device = bench_device();
+  model->to(device);
   const bool reference = state.range(3) != 0;
   if (auto* sfnn = dynamic_cast<imbench::models::SfnnModel*>(model.get()))
     sfnn->set_training_kernel(reference ? imbench::models::SfnnModel::TrainingKernel::kReference
@@ -75,21 +89,24 @@ void BM_TrainStep(benchmark::State& state) {
   imbench::data::SyntheticOptions o;
   o.size = 6000;
   const auto ds = imbench::data::make_synthetic(o);
+  const auto images = ds.images.to(device), labels = ds.labels.to(device);
   imbench::models::Optimizer opt(model->parameters(), options.optimizer, options.learning_rate, options.momentum);
   for (auto _ : state) {
-    auto idx = torch::randint(ds.size(), {batch}, torch::kLong);
-    auto x = ds.images.index_select(0, idx);
-    auto y = ds.labels.index_select(0, idx);
+    auto idx = torch::randint(ds.size(), {batch}, torch::TensorOptions(torch::kLong).device(device));
+    auto x = images.index_select(0, idx);
+    auto y = labels.index_select(0, idx);
     opt.zero_grad();
     auto loss = model->loss(x, y);
     loss.backward();
     if (options.grad_clip > 0) torch::nn::utils::clip_grad_norm_(opt.params(), options.grad_clip);
     opt.step();
+    if (device.is_cuda()) torch::cuda::synchronize();
   }
   state.SetItemsProcessed(state.iterations() * batch);
-  state.SetLabel(fmt::format("{} {} batch {}{}", spec.family, kPresets[state.range(1)], batch,
+  state.SetLabel(fmt::format("{} {} batch {}{} ({})", spec.family, kPresets[state.range(1)], batch,
                              dynamic_cast<imbench::models::SfnnModel*>(model.get()) ? (reference ? " reference" : " fused")
-                                                                                    : ""));
+                                                                                    : "",
+                             device.str()));
   state.counters["threads"] = torch::get_num_threads();
 }
 

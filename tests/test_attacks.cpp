@@ -928,3 +928,87 @@ TEST(Apgd, KeepsAnAdversarialPointOverAHigherLossOne) {
     EXPECT_TRUE((t.masked_select(fooled) < 0.3).all().item<bool>());
   }
 }
+
+// ---- The same attacks on a CUDA device (skipped where LibTorch has no GPU) ----
+
+namespace {
+
+// A copy of trained(family) on `device`: same weights, bit for bit.
+std::unique_ptr<models::TrainableModel> copy_on(const std::string& family, torch::Device device) {
+  auto& src = trained(family);
+  auto copy = models::create_model(spec_for(family));
+  {
+    torch::NoGradGuard g;
+    auto from = src.parameters(), to = copy->parameters();
+    EXPECT_EQ(from.size(), to.size());
+    for (size_t i = 0; i < from.size() && i < to.size(); ++i) to[i].copy_(from[i]);
+  }
+  copy->set_training(false);
+  copy->to(device);
+  return copy;
+}
+
+}  // namespace
+
+// Every attack and norm on the GPU: the result lives on the device, keeps the
+// invariants, and (random starts off) equals the CPU run on the same weights
+// and inputs up to float32 rounding. Tolerance: as in ABatchEqualsEachExampleAlone,
+// a sign flip of a near-zero gradient moves single pixels, so at most 1% of
+// the pixels may differ by more than 1e-4; the robust accuracy may differ by
+// at most 2 of 64 examples. Square draws on the device's generator, so its
+// CUDA and CPU points differ: it is checked for the invariants alone.
+TEST_P(EveryAttack, OnCudaMatchesCpu_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device in this LibTorch build";
+  const auto& [name, norm] = GetParam();
+  const torch::Device cuda(torch::kCUDA, 0);
+  auto& cpu_model = trained("det");
+  auto gpu_model = copy_on("det", cuda);
+  const auto ds = toy(64, "test");
+  const auto t = threat(norm, eps_for(norm));
+  RunOptions run;
+  run.seed = 3;
+  auto attack = quick_attack(name, /*randomness=*/false);
+  const auto cpu = attack->run(cpu_model, ds.images, ds.labels, t, run);
+  const auto gpu = attack->run(*gpu_model, ds.images.to(cuda), ds.labels.to(cuda), t, run);
+  ASSERT_TRUE(gpu.x_adv.is_cuda()) << name;
+  const auto x_adv = gpu.x_adv.cpu();
+  const auto d = x_adv - ds.images;
+  const auto dist = norm == Norm::kLinf ? d.abs().flatten(1).amax(1) : d.flatten(1).pow(2).sum(1).sqrt();
+  EXPECT_LE(dist.max().item<double>(), t.eps + 1e-5) << name;
+  EXPECT_GE(x_adv.min().item<double>(), 0.0);
+  EXPECT_LE(x_adv.max().item<double>(), 1.0);
+  EXPECT_LT(gpu.robust_accuracy(), gpu.clean_accuracy()) << name;
+  EXPECT_DOUBLE_EQ(gpu.clean_accuracy(), cpu.clean_accuracy()) << name;
+  if (name == "square") return;
+  const auto differ = ((x_adv - cpu.x_adv).abs() > 1e-4).to(torch::kDouble).mean().item<double>();
+  EXPECT_LE(differ, 0.01) << name;
+  EXPECT_NEAR(gpu.robust_accuracy(), cpu.robust_accuracy(), 2.0 / 64 + 1e-9) << name;
+}
+
+// The stochastic families on the GPU: EOT PGD runs there end to end (the
+// gradient oracle folds 8 samples into the batch), and its result agrees in
+// distribution with the CPU's (the two devices draw different noise, so only
+// the robust accuracies are compared, within 25 points on 64 toy examples).
+TEST(Eot, StochasticFamiliesAttackOnCuda_CUDA) {
+  if (!torch::cuda::is_available()) GTEST_SKIP() << "no CUDA device in this LibTorch build";
+  const torch::Device cuda(torch::kCUDA, 0);
+  const auto ds = toy(64, "test");
+  for (const char* family : {"sfnn", "imb-joint", "vib"}) {
+    auto& cpu_model = trained(family);
+    auto gpu_model = copy_on(family, cuda);
+    ASSERT_TRUE(gpu_model->is_stochastic()) << family;
+    RunOptions run;
+    run.seed = 1;
+    run.eot.samples = 8;
+    run.repeats = 3;
+    auto attack = create_attack("pgd", {{"steps", 10}});
+    const auto t = threat(Norm::kLinf, 0.1);
+    const auto cpu = attack->run(cpu_model, ds.images, ds.labels, t, run);
+    const auto gpu = attack->run(*gpu_model, ds.images.to(cuda), ds.labels.to(cuda), t, run);
+    ASSERT_TRUE(gpu.x_adv.is_cuda()) << family;
+    EXPECT_EQ(gpu.eot_samples, 8) << family;
+    EXPECT_LE((gpu.x_adv.cpu() - ds.images).abs().max().item<double>(), 0.1 + 1e-5) << family;
+    EXPECT_NEAR(gpu.clean_accuracy(), cpu.clean_accuracy(), 0.1) << family;
+    EXPECT_NEAR(gpu.robust_accuracy(), cpu.robust_accuracy(), 0.25) << family;
+  }
+}

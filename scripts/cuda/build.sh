@@ -16,6 +16,8 @@
 #   IMBENCH_JOBS              parallel compile jobs (default: nproc)
 #   IMBENCH_CTEST_ARGS        extra ctest arguments, e.g. "-E cli_smoke"
 #   IMBENCH_CONFIGURE_ONLY=1  stop after cmake's configure step
+#   IMBENCH_BUILD_ONLY=1      stop after the build, the ldd check and the CUDA smoke run
+#                             (scripts/cuda/gpu-check.sh runs the tests itself)
 #   IMBENCH_ALLOW_CPU_TORCH=1 accept a LibTorch without CUDA (to exercise this
 #                             script on a machine with no GPU; the CUDA checks are skipped)
 #   CUDACXX / TORCH_CUDA_ARCH_LIST  the nvcc and GPU architectures (found/detected otherwise)
@@ -245,6 +247,8 @@ if [ "$torch_cuda" != none ]; then
   grep -E 'test accuracy|device' "$logs/smoke-cuda.log" | head -3 | sed 's/^/  | /' || true
   rm -rf "$smoke"
 fi
+
+if [ "${IMBENCH_BUILD_ONLY:-0}" = 1 ]; then say "IMBENCH_BUILD_ONLY=1: stopping before the tests"; exit 0; fi
 
 # --- tests -------------------------------------------------------------------
 say "running ctest (log: $logs/ctest.log)"

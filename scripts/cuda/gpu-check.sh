@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# The GPU checklist of docs/gpu.md as one device-tool call, inside a time
+# budget: build with CUDA (scripts/cuda/build.sh), the _CUDA tests, the GPU
+# benchmarks (JSON with the device name), the quick matrix with --device cuda,
+# then the whole ctest with the time that is left. Each step is cut by
+# `timeout` so that the call ends inside the device tool's limit and what was
+# done comes back.
+#
+# Usage (device tool, repository root):
+#   bash scripts/cuda/gpu-check.sh
+#   carry: [".cuda-carry/prefix", ".imbench-data", "checkpoints/det-mnist-quick.ckpt", ...]
+# Environment: IMBENCH_GPU_BUDGET_S (default 540: seconds for the whole script),
+#   IMBENCH_GPU_CTEST_EXCLUDE (default cli_zoo: the shipped zoo's checkpoints do
+#   not fit beside the carry in the tool's 64 MiB), IMBENCH_DATA_DIR (default
+#   .imbench-data, the gzipped MNIST of docs/gpu.md).
+# Results: $OUT/gpu-check.log (the summary), $OUT/gpu-results.tgz (every log,
+# the benchmark JSON, the quick matrix's HDF5 file and report).
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$root" || exit 1
+start=$(date +%s)
+budget=${IMBENCH_GPU_BUDGET_S:-540}
+out=${OUT:-$root/gpu-out}
+work=$root/build-cuda/gpu-check
+rm -rf "$work" && mkdir -p "$work" "$out"
+left() { echo $(( budget - ($(date +%s) - start) )); }
+log() { echo "gpu-check [$(( $(date +%s) - start )) s]: $*" | tee -a "$out/gpu-check.log"; }
+pack() {
+  cp "$out/gpu-check.log" "$work/" 2>/dev/null
+  tar czf "$out/gpu-results.tgz" -C "$root/build-cuda" gpu-check 2>/dev/null
+}
+trap pack EXIT
+export IMBENCH_DATA_DIR=${IMBENCH_DATA_DIR:-$root/.imbench-data}
+
+# 1. Build (and the CUDA smoke training run). Its logs go to $work/logs.
+log "building (budget ${budget} s)"
+if ! OUT=$work IMBENCH_BUILD_ONLY=1 timeout $(( $(left) - 120 )) bash scripts/cuda/build.sh > "$work/build-sh.log" 2>&1; then
+  tail -n 30 "$work/build-sh.log" | tee -a "$out/gpu-check.log"
+  log "FAILED: scripts/cuda/build.sh"
+  exit 1
+fi
+grep -E '^cuda/build.sh' "$work/build-sh.log" | tee -a "$out/gpu-check.log" > /dev/null
+# shellcheck source=/dev/null
+. build-cuda/env.sh
+gpu=$(nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader 2>/dev/null | head -1)
+log "device: ${gpu:-unknown}"
+IMBENCH_PYTHON=$(command -v python3); export IMBENCH_PYTHON
+
+# 2. The _CUDA tests (they must run, not skip).
+for t in build-cuda/test_*; do
+  [ -x "$t" ] && [ -f "$t" ] || continue
+  timeout 120 "$t" --gtest_filter='*_CUDA*' > "$work/cuda-${t##*/}.log" 2>&1
+  log "_CUDA tests of ${t##*/}: exit $?; $(grep -c '^\[       OK \]' "$work/cuda-${t##*/}.log") ok, $(grep -c '^\[  SKIPPED \]' "$work/cuda-${t##*/}.log") skipped, $(grep -c '^\[  FAILED  \]' "$work/cuda-${t##*/}.log") failed"
+done
+
+# 3. GPU benchmarks: the bare pass, PGD-1/PGD-40/CW, EOT-16 on the SFNN, training steps.
+log "benchmarks on cuda"
+IMBENCH_BENCH_DEVICE=cuda timeout $(( $(left) > 300 ? 150 : $(left) / 3 )) build-cuda/imbench_bench \
+  --benchmark_filter='BM_BareForwardBackward|BM_Attack|BM_EotGradient/[34]/|BM_TrainStep/[0-4]/1/0/0' \
+  --benchmark_min_time=0.2 --benchmark_out="$work/bench-cuda.json" --benchmark_out_format=json \
+  > "$work/bench-cuda.txt" 2>&1
+log "benchmarks: exit $? ($(grep -c '^BM_' "$work/bench-cuda.txt") rows)"
+grep '^BM_' "$work/bench-cuda.txt" | sed 's/^/  | /' | tee -a "$out/gpu-check.log" > /dev/null
+
+# 4. The quick matrix on the GPU (checkpoints carried), beside the whole ctest.
+log "quick matrix --device cuda, and ctest"
+( s=$(date +%s); timeout $(( $(left) - 20 )) build-cuda/imbench run benchmarks/matrices/quick.toml --device cuda \
+    --out "$work/quick-cuda.h5" > "$work/quick-cuda.log" 2>&1
+  echo "exit $? after $(( $(date +%s) - s )) s" >> "$work/quick-cuda.log" ) &
+runner=$!
+read -r -a exclude <<<"-E ${IMBENCH_GPU_CTEST_EXCLUDE:-cli_zoo}"
+ctest_bin=$(command -v ctest || echo "$(python3 -c 'import cmake; print(cmake.CMAKE_BIN_DIR)')/ctest")
+(cd build-cuda && timeout $(( $(left) - 15 )) "$ctest_bin" --output-on-failure -j 8 --timeout 300 "${exclude[@]}") \
+  > "$work/ctest.log" 2>&1
+log "ctest: exit $?; $(grep -E '[0-9]+% tests passed' "$work/ctest.log" | tail -1)"
+grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$work/ctest.log" | tee -a "$out/gpu-check.log" > /dev/null
+wait "$runner"
+log "quick matrix: $(tail -1 "$work/quick-cuda.log")"
+grep -iE 'verdict|unreliable|robust|^\|' "$work/quick-cuda.md" 2>/dev/null | head -30 | tee -a "$out/gpu-check.log" > /dev/null
+log "done"
