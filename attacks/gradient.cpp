@@ -20,11 +20,12 @@ EotReduction parse_eot_reduction(const std::string& name) {
 
 void EotOptions::validate() const {
   if (samples < 1) throw UsageError(fmt::format("--eot must be >= 1, got {}", samples));
-  if (max_rows < 1) throw UsageError("EOT max_rows must be >= 1");
+  if (max_rows < 1 || max_rows_gpu < 1) throw UsageError("EOT max_rows must be >= 1");
 }
 
-int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples) {
-  return std::max<int64_t>(1, options.max_rows / (samples * std::max<int64_t>(1, internal_samples)));
+int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples, bool on_gpu) {
+  const int64_t rows = on_gpu ? options.max_rows_gpu : options.max_rows;
+  return std::max<int64_t>(1, rows / (samples * std::max<int64_t>(1, internal_samples)));
 }
 
 LossFn make_loss(LossKind kind) {
@@ -41,7 +42,7 @@ GradientOracle::GradientOracle(models::Model& model, EotOptions options)
 OracleOutput GradientOracle::evaluate(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t,
                                       const LossFn& loss, bool with_grad) {
   const int64_t n = x.size(0);
-  const int64_t chunk = eot_chunk_size(options_, samples_, model_.internal_samples());
+  const int64_t chunk = eot_chunk_size(options_, samples_, model_.internal_samples(), x.is_cuda());
   std::vector<torch::Tensor> losses, grads, log_probs;
   for (int64_t b = 0; b < n; b += chunk) {
     const int64_t e = std::min(n, b + chunk);

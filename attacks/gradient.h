@@ -42,11 +42,17 @@ struct EotOptions {
   /// CPU (benchmarks/results/README.md, EOT chunks) 1024 to 4096 rows were equally
   /// fast and 16384 or more up to 1.7x slower.
   int64_t max_rows = 4096;
+  /// The same bound when the inputs live on a GPU. On an H200 an EOT-16
+  /// gradient of the SFNN on 1,000 images took 4.1 ms in chunks of 4,096 rows
+  /// and 1.1 ms in one pass of 16,000 (BM_EotGradient, docs/performance-gpu.md):
+  /// a GPU wants the whole folded batch at once, memory permitting.
+  int64_t max_rows_gpu = 1 << 17;
   void validate() const;
 };
 
-/// Examples per forward pass for S samples of a model with K internal draws.
-int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples);
+/// Examples per forward pass for S samples of a model with K internal draws
+/// (max_rows_gpu instead of max_rows when on_gpu).
+int64_t eot_chunk_size(const EotOptions& options, int64_t samples, int64_t internal_samples, bool on_gpu = false);
 
 /// A per-example loss [N] to maximise from reduced scores z [N, C] (for
 /// kPredictionRule, z = log mean softmax) with labels y and targets t

@@ -495,6 +495,7 @@ TEST(Eot, ChunksHoldAtMostMaxRowsRowsOfWork) {
   EotOptions o;
   EXPECT_EQ(eot_chunk_size(o, 16, 8), o.max_rows / 128);
   EXPECT_EQ(eot_chunk_size(o, 1, 1), o.max_rows);
+  EXPECT_EQ(eot_chunk_size(o, 16, 1, /*on_gpu=*/true), o.max_rows_gpu / 16);
   o.max_rows = 100;
   EXPECT_EQ(eot_chunk_size(o, 16, 8), 1);  // never empty
   EXPECT_EQ(eot_chunk_size(o, 3, 1), 33);
@@ -954,7 +955,9 @@ std::unique_ptr<models::TrainableModel> copy_on(const std::string& family, torch
 // invariants, and (random starts off) equals the CPU run on the same weights
 // and inputs up to float32 rounding. Tolerance: as in ABatchEqualsEachExampleAlone,
 // a sign flip of a near-zero gradient moves single pixels, so at most 1% of
-// the pixels may differ by more than 1e-4; the robust accuracy may differ by
+// the pixels may differ by more than 1e-4 (APGD: 5%, its step size halves
+// where the loss stalls, so a rounding difference forks the path: 1.9% of
+// the pixels on an H200); the robust accuracy may differ by
 // at most 2 of 64 examples. Square draws on the device's generator, so its
 // CUDA and CPU points differ: it is checked for the invariants alone.
 TEST_P(EveryAttack, OnCudaMatchesCpu_CUDA) {
@@ -981,7 +984,7 @@ TEST_P(EveryAttack, OnCudaMatchesCpu_CUDA) {
   EXPECT_DOUBLE_EQ(gpu.clean_accuracy(), cpu.clean_accuracy()) << name;
   if (name == "square") return;
   const auto differ = ((x_adv - cpu.x_adv).abs() > 1e-4).to(torch::kDouble).mean().item<double>();
-  EXPECT_LE(differ, 0.01) << name;
+  EXPECT_LE(differ, name.rfind("apgd", 0) == 0 ? 0.05 : 0.01) << name;
   EXPECT_NEAR(gpu.robust_accuracy(), cpu.robust_accuracy(), 2.0 / 64 + 1e-9) << name;
 }
 
