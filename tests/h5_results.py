@@ -109,6 +109,26 @@ def dump(path):
     return out
 
 
+# Norms and losses are float32 results of many matrix products: another
+# LibTorch or BLAS (PyTorch 2.11's MKL on the GPU machine, LibTorch 2.x)
+# rounds them differently in the 4th-5th digit (seen: l2 0.02231 vs 0.02227).
+# They match within this tolerance; outcomes, counts and verdicts stay exact.
+FLOAT_FIELDS = ("linf", "l2", "l0", "final_loss")
+REL_TOL, ABS_TOL = 1e-3, 2e-4
+
+
+def _close(a, b):
+    if not (isinstance(a, list) and isinstance(b, list)) or len(a) != len(b):
+        return a == b
+    for x, y in zip(a, b):
+        if x is None or y is None:
+            if x is not y:
+                return False
+        elif abs(x - y) > REL_TOL * max(abs(x), abs(y)) + ABS_TOL:
+            return False
+    return True
+
+
 def match(expected_path, path):
     with open(expected_path) as f:
         want = json.load(f)
@@ -121,7 +141,7 @@ def match(expected_path, path):
                 continue
             for field in sorted(set(want[top][k]) | set(got[top][k])):
                 a, b = want[top][k].get(field), got[top][k].get(field)
-                if a != b:
+                if (not _close(a, b)) if field in FLOAT_FIELDS else a != b:
                     problems.append(f"{top}/{k}/{field}: expected {str(a)[:80]}, got {str(b)[:80]}")
     for p in problems[:30]:
         print("differs:", p)

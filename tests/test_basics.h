@@ -9,6 +9,8 @@
 #include <filesystem>
 #include <string>
 
+#include "core/remove_tree.h"
+
 namespace imbench::testing_support {
 
 /// A fresh folder under the system temp dir, removed with everything in it.
@@ -21,7 +23,7 @@ struct TempDir {
   }
   ~TempDir() {
     std::error_code ec;
-    std::filesystem::remove_all(path, ec);
+    remove_tree(path.string(), ec);  // not std::filesystem::remove_all: core/remove_tree.h
   }
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -180,6 +180,25 @@ TEST(Sha256, File) {
   EXPECT_THAT(error_of<Error>([&] { sha256_file(tmp.path.string()); }), HasSubstr(tmp.path.string()));
 }
 
+// A folder tree with a link to a file outside it: the tree goes, the link's
+// target stays; a missing path is fine.
+TEST(RemoveTree, RemovesNestedFoldersAndLinksButNotTheirTargets) {
+  TempDir tmp;
+  const auto root = tmp.path / "tree";
+  std::filesystem::create_directories(root / "a" / "b");
+  write_bytes((root / "a" / "b" / "f.bin").string(), noise_bytes(100, 1));
+  write_bytes((root / "g.bin").string(), {});
+  write_bytes(tmp.file("outside.bin"), noise_bytes(10, 2));
+  std::filesystem::create_symlink(tmp.file("outside.bin"), root / "link");
+  std::filesystem::create_directory_symlink(tmp.path, root / "a" / "dirlink");
+  std::error_code ec;
+  EXPECT_TRUE(remove_tree(root.string(), ec)) << ec.message();
+  EXPECT_FALSE(std::filesystem::exists(root));
+  EXPECT_TRUE(std::filesystem::exists(tmp.file("outside.bin")));
+  EXPECT_TRUE(remove_tree(root.string(), ec));  // already gone
+  EXPECT_NO_THROW(remove_tree(tmp.file("never-was")));
+}
+
 // ---------------------------------------------------------------- names
 
 TEST(Names, EditDistance) {

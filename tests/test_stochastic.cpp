@@ -10,6 +10,7 @@
 #include <filesystem>
 #include <functional>
 
+#include "core/remove_tree.h"
 #include "core/errors.h"
 #include "data/synthetic.h"
 #include "models/checkpoint.h"
@@ -413,7 +414,7 @@ TEST_P(EveryFamily, CheckpointRoundTripGivesTheSamePredictionsForTheSameSeed) {
   torch::manual_seed(21);
   auto b = loaded.model->predict_proba(x);
   EXPECT_TRUE(torch::equal(a, b));
-  fs::remove_all(dir);
+  remove_tree(dir.string());
 }
 
 INSTANTIATE_TEST_SUITE_P(Families, EveryFamily, testing::Values("det", "sfnn", "imb-joint", "imb-greedy", "vib"),
