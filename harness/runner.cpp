@@ -12,6 +12,8 @@
 #include <fstream>
 #include <map>
 
+#include "attacks/attack.h"
+#include "attacks/registry.h"
 #include "core/errors.h"
 #include "core/sha256.h"
 #include "core/version.h"
@@ -19,6 +21,7 @@
 #include "harness/checks.h"
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
+#include "harness/progress.h"
 #include "harness/training.h"
 #include "models/load.h"
 #include "models/device.h"
@@ -54,10 +57,10 @@ std::string hardware_name(torch::Device device) {
   return models::device_description(device);
 }
 
-std::string duration(double s) {
-  if (s < 60) return fmt::format("{:.0f}s", s);
-  if (s < 3600) return fmt::format("{:.0f}m{:02.0f}s", std::floor(s / 60), std::fmod(s, 60));
-  return fmt::format("{:.0f}h{:02.0f}m", std::floor(s / 3600), std::floor(std::fmod(s, 3600) / 60));
+std::string duration(double s) { return format_duration(s); }
+
+double seconds_since_epoch() {
+  return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
 
 class Runner {
@@ -85,16 +88,35 @@ class Runner {
   bool tty_ = false;
   Clock::time_point start_;
   int64_t cells_total_ = 0, cells_done_ = 0;
+  // Work-weighted progress (harness/progress.h): cell `cell_index_` is running.
+  std::unique_ptr<ProgressMeter> meter_;
+  std::size_t cell_index_ = 0;
+  bool cell_started_ = false;
+  double last_log_ = 0;
 };
 
+// A live line on a terminal; without one (a log), a plain line every 30 s on
+// stderr, so that `imbench attack` (which prints its table at the end) and
+// long cells say where they are.
 void Runner::progress(const std::string& what, int64_t done, int64_t total) {
-  if (!tty_ || req_.quiet) return;
-  const double elapsed = std::chrono::duration<double>(Clock::now() - start_).count();
-  const double frac = (static_cast<double>(cells_done_) + (total > 0 ? static_cast<double>(done) / total : 0)) /
-                      std::max<double>(1, static_cast<double>(cells_total_));
-  const std::string eta = frac > 0.01 ? duration(elapsed / frac - elapsed) : "?";
-  fmt::print(stderr, "\r\033[K[cell {}/{}] {}: {}/{} images, elapsed {}, ETA {}", cells_done_ + 1, cells_total_, what,
-             done, total, duration(elapsed), eta);
+  if (!meter_) return;
+  if (!cell_started_) {
+    meter_->start(cell_index_, total);
+    cell_started_ = true;
+  }
+  meter_->update(done, total);
+  if (req_.quiet) return;
+  if (tty_) {
+    fmt::print(stderr, "\r\033[K[cell {}/{}] {}: {}/{} images; {}", cells_done_ + 1, cells_total_, what, done, total,
+               meter_->summary(static_cast<std::size_t>(cells_done_)));
+    return;
+  }
+  const double now = seconds_since_epoch();
+  if (now - last_log_ >= 30) {
+    last_log_ = now;
+    fmt::print(stderr, "progress: [cell {}/{}] {}: {}/{} images; {}\n", cells_done_ + 1, cells_total_, what, done, total,
+               meter_->summary(static_cast<std::size_t>(cells_done_)));
+  }
 }
 
 void Runner::ensure_checkpoint(const MatrixModel& m) {
@@ -216,6 +238,31 @@ reports::ResultFile Runner::run() {
   }
   save();
 
+  // The work of every cell, for the ETA (cascades shrink later cells to the survivors).
+  {
+    std::vector<ProgressMeter::Cell> work;
+    for (const auto* job : mine)
+      for (const auto& plan : job->cells) {
+        const auto& a = *plan.attack;
+        const auto& info = attacks::attack_info(a.kind);
+        const bool stochastic = model_slot(a.source.empty() ? job->model->name : a.source).model().is_stochastic();
+        const std::string options = attacks::create_attack(a.kind, a.options)->options_json().dump();
+        // Plus judging x_adv: R forward passes (a third of a gradient each). Counting the
+        // prediction rule's samples too (SFNN: 32x32 paths) overweighted those cells 10x
+        // on the quick matrix: the branching readout shares most of the work.
+        const double judge = static_cast<double>(model_slot(job->model->name).repeats) / 3;
+        work.push_back({work_per_example(info.budget_options, options, stochastic ? a.eot.value_or(matrix_.eot) : 1,
+                                         info.gradient_free) + judge,
+                        ds_.size(), matrix_.cascade && plan.position > 0});
+      }
+    meter_ = std::make_unique<ProgressMeter>(std::move(work), seconds_since_epoch);
+    last_log_ = seconds_since_epoch();
+    fmt::print(out_, "estimated work: {:.3g} M gradient evaluations (examples x EOT samples x attack budget, before "
+                     "cascades remove examples); the ETA follows from the rate of the first cells\n",
+               meter_->estimated_work() / 1e6);
+  }
+
+  cell_index_ = 0;
   for (const auto* job : mine) {
     const reports::CellResult* prev = nullptr;
     std::string prev_hash;
@@ -233,6 +280,7 @@ reports::ResultFile Runner::run() {
         prev = &*it;
         prev_hash = cell_hash;
         ++cells_done_;
+        meter_->finish(cell_index_++, /*skipped=*/true);
         fmt::print(out_, "[cell {}/{}] {}: done earlier, kept\n", cells_done_, cells_total_, plan.id);
         continue;
       }
@@ -245,7 +293,10 @@ reports::ResultFile Runner::run() {
       task.hash = cell_hash;
       task.seed_id = a.seed_id;
       task.probe = probed.count(plan.id) > 0;
+      cell_started_ = false;
       auto cell = evaluator_->evaluate(task);
+      if (!cell_started_) meter_->start(cell_index_, 0);
+      meter_->finish(cell_index_++);
       if (it != file_.cells.end()) {
         *it = std::move(cell);
       } else {
@@ -257,10 +308,13 @@ reports::ResultFile Runner::run() {
       prev = &*it;
       prev_hash = cell_hash;
       if (tty_ && !req_.quiet) fmt::print(stderr, "\r\033[K");
-      fmt::print(out_, "[cell {}/{}] {}: robust accuracy {} ({} attacked, {:.1f} s, {:.0f} images/s){}\n", cells_done_,
-                 cells_total_, it->id, reports::format_percent(it->summary["robust_accuracy"], it->summary["robust_accuracy_std"]),
+      const auto eta = meter_->eta_seconds();
+      fmt::print(out_, "[cell {}/{}] {}: robust accuracy {} ({} attacked, {:.1f} s, {:.0f} images/s){}; ETA {}\n",
+                 cells_done_, cells_total_, it->id,
+                 reports::format_percent(it->summary["robust_accuracy"], it->summary["robust_accuracy_std"]),
                  static_cast<int64_t>(it->summary["attacked_examples"]), it->summary["seconds"],
-                 it->summary["images_per_second"], it->unreliable() ? " UNRELIABLE" : "");
+                 it->summary["images_per_second"], it->unreliable() ? " UNRELIABLE" : "",
+                 eta ? duration(*eta) : "?");
       out_.flush();
     }
   }

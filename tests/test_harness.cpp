@@ -11,6 +11,7 @@
 #include "core/errors.h"
 #include "harness/checks.h"
 #include "harness/matrix.h"
+#include "harness/progress.h"
 #include "harness/training.h"
 #include "models/family.h"
 #include "test_support.h"
@@ -466,3 +467,58 @@ TEST(Checks, CrossCellChecksFlagNonMonotoneEpsAndStrongTransfer) {
 }
 
 }  // namespace
+
+// ---- work-weighted progress (harness/progress.h) ----
+
+TEST(Progress, WorkPerExampleIsEotTimesTheAttacksBudget) {
+  EXPECT_DOUBLE_EQ(work_per_example({"steps", "restarts"}, R"({"steps": 40, "restarts": 2, "step_size": 0.01})", 8, false),
+                   640);
+  EXPECT_DOUBLE_EQ(work_per_example({}, R"({"loss": "ce"})", 1, false), 1);  // FGSM on a deterministic model
+  EXPECT_DOUBLE_EQ(work_per_example({"queries", "restarts"}, R"({"queries": 300, "restarts": 1})", 1, true), 100);
+}
+
+TEST(Progress, TheEtaWeighsTheRemainingCellsByTheirWork) {
+  double now = 0;
+  // A cheap cell, one ten times dearer, then a cheap cascaded one.
+  ProgressMeter m({{1, 100, false}, {10, 100, false}, {1, 100, true}}, [&] { return now; });
+  EXPECT_DOUBLE_EQ(m.estimated_work(), 1200);
+  EXPECT_FALSE(m.eta_seconds().has_value());  // nothing timed yet
+  m.start(0, 100);
+  now = 1;
+  m.update(100, 100);
+  m.finish(0);
+  // 100 units took 1 s; 1,100 are left: 11 s (counting cells alike would say 2 s).
+  ASSERT_TRUE(m.eta_seconds().has_value());
+  EXPECT_NEAR(*m.eta_seconds(), 11, 1e-9);
+  m.start(1, 100);
+  now = 6;
+  m.update(50, 100);  // half of the dear cell: 600 of 1,200 done in 6 s
+  EXPECT_NEAR(*m.eta_seconds(), 6, 1e-9);
+  EXPECT_NEAR(m.fraction_done(), 0.5, 1e-12);
+  now = 11;
+  m.finish(1);
+  // The cascaded cell attacks only the 20 survivors: 20 units left.
+  m.start(2, 20);
+  EXPECT_NEAR(*m.eta_seconds(), 11.0 / 1100 * 20, 1e-9);
+  EXPECT_THAT(m.summary(2), HasSubstr("cells 2/3"));
+  now = 11.2;
+  m.finish(2);
+  EXPECT_NEAR(*m.eta_seconds(), 0, 1e-12);
+  EXPECT_DOUBLE_EQ(m.fraction_done(), 1);
+}
+
+TEST(Progress, KeptCellsCostNothingAndCascadesShrinkTheEstimate) {
+  double now = 0;
+  ProgressMeter m({{5, 100, false}, {1, 100, false}, {1, 100, true}, {1, 100, true}}, [&] { return now; });
+  m.finish(0, /*skipped=*/true);  // done in an earlier run
+  m.start(1, 100);
+  now = 2;
+  m.finish(1);
+  m.start(2, 10);  // 10% survived the cascade
+  now = 2.2;
+  m.finish(2);
+  // The last cell is expected to see 10% too: 10 units left at 110 units per 2.2 s.
+  EXPECT_NEAR(*m.eta_seconds(), 2.2 / 110 * 10, 1e-9);
+  EXPECT_EQ(format_duration(187), "3m07s");
+  EXPECT_EQ(format_duration(59.6), "1m00s");
+}
