@@ -255,6 +255,7 @@ struct Series {
   std::size_t colour = 0;                         // index into the palette
   std::vector<std::pair<double, double>> points;  // (eps, accuracy in [0, 1])
   std::vector<std::pair<double, double>> band;    // (low, high) per point; empty = no band
+  std::vector<bool> unreliable;                   // per point: a soundness check flagged it (hollow marker)
 };
 
 std::string xml_escape(const std::string& s) {
@@ -364,8 +365,15 @@ std::string render_svg(const std::string& title, const std::string& x_label, con
     for (const auto& [eps, acc] : s.points) points.push_back(fmt::format("{:.1f},{:.1f}", px(eps), py(acc)));
     svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
                        fmt::join(points, " "), stroke);
-    for (const auto& [eps, acc] : s.points)
-      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", px(eps), py(acc), stroke);
+    for (std::size_t i = 0; i < s.points.size(); ++i) {
+      const auto [eps, acc] = s.points[i];
+      if (i < s.unreliable.size() && s.unreliable[i])
+        svg += fmt::format(
+            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"white\" stroke=\"{}\" stroke-width=\"1.5\"/>\n",
+            px(eps), py(acc), stroke);
+      else
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", px(eps), py(acc), stroke);
+    }
     const double ly = kTop + 8 + 20.0 * static_cast<double>(k);  // legend entry, right of the plot
     svg += fmt::format(
         "<line x1=\"{0:g}\" y1=\"{1:g}\" x2=\"{2:g}\" y2=\"{1:g}\" stroke=\"{3}\" stroke-width=\"2\"/>\n"
@@ -431,7 +439,8 @@ std::string write_curves(const ResultFile& file, const std::vector<Column>& colu
     for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
       const ModelInfo& m = file.models[mi];
       const Accuracy clean = clean_of(m);
-      Series s{m.name, mi, {{0.0, clean.mean}}, {band_of(clean)}};
+      const bool flagged = model_flagged(&m);
+      Series s{m.name, mi, {{0.0, clean.mean}}, {band_of(clean)}, {flagged}};
       bool repeats = clean.repeats > 1;
       for (const auto& col : columns) {
         const Threat& t = col.threat;
@@ -441,6 +450,7 @@ std::string write_curves(const ResultFile& file, const std::vector<Column>& colu
         const WorstCase w = worst_case(file, m.name, t);
         if (!w.present || std::isnan(w.accuracy.mean)) continue;
         s.points.emplace_back(t.eps, w.accuracy.mean);
+        s.unreliable.push_back(flagged || w.unreliable);
         s.band.push_back(band_of(w.accuracy));
         repeats = repeats || w.accuracy.repeats > 1;
       }
@@ -462,8 +472,8 @@ std::string write_curves(const ResultFile& file, const std::vector<Column>& colu
     const std::string title = fmt::format("{}, {}: worst-case robust accuracy", root_or(file, "dataset"), label);
     write_text_atomically((std::filesystem::path(options.curves_dir) / name).string(),
                           render_svg(title, "eps (" + norm_label(chart.norm) + ")", series));
-    links += fmt::format("![{}: worst-case robust accuracy of every model]({}{})\n", label,
-                         options.curves_link_prefix, name);
+    links += fmt::format("![{}: worst-case robust accuracy of every model]({}{})\n", label, options.curves_link_prefix,
+                         name);
   }
   return links;
 }
@@ -1084,7 +1094,7 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
                ? "No finite eps in this file: no curves.\n"
                : "One chart per norm (and targeting): each model's worst-case robust accuracy against eps, from its "
                  "clean accuracy at eps 0; the shaded band is the mean ± standard deviation over repeats (stochastic "
-                 "models). Unbounded eps are not drawn.\n\n" +
+                 "models); a hollow point is a result a soundness check flagged. Unbounded eps are not drawn.\n\n" +
                      links;
     out += "\n";
   }
