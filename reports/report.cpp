@@ -248,10 +248,14 @@ WorstCase worst_case(const ResultFile& file, const std::string& model, const Thr
 
 // ---- robustness curves ----
 
+// One model on a chart: its worst-case accuracy against eps, and the spread
+// over repeats as a band (empty for a deterministic model).
 struct Series {
   std::string label;
-  bool dashed = false;
+  std::size_t colour = 0;                         // index into the palette
   std::vector<std::pair<double, double>> points;  // (eps, accuracy in [0, 1])
+  std::vector<std::pair<double, double>> band;    // (low, high) per point; empty = no band
+  std::vector<bool> unreliable;                   // per point: a soundness check flagged it (hollow marker)
 };
 
 std::string xml_escape(const std::string& s) {
@@ -277,6 +281,22 @@ std::string xml_escape(const std::string& s) {
   return out;
 }
 
+// At most `n` code points, the last an ellipsis when cut (keeps SVG text
+// inside its box).
+std::string shortened(const std::string& s, std::size_t n) {
+  std::size_t points = 0, i = 0;
+  for (; i < s.size(); ++i) {
+    if ((static_cast<unsigned char>(s[i]) & 0xC0) == 0x80) continue;
+    if (points == n - 1) {
+      std::size_t rest = 0;
+      for (std::size_t j = i; j < s.size(); ++j) rest += (static_cast<unsigned char>(s[j]) & 0xC0) != 0x80;
+      return rest <= 1 ? s : s.substr(0, i) + "…";
+    }
+    ++points;
+  }
+  return s;
+}
+
 // 1, 2, 2.5 or 5 times a power of ten, about range / 5.
 double nice_step(double range) {
   const double raw = range / 5;
@@ -286,7 +306,8 @@ double nice_step(double range) {
 }
 
 std::string render_svg(const std::string& title, const std::string& x_label, const std::vector<Series>& series) {
-  constexpr double kWidth = 720, kHeight = 380, kLeft = 64, kRight = 460, kTop = 36, kBottom = 324;
+  constexpr double kWidth = 720, kHeight = 380, kLeft = 64, kRight = 500, kTop = 36, kBottom = 324;
+  constexpr std::size_t kTitleChars = 84, kLegendChars = 22;  // fit 720 px at 14 px and the legend's 180 px at 12 px
   static const char* kColours[] = {"#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd",
                                    "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"};
   double max_eps = 0;
@@ -295,14 +316,14 @@ std::string render_svg(const std::string& title, const std::string& x_label, con
   const double step = nice_step(max_eps > 0 ? max_eps : 1.0);
   const double x_max = std::max(1.0, std::ceil(max_eps / step - 1e-9)) * step;
   auto px = [&](double eps) { return kLeft + (kRight - kLeft) * eps / x_max; };
-  auto py = [&](double acc) { return kBottom - (kBottom - kTop) * acc; };
+  auto py = [&](double acc) { return kBottom - (kBottom - kTop) * std::clamp(acc, 0.0, 1.0); };
 
   std::string svg = fmt::format(
       "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{0:g}\" height=\"{1:g}\" viewBox=\"0 0 {0:g} {1:g}\" "
       "font-family=\"sans-serif\" font-size=\"12\">\n"
       "<rect width=\"{0:g}\" height=\"{1:g}\" fill=\"white\"/>\n"
       "<text x=\"{2:g}\" y=\"20\" text-anchor=\"middle\" font-size=\"14\">{3}</text>\n",
-      kWidth, kHeight, (kLeft + kRight) / 2, xml_escape(title));
+      kWidth, kHeight, kWidth / 2, xml_escape(shortened(title, kTitleChars)));
   for (int i = 0; i <= 5; ++i) {  // y grid and ticks: 0, 20, ..., 100%
     const double y = py(i / 5.0);
     svg += fmt::format(
@@ -326,23 +347,40 @@ std::string render_svg(const std::string& title, const std::string& x_label, con
       "<text x=\"16\" y=\"{7:g}\" text-anchor=\"middle\" transform=\"rotate(-90 16 {7:g})\">robust accuracy</text>\n",
       kLeft, kRight, kBottom, kTop, (kLeft + kRight) / 2, kHeight - 16, xml_escape(x_label), (kTop + kBottom) / 2);
 
-  std::size_t colour = 0;
+  // Bands first, so that every line is drawn over them.
+  for (const Series& s : series) {
+    if (s.band.size() != s.points.size() || s.band.empty()) continue;
+    std::vector<std::string> outline;
+    for (std::size_t i = 0; i < s.points.size(); ++i)
+      outline.push_back(fmt::format("{:.1f},{:.1f}", px(s.points[i].first), py(s.band[i].second)));
+    for (std::size_t i = s.points.size(); i-- > 0;)
+      outline.push_back(fmt::format("{:.1f},{:.1f}", px(s.points[i].first), py(s.band[i].first)));
+    svg += fmt::format("<polygon points=\"{}\" fill=\"{}\" fill-opacity=\"0.2\" stroke=\"none\"/>\n",
+                       fmt::join(outline, " "), kColours[s.colour % 10]);
+  }
   for (std::size_t k = 0; k < series.size(); ++k) {
     const Series& s = series[k];
-    const std::string stroke = s.dashed ? "black" : kColours[colour++ % 10];
-    const std::string dash = s.dashed ? " stroke-dasharray=\"6 4\"" : "";
+    const std::string stroke = kColours[s.colour % 10];
     std::vector<std::string> points;
     for (const auto& [eps, acc] : s.points) points.push_back(fmt::format("{:.1f},{:.1f}", px(eps), py(acc)));
-    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"{}/>\n",
-                       fmt::join(points, " "), stroke, dash);
-    for (const auto& [eps, acc] : s.points)
-      svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", px(eps), py(acc), stroke);
-    const double ly = kTop + 8 + 20.0 * static_cast<double>(k);  // legend entry
+    svg += fmt::format("<polyline points=\"{}\" fill=\"none\" stroke=\"{}\" stroke-width=\"2\"/>\n",
+                       fmt::join(points, " "), stroke);
+    for (std::size_t i = 0; i < s.points.size(); ++i) {
+      const auto [eps, acc] = s.points[i];
+      if (i < s.unreliable.size() && s.unreliable[i])
+        svg += fmt::format(
+            "<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"white\" stroke=\"{}\" stroke-width=\"1.5\"/>\n",
+            px(eps), py(acc), stroke);
+      else
+        svg += fmt::format("<circle cx=\"{:.1f}\" cy=\"{:.1f}\" r=\"3.5\" fill=\"{}\"/>\n", px(eps), py(acc), stroke);
+    }
+    const double ly = kTop + 8 + 20.0 * static_cast<double>(k);  // legend entry, right of the plot
     svg += fmt::format(
-        "<line x1=\"{0:g}\" y1=\"{1:g}\" x2=\"{2:g}\" y2=\"{1:g}\" stroke=\"{3}\" stroke-width=\"2\"{4}/>\n"
-        "<circle cx=\"{5:g}\" cy=\"{1:g}\" r=\"3.5\" fill=\"{3}\"/>\n"
-        "<text x=\"{6:g}\" y=\"{7:g}\">{8}</text>\n",
-        kRight + 20, ly, kRight + 48, stroke, dash, kRight + 34, kRight + 56, ly + 4, xml_escape(s.label));
+        "<line x1=\"{0:g}\" y1=\"{1:g}\" x2=\"{2:g}\" y2=\"{1:g}\" stroke=\"{3}\" stroke-width=\"2\"/>\n"
+        "<circle cx=\"{4:g}\" cy=\"{1:g}\" r=\"3.5\" fill=\"{3}\"/>\n"
+        "<text x=\"{5:g}\" y=\"{6:g}\">{7}</text>\n",
+        kRight + 16, ly, kRight + 40, stroke, kRight + 28, kRight + 46, ly + 4,
+        xml_escape(shortened(s.label, kLegendChars)));
   }
   return svg + "</svg>\n";
 }
@@ -353,52 +391,89 @@ std::string file_safe(const std::string& s) {
   return out;
 }
 
-// Writes the curves of every model and norm with a finite eps; returns the
-// report's lines linking them.
+// Mean ± std over repeats clipped to [0, 1]; no band for a single repeat.
+std::pair<double, double> band_of(const Accuracy& a) {
+  return {std::clamp(a.mean - a.std, 0.0, 1.0), std::clamp(a.mean + a.std, 0.0, 1.0)};
+}
+
+// A chart: one norm and targeting (and target rule where a norm has several).
+struct Chart {
+  std::string norm;
+  bool targeted = false;
+  std::string target_rule;
+  auto key() const { return std::make_tuple(norm_rank(norm), norm, targeted, target_rule); }
+  bool operator<(const Chart& o) const { return key() < o.key(); }
+};
+
+// Writes one SVG per norm and targeting with a finite eps: every model's
+// worst-case accuracy against eps from its clean accuracy at eps 0, with
+// the spread over repeats as a band; returns the report's lines linking them.
 std::string write_curves(const ResultFile& file, const std::vector<Column>& columns, const ReportOptions& options) {
   std::error_code ec;
   std::filesystem::create_directories(options.curves_dir, ec);
   if (ec) throw Error(fmt::format("{}: cannot create the curves folder: {}", options.curves_dir, ec.message()));
-  std::set<std::string> norms;
-  for (const auto& col : columns) norms.insert(col.threat.norm);
-  std::vector<std::string> norm_order(norms.begin(), norms.end());
-  std::sort(norm_order.begin(), norm_order.end(), [](const auto& a, const auto& b) {
-    return std::make_pair(norm_rank(a), a) < std::make_pair(norm_rank(b), b);
-  });
+  std::set<Chart> charts;
+  std::map<std::pair<std::string, bool>, std::set<std::string>> rules;  // (norm, targeted) -> target rules
+  for (const auto& col : columns)
+    if (std::isfinite(col.threat.eps)) {
+      charts.insert(Chart{col.threat.norm, col.threat.targeted, col.threat.target_rule});
+      rules[{col.threat.norm, col.threat.targeted}].insert(col.threat.target_rule);
+    }
+
+  // Clean accuracy per model (eps 0): as recorded, the spread from the
+  // clean records of its first cell.
+  auto clean_of = [&](const ModelInfo& m) {
+    Accuracy clean;
+    for (const auto& c : file.cells)
+      if (c.model == m.name && !c.index.empty()) {
+        clean = accuracy_of(c.clean_correct, static_cast<std::size_t>(std::max<int64_t>(1, c.repeats)), c.index.size());
+        break;
+      }
+    clean.mean = m.clean_accuracy;
+    return clean;
+  };
 
   std::string links;
-  for (const auto& m : file.models) {
-    for (const auto& norm : norm_order) {
-      std::vector<Series> attacks, worst;
-      auto add = [](std::vector<Series>& list, const std::string& label, bool dashed, double eps, double acc) {
-        auto it = std::find_if(list.begin(), list.end(), [&](const Series& s) { return s.label == label; });
-        if (it == list.end()) it = list.insert(list.end(), Series{label, dashed, {}});
-        it->points.emplace_back(eps, acc);
-      };
+  for (const Chart& chart : charts) {
+    std::vector<Series> series;
+    for (std::size_t mi = 0; mi < file.models.size(); ++mi) {
+      const ModelInfo& m = file.models[mi];
+      const Accuracy clean = clean_of(m);
+      const bool flagged = model_flagged(&m);
+      Series s{m.name, mi, {{0.0, clean.mean}}, {band_of(clean)}, {flagged}};
+      bool repeats = clean.repeats > 1;
       for (const auto& col : columns) {
-        if (col.threat.norm != norm || !std::isfinite(col.threat.eps)) continue;
-        std::string suffix =
-            col.threat.targeted
-                ? " targeted" + (col.threat.target_rule.empty() ? "" : " (" + col.threat.target_rule + ")")
-                : "";
-        for (const auto& attack : col.attacks)
-          if (const auto* c = find_cell(file, m.name, col.threat, attack)) {
-            const double acc = cell_accuracy(*c).mean;
-            if (!std::isnan(acc)) add(attacks, attack + suffix, false, col.threat.eps, acc);
-          }
-        const WorstCase w = worst_case(file, m.name, col.threat);
-        if (w.present && !std::isnan(w.accuracy.mean))
-          add(worst, "worst case" + suffix, true, col.threat.eps, w.accuracy.mean);
+        const Threat& t = col.threat;
+        if (t.norm != chart.norm || t.targeted != chart.targeted || t.target_rule != chart.target_rule ||
+            !std::isfinite(t.eps))
+          continue;
+        const WorstCase w = worst_case(file, m.name, t);
+        if (!w.present || std::isnan(w.accuracy.mean)) continue;
+        s.points.emplace_back(t.eps, w.accuracy.mean);
+        s.unreliable.push_back(flagged || w.unreliable);
+        s.band.push_back(band_of(w.accuracy));
+        repeats = repeats || w.accuracy.repeats > 1;
       }
-      if (attacks.empty() && worst.empty()) continue;
-      attacks.insert(attacks.end(), worst.begin(), worst.end());
-      const std::string name = file_safe(m.name) + "-" + file_safe(norm) + ".svg";
-      const std::string title = (m.description.empty() ? m.name : m.description) + ": " + norm_label(norm);
-      write_text_atomically((std::filesystem::path(options.curves_dir) / name).string(),
-                            render_svg(title, "eps (" + norm_label(norm) + ")", attacks));
-      links +=
-          fmt::format("![{} {} robustness curve]({}{})\n", m.name, norm_label(norm), options.curves_link_prefix, name);
+      if (s.points.size() < 2) continue;  // attacked at no finite eps of this chart
+      if (!repeats) s.band.clear();
+      series.push_back(std::move(s));
     }
+    if (series.empty()) continue;
+    std::string name = file_safe(chart.norm), label = norm_label(chart.norm);
+    if (chart.targeted) {
+      name += "-targeted";
+      label += " targeted";
+      if (!chart.target_rule.empty() && rules[{chart.norm, true}].size() > 1) {
+        name += "-" + file_safe(chart.target_rule);
+        label += " (" + chart.target_rule + ")";
+      }
+    }
+    name += ".svg";
+    const std::string title = fmt::format("{}, {}: worst-case robust accuracy", root_or(file, "dataset"), label);
+    write_text_atomically((std::filesystem::path(options.curves_dir) / name).string(),
+                          render_svg(title, "eps (" + norm_label(chart.norm) + ")", series));
+    links += fmt::format("![{}: worst-case robust accuracy of every model]({}{})\n", label, options.curves_link_prefix,
+                         name);
   }
   return links;
 }
@@ -513,10 +588,8 @@ std::string accuracy_section(const ResultFile& file, const std::vector<Column>& 
       }
     return format_accuracy(clean);
   };
-  auto model_cell = [](const ModelInfo& m) {
-    return "`" + m.name + "`" + (m.description.empty() ? "" : ": " + m.description) +
-           (model_flagged(&m) ? kUnreliableMark : "");
-  };
+  // The name alone: the descriptions are in the Models table.
+  auto model_cell = [](const ModelInfo& m) { return "`" + m.name + "`" + (model_flagged(&m) ? kUnreliableMark : ""); };
   auto threat_cells = [&](const ModelInfo& m, const Column& col, std::vector<std::string>& row) {
     const bool flagged = model_flagged(&m);
     for (const auto& attack : col.attacks) {
@@ -660,6 +733,15 @@ std::string summary_section(const ResultFile& file, const std::vector<Column>& c
   if (file.models.empty()) return out + "No models in this file.\n";
   for (std::size_t k = 0; k < tables.size(); ++k) out += (k ? "\n" : "") + tables[k].render();
   return out;
+}
+
+// The legend of the tables, which name models by their short name alone.
+std::string models_section(const ResultFile& file) {
+  std::string out = "## Models\n\nThe tables name each model by its short name; what it is:\n\n";
+  if (file.models.empty()) return out + "No models in this file.\n";
+  MarkdownTable t({"model", "description"});
+  for (const auto& m : file.models) t.add_row({"`" + m.name + "`", m.description.empty() ? "—" : m.description});
+  return out + t.render();
 }
 
 // Every result column (each attack at each threat model, and the worst case
@@ -848,8 +930,8 @@ std::string verdict_section(const ResultFile& file) {
 }
 
 std::string throughput_section(const ResultFile& file) {
-  MarkdownTable t({"model", "attack", "eps", "examples attacked", "EOT samples", "repeats", "seconds", "images/s",
-                   "gradient evaluations/s", "gradient evaluations per image", "checks s"});
+  MarkdownTable t({"model", "attack", "eps", "attacked", "EOT", "repeats", "seconds", "images/s", "grad evals/s",
+                   "grad evals/image", "checks s"});
   double attack_seconds = 0, check_seconds = 0, probe_seconds = 0;
   auto number = [](const CellResult& c, const char* key, const char* format) {
     const auto it = c.summary.find(key);
@@ -877,13 +959,22 @@ std::string throughput_section(const ResultFile& file) {
       if (p != c.summary.end() && std::isfinite(p->second)) probe_seconds += p->second;
     }
   }
-  std::string out = "## Throughput\n\n" + t.render();
+  std::string out =
+      "## Throughput\n\nattacked: the examples the attack ran on (the cascade skips those already wrong in every "
+      "repeat); EOT: samples per gradient; grad evals: gradient evaluations; checks s: the seconds of the cell's "
+      "soundness checks.\n\n" +
+      t.render();
   if (check_seconds > 0)
     out += fmt::format(
         "\nThe soundness checks of the cells took {:.1f} s beside {:.1f} s of attacks ({:.0f}% more), of which the "
         "probes of stochastic models (EOT doubled, noise frozen, Square; every cell with --audit) took {:.1f} s.\n",
         check_seconds, attack_seconds, 100 * check_seconds / std::max(attack_seconds, 1e-9), probe_seconds);
   return out;
+}
+
+std::string without_full_stop(std::string s) {
+  while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.pop_back();
+  return s;
 }
 
 std::string diagnostics_section(const ResultFile& file) {
@@ -925,21 +1016,19 @@ std::string diagnostics_section(const ResultFile& file) {
     t.add_row({fmt::format("{}", key.first), key.second, fmt::format("{}", fmt::join(where, ", "))});
   }
   if (!passed.empty()) out += "\n### Passed\n\n" + t.render();
-  // What every check measured, folded away (GitHub renders <details>).
-  MarkdownTable all({"on", "check", "name", "result", "measured"});
+  // What every check measured, folded away (GitHub renders <details>); a
+  // list, since the measurements are sentences too long for a table.
+  std::string all;
+  auto measured = [&](const std::string& on, const Flag& f) {
+    all += fmt::format("- {}, check {} {}: {}{}\n", on, f.check, f.name, f.failed ? "**FLAGGED**" : "ok",
+                       f.detail.empty() ? "" : " — " + f.detail);
+  };
   for (const auto& m : file.models)
-    for (const auto& f : m.flags)
-      all.add_row({"model " + m.name, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
+    for (const auto& f : m.flags) measured(fmt::format("model `{}`", m.name), f);
   for (const auto& c : file.cells)
-    for (const auto& f : c.flags)
-      all.add_row({c.id, fmt::format("{}", f.check), f.name, f.failed ? "FLAGGED" : "ok", f.detail});
-  out += "\n<details><summary>What every check measured</summary>\n\n" + all.render() + "\n</details>\n";
+    for (const auto& f : c.flags) measured(fmt::format("`{}`", c.id), f);
+  out += "\n<details><summary>What every check measured</summary>\n\n" + all + "\n</details>\n";
   return out;
-}
-
-std::string without_full_stop(std::string s) {
-  while (!s.empty() && (s.back() == '.' || s.back() == ' ')) s.pop_back();
-  return s;
 }
 
 std::string provenance_section(const ResultFile& file) {
@@ -993,6 +1082,7 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   std::string out = fmt::format("# imbench report: {}\n\n", root_or(file, "matrix_name", "unnamed matrix"));
   out += verdict_section(file) + "\n";
   out += summary_section(file, columns) + "\n";
+  out += models_section(file) + "\n";
   out += configuration_section(file) + "\n";
   out += threat_models_section(file) + "\n";
   out += accuracy_section(file, columns) + "\n";
@@ -1000,7 +1090,12 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   if (!options.curves_dir.empty()) {
     const std::string links = write_curves(file, columns, options);
     out += "## Robustness curves\n\n";
-    out += links.empty() ? "No finite eps in this file: no curves.\n" : links;
+    out += links.empty()
+               ? "No finite eps in this file: no curves.\n"
+               : "One chart per norm (and targeting): each model's worst-case robust accuracy against eps, from its "
+                 "clean accuracy at eps 0; the shaded band is the mean ± standard deviation over repeats (stochastic "
+                 "models); a hollow point is a result a soundness check flagged. Unbounded eps are not drawn.\n\n" +
+                     links;
     out += "\n";
   }
   out += throughput_section(file) + "\n";

@@ -17,8 +17,8 @@ struct ReportOptions {
 /// "<stem>-curves" beside it, linked relatively.
 ReportOptions report_options_for(const std::string& report_path);
 
-/// The Markdown report. Writes one SVG per model and norm into
-/// options.curves_dir when set. Depends only on `file`: no clock, no
+/// The Markdown report. Writes one SVG per norm and targeting (every
+/// model's worst-case accuracy against eps) into options.curves_dir when set. Depends only on `file`: no clock, no
 /// environment.
 std::string render_report(const ResultFile& file, const ReportOptions& options);
 

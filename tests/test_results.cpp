@@ -805,15 +805,12 @@ TEST(Results, ReportMatchesTheGoldenFile) {
   EXPECT_EQ(report, read_bytes(golden)) << "the report differs from " << golden
                                         << "; run with IMBENCH_UPDATE_GOLDEN=1 to rewrite it after checking";
 
-  for (const std::string name : {"det-linf.svg", "sfnn-linf.svg"}) {
-    const std::string svg = read_bytes(dir.file("curves/" + name));
-    EXPECT_EQ(svg.rfind("<svg", 0), 0u) << name;
-    EXPECT_THAT(svg, HasSubstr("</svg>"));
-    EXPECT_THAT(svg, HasSubstr("stroke-dasharray"));  // the worst case
-    EXPECT_THAT(report, HasSubstr("](curves/" + name + ")"));
-  }
-  // Unbounded eps only: no L2 curve.
-  EXPECT_FALSE(std::filesystem::exists(dir.file("curves/det-l2.svg")));
+  // One chart per norm with every model; unbounded eps only: no L2 chart.
+  EXPECT_EQ(folder_entries(dir.file("curves")), std::vector<std::string>{"linf.svg"});
+  const std::string svg = read_bytes(dir.file("curves/linf.svg"));
+  EXPECT_EQ(svg.rfind("<svg", 0), 0u);
+  EXPECT_THAT(svg, HasSubstr("</svg>"));
+  EXPECT_THAT(report, HasSubstr("](curves/linf.svg)"));
 
   // The report depends only on the file: the same after a write and read,
   // and without curves it only lacks the curves section.
@@ -821,6 +818,97 @@ TEST(Results, ReportMatchesTheGoldenFile) {
   EXPECT_EQ(render_report(read_results(dir.file("r.h5")), options), report);
   const std::string plain = render_report(f, {});
   EXPECT_THAT(plain, testing::Not(HasSubstr("Robustness curves")));
+}
+
+// The lines of the report's Markdown tables, but the models' legend (the
+// one table that may be wide).
+std::vector<std::string> table_lines_but_the_legend(const std::string& report) {
+  std::vector<std::string> lines;
+  bool legend = false;
+  std::size_t start = 0;
+  while (start < report.size()) {
+    std::size_t end = report.find('\n', start);
+    if (end == std::string::npos) end = report.size();
+    const std::string line = report.substr(start, end - start);
+    start = end + 1;
+    if (line.rfind("## ", 0) == 0) legend = line == "## Models";
+    if (!legend && line.rfind("|", 0) == 0) lines.push_back(line);
+  }
+  return lines;
+}
+
+std::size_t code_points(const std::string& s) {
+  return static_cast<std::size_t>(
+      std::count_if(s.begin(), s.end(), [](char c) { return (static_cast<unsigned char>(c) & 0xC0) != 0x80; }));
+}
+
+TEST(Results, ReportTablesStayNarrowWithLongModelDescriptions) {
+  const std::string long_description =
+      "SFNN (MLE) 784-512-512-10 (Bernoulli units; predicts with 32x32 branching samples), trained for a long time";
+  ResultFile wide = report_fixture();  // split: one accuracy table per threat model
+  for (auto& m : wide.models) m.description = m.name + ": " + long_description;
+  // Few columns and no paper numbers: one accuracy table for every threat model.
+  ResultFile narrow = wide;
+  narrow.cells.erase(
+      std::remove_if(narrow.cells.begin(), narrow.cells.end(), [](const CellResult& c) { return c.eps != 0.1; }),
+      narrow.cells.end());
+  for (auto& m : narrow.models) m.paper_json = "{}";
+  for (const ResultFile* f : {&wide, &narrow}) {
+    const std::string report = render_report(*f, {});
+    const auto tables = table_lines_but_the_legend(report);
+    ASSERT_GT(tables.size(), 10u);
+    for (const auto& line : tables) {
+      EXPECT_LE(code_points(line), 170u) << line;
+      EXPECT_THAT(line, testing::Not(HasSubstr(long_description)));
+    }
+    // The descriptions are in the legend, after the summary and before the accuracy tables.
+    const auto legend = report.find("## Models");
+    ASSERT_NE(legend, std::string::npos);
+    EXPECT_LT(report.find("## Summary"), legend);
+    EXPECT_LT(legend, report.find("## Robust accuracy"));
+    for (const auto& m : f->models) EXPECT_THAT(report, HasSubstr(" | " + m.description));
+  }
+  EXPECT_THAT(render_report(narrow, {}), HasSubstr("| `sfnn` | 90.00 ± 0.00% [59.6, 98.2] |"));
+}
+
+TEST(Results, ReportDrawsEveryModelOnOneChartPerNormAndTargeting) {
+  ResultFile f = report_fixture();
+  // A targeted L2 threat at a finite eps on both models.
+  for (const std::string model : {"det", "sfnn"}) {
+    CellResult c = make_cell(model, "pgd-l2", "l2", 1.0, "1", 0, model == "det" ? 1 : 3, 10, model == "det" ? 1 : 8,
+                             [](int64_t k, int64_t i) { return i < 3 + k; });
+    c.targeted = true;
+    c.target_rule = "random";
+    c.id += ".targeted";
+    c.group = model + ".l2-1.targeted";
+    f.cells.push_back(c);
+  }
+  TempDir dir;
+  ReportOptions options;
+  options.curves_dir = dir.file("curves");
+  options.curves_link_prefix = "curves/";
+  const std::string report = render_report(f, options);
+  EXPECT_EQ(folder_entries(dir.file("curves")), (std::vector<std::string>{"l2-targeted.svg", "linf.svg"}));
+  EXPECT_THAT(report, HasSubstr("](curves/linf.svg)"));
+  EXPECT_THAT(report, HasSubstr("](curves/l2-targeted.svg)"));
+  for (const std::string name : {"linf.svg", "l2-targeted.svg"}) {
+    const std::string svg = read_bytes(dir.file("curves/" + name));
+    // Every model is a series, named in the legend.
+    EXPECT_THAT(svg, HasSubstr(">det</text>")) << name;
+    EXPECT_THAT(svg, HasSubstr(">sfnn</text>")) << name;
+    // eps 0 is the clean accuracy (90%): x at the axis (64), y = 324 - 288 x 0.9.
+    EXPECT_THAT(svg, HasSubstr("<circle cx=\"64.0\" cy=\"64.8\"")) << name;
+    // One band, the stochastic model's (its colour, translucent); none for det.
+    std::size_t polygons = 0;
+    for (auto at = svg.find("<polygon"); at != std::string::npos; at = svg.find("<polygon", at + 1)) ++polygons;
+    EXPECT_EQ(polygons, 1u) << name;
+    EXPECT_THAT(svg, HasSubstr("fill=\"#ff7f0e\" fill-opacity=\"0.2\"")) << name;
+    // sfnn's pgd at Linf 0.3 is flagged: a hollow point in its colour, on that chart only.
+    EXPECT_EQ(svg.find("fill=\"white\" stroke=\"#ff7f0e\"") != std::string::npos, name == "linf.svg") << name;
+    // The title is short and says what is drawn.
+    EXPECT_THAT(svg, HasSubstr("mnist test, " + std::string(name == "linf.svg" ? "Linf" : "L2 targeted") +
+                               ": worst-case robust accuracy</text>"));
+  }
 }
 
 TEST(Results, ReportOpensWithASummaryAndListsOnlyWhatFired) {
