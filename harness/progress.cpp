@@ -74,7 +74,6 @@ void ProgressMeter::finish(std::size_t i, bool skipped) {
     actual_examples_[i] = 0;  // kept from an earlier run: no work now
   } else {
     work_done_ += cell_work(i);
-    timed_ = clock_() - start_;
   }
   state_[i] = 2;
   running_ = false;

@@ -58,7 +58,7 @@ class ProgressMeter {
   std::vector<int> state_;  // 0 waiting, 1 running, 2 finished
   std::vector<int64_t> actual_examples_;
   Clock clock_;
-  double start_ = 0, timed_ = 0, work_done_ = 0, current_done_ = 0;
+  double start_ = 0, work_done_ = 0, current_done_ = 0;
   std::size_t current_ = 0;
   bool running_ = false;
   double cascade_ratio_sum_ = 0;

@@ -57,8 +57,6 @@ std::string hardware_name(torch::Device device) {
   return models::device_description(device);
 }
 
-std::string duration(double s) { return format_duration(s); }
-
 double seconds_since_epoch() {
   return std::chrono::duration<double>(Clock::now().time_since_epoch()).count();
 }
@@ -314,7 +312,7 @@ reports::ResultFile Runner::run() {
                  reports::format_percent(it->summary["robust_accuracy"], it->summary["robust_accuracy_std"]),
                  static_cast<int64_t>(it->summary["attacked_examples"]), it->summary["seconds"],
                  it->summary["images_per_second"], it->unreliable() ? " UNRELIABLE" : "",
-                 eta ? duration(*eta) : "?");
+                 eta ? format_duration(*eta) : "?");
       out_.flush();
     }
   }
@@ -322,7 +320,7 @@ reports::ResultFile Runner::run() {
   save();
   const double total = std::chrono::duration<double>(Clock::now() - start_).count();
   if (!req_.write) return std::move(file_);
-  fmt::print(out_, "results: {} ({} cells, {})\n", out_path_, file_.cells.size(), duration(total));
+  fmt::print(out_, "results: {} ({} cells, {})\n", out_path_, file_.cells.size(), format_duration(total));
   if (req_.report != "-") {
     std::string report = req_.report;
     if (report.empty()) report = (fs::path(out_path_).replace_extension(".md")).string();
