@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cctype>
 #include <cmath>
 #include <cstdio>
@@ -31,6 +32,7 @@
 #include "harness/checks.h"
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
+#include "harness/progress.h"
 #include "harness/runner.h"
 #include "harness/training.h"
 #include "harness/zoo.h"
@@ -205,16 +207,43 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   return 0;
 }
 
+// Evaluation progress on stderr: a live line on a terminal, else a plain
+// line every 30 s (logs); images done of all, rate and the time left.
+std::function<void(int64_t, int64_t)> eval_progress() {
+  const bool tty = ::isatty(fileno(stderr)) != 0;
+  const auto start = std::chrono::steady_clock::now();
+  auto last_log = start;
+  return [=](int64_t done, int64_t total) mutable {
+    const auto now = std::chrono::steady_clock::now();
+    const double elapsed = std::chrono::duration<double>(now - start).count();
+    const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
+    const std::string line =
+        fmt::format("eval: {}/{} images (examples x repeats), {:.0f} images/s, elapsed {}, ETA {}", done, total, rate,
+                    harness::format_duration(elapsed),
+                    rate > 0 ? harness::format_duration(static_cast<double>(total - done) / rate) : std::string("-"));
+    if (tty) {
+      fmt::print(stderr, "\r\033[K{}", line);
+      if (done == total) fmt::print(stderr, "\r\033[K");
+    } else if (std::chrono::duration<double>(now - last_log).count() >= 30 && done < total) {
+      last_log = now;
+      fmt::print(stderr, "progress: {}\n", line);
+    }
+    std::fflush(stderr);
+  };
+}
+
 int run_eval(const EvalCommand& cmd, std::ostream& out) {
-  if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
-  if (cmd.repeats < 1) throw UsageError("--repeats must be >= 1");
+  if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
+  if (cmd.repeats < 0) throw UsageError("--repeats must be >= 0 (0 = 10 for stochastic models, 1 otherwise)");
   const auto device = prepare(cmd.common);
   auto [model, provenance] = load_any_model(cmd.model, cmd.torchscript, device);
   const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
-  const auto ds = full.first(cmd.limit);
+  const auto ds = full.first(cmd.examples);
+  const int64_t repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
   models::EvalOptions eo;
   eo.batch_size = cmd.batch_size;
-  eo.repeats = cmd.repeats;
+  eo.repeats = repeats;
+  if (!cmd.quiet) eo.progress = eval_progress();
   const auto r = models::evaluate(*model, ds, eo);
 
   fmt::print(out, "model: {} ({}; {})\n", model->description(), model_kind(*model), provenance);
@@ -223,8 +252,8 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   fmt::print(out, "data: {} {} split, first {} of {} examples; seed {}; device {}; imbench {} ({})\n", cmd.dataset,
              cmd.split, ds.size(), full.size(), cmd.common.seed, models::device_description(device), kVersion,
              kGitRevision);
-  if (!model->is_stochastic() && cmd.repeats > 1)
-    fmt::print(out, "note: the model is deterministic, so --repeats {} was evaluated once\n", cmd.repeats);
+  if (!model->is_stochastic() && repeats > 1)
+    fmt::print(out, "note: the model is deterministic, so --repeats {} was evaluated once\n", repeats);
   reports::MarkdownTable t({"prediction", "examples", "repeats", "accuracy", "error", "worst repeat", "images/s"});
   auto row = [&](const std::string& what, const models::EvalResult& e) {
     t.add_row({what, std::to_string(e.examples), std::to_string(e.accuracy_per_repeat.size()),
@@ -235,7 +264,9 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   row(model->is_stochastic() ? fmt::format("mean softmax, {} samples", model->prediction_samples()) : "argmax of logits", r);
   if (model->is_stochastic() && dynamic_cast<models::TrainableModel*>(model.get())) {
     models::SamplingGuard guard(*model, models::Sampling::kMeanField);
-    row("mean-field", models::evaluate(*model, ds, {eo.batch_size, 1}));
+    models::EvalOptions once = eo;
+    once.repeats = 1;
+    row("mean-field", models::evaluate(*model, ds, once));
   }
   fmt::print(out, "\n{}", t.render());
   // The per-model soundness checks of every run (docs/EVALUATION.md), on the first 100 examples.
@@ -245,7 +276,7 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   harness::CheckContext checks;
   checks.settings = &settings;
   checks.model = model.get();
-  checks.repeats = model->is_stochastic() ? cmd.repeats : 1;
+  checks.repeats = repeats;
   const int64_t n = std::min<int64_t>(100, ds.size());
   checks.x = ds.images.slice(0, 0, n).to(device);
   checks.y = ds.labels.slice(0, 0, n).to(device);
@@ -353,9 +384,9 @@ double median_of(std::vector<float> v) {
 // `imbench attack` is a one-cell matrix (plus one transfer cell per --transfer-to
 // model) evaluated by the same cell evaluator as `imbench run`.
 int run_attack(const AttackCommand& cmd, std::ostream& out) {
-  if (cmd.limit < 0) throw UsageError("--limit must be >= 0 (0 = all examples)");
+  if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
-  if (cmd.eot < 0 || cmd.repeats < 0) throw UsageError("--eot and --repeats must be >= 0 (0 = automatic)");
+  if (cmd.eot_samples < 0 || cmd.repeats < 0) throw UsageError("--eot-samples and --repeats must be >= 0 (0 = automatic)");
   // The attacks (one, or a cascade) and the eps (one, or a sweep).
   auto attack_list = cmd.attacks;
   if (attack_list.empty()) attack_list.emplace_back(cmd.attack, cmd.attack_options_json);
@@ -414,12 +445,12 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   m.name = "attack";
   m.dataset = cmd.dataset;
   m.split = cmd.split;
-  m.examples = cmd.limit;
+  m.examples = cmd.examples;
   m.seed = cmd.common.seed;
   m.device = cmd.common.device;
   m.batch_size = cmd.batch_size;
   m.cascade = false;
-  m.eot = cmd.eot > 0 ? cmd.eot : 16;            // stochastic models only; deterministic ones take 1
+  m.eot = cmd.eot_samples > 0 ? cmd.eot_samples : 16;            // stochastic models only; deterministic ones take 1
   m.eot_reduction = cmd.eot_reduction;
   m.repeats = cmd.repeats > 0 ? cmd.repeats : 10;  // likewise
   // Fixed names: the seeds derive from them, not from file names.
@@ -462,6 +493,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   harness::RunRequest req;
   req.matrix = m;
   req.write = !cmd.out.empty();
+  req.quiet = cmd.quiet;
   req.resume = false;
   req.out = cmd.out;
   req.report = "-";

@@ -59,11 +59,12 @@ struct EvalCommand {
   std::string model;
   std::string dataset = "mnist";
   std::string split = "test";
-  int64_t limit = 0;               ///< first N examples; 0 = all
-  int64_t repeats = 1;
+  int64_t examples = 1000;          ///< first N examples; 0 = all
+  int64_t repeats = 0;              ///< 0: 10 for stochastic models, 1 otherwise
   int64_t batch_size = 1000;
   TorchScriptFlags torchscript;  ///< TorchScript models only
   bool fail_on_unreliable = false;  ///< exit 3 when a model-level check fires
+  bool quiet = false;               ///< no progress output
 };
 
 struct AttackCommand {
@@ -72,7 +73,7 @@ struct AttackCommand {
   std::vector<std::string> transfer_to;  ///< evaluate the adversarial examples on these models too
   std::string dataset = "mnist";
   std::string split = "test";
-  int64_t limit = 1000;
+  int64_t examples = 1000;  ///< first N examples; 0 = all
   int64_t batch_size = 1000;
   std::string attack = "pgd";
   std::string attack_options_json = "{}";  ///< the attack's own options as JSON
@@ -87,12 +88,13 @@ struct AttackCommand {
   std::vector<std::string> eps_texts;
   bool targeted = false;
   std::string target_rule = "random";
-  int64_t eot = 0;       ///< 0: 16 for stochastic models, 1 otherwise
+  int64_t eot_samples = 0;  ///< 0: 16 for stochastic models, 1 otherwise
   std::string eot_reduction = "prediction-rule";
   int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
   std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
   TorchScriptFlags torchscript;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
+  bool quiet = false;               ///< no progress output
 };
 
 struct RunCommand {

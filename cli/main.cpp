@@ -81,11 +81,37 @@ void add_common(po::options_description& d, cli::CommonOptions& c, bool with_see
   if (with_seed) d.add_options()("seed", po::value(&c.seed)->default_value(0), "master seed: every random choice derives from it");
 }
 
+// Flags renamed so that a flag, its matrix key and its HDF5 field share one
+// name: the old spelling still works where the command has the new one, with
+// a note on stderr.
+struct RenamedFlag {
+  const char* old_name;
+  const char* name;
+};
+constexpr RenamedFlag kRenamedFlags[] = {{"limit", "examples"}, {"eot", "eot-samples"}};
+
+std::vector<std::string> apply_renamed_flags(const std::string& command, const po::options_description& desc,
+                                             std::vector<std::string> args) {
+  for (auto& a : args) {
+    if (a == "--") break;
+    for (const auto& r : kRenamedFlags) {
+      const std::string old = fmt::format("--{}", r.old_name);
+      if (a != old && a.rfind(old + "=", 0) != 0) continue;
+      if (!desc.find_nothrow(r.name, false)) continue;
+      a = fmt::format("--{}{}", r.name, a.substr(old.size()));
+      fmt::print(stderr, "imbench {}: note: {} is now --{} (same meaning; the old name still works)\n", command, old,
+                 r.name);
+    }
+  }
+  return args;
+}
+
 // Parses argv for one command; prints help and returns false for --help.
 bool parse(const std::string& name, const std::string& summary, const std::string& about, po::options_description& desc,
-           const std::vector<std::string>& args, po::variables_map& vm,
+           const std::vector<std::string>& raw_args, po::variables_map& vm,
            const po::positional_options_description* positional = nullptr) {
   desc.add_options()("help,h", "show this help");
+  const auto args = apply_renamed_flags(name, desc, raw_args);
   try {
     po::command_line_parser parser(args);
     parser.options(desc).style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing);
@@ -216,9 +242,12 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("split", po::value(&c.split)->default_value("test"), "test or train")
-    ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
-    ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
+    ("examples", po::value(&c.examples)->default_value(1000), "evaluate the first N examples of the split (0 = all; "
+                                                               "a matrix's examples; old name --limit)")
+    ("repeats", po::value(&c.repeats)->default_value(0), "passes with fresh samples (mean, std and worst; 0 = 10 for "
+                                                         "stochastic models, 1 otherwise)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a per-model soundness check fires (for CI)");
   add_torchscript_flags(d);
@@ -226,8 +255,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::variables_map vm;
   po::positional_options_description pos;
   pos.add("model", 1);
-  if (!parse("eval", "eval --model FILE [--dataset D] [--limit N] [--repeats R]",
-             "Clean accuracy of an imbench checkpoint or a TorchScript classifier on the first --limit examples\n"
+  if (!parse("eval", "eval --model FILE [--dataset D] [--examples N] [--repeats R]",
+             "Clean accuracy of an imbench checkpoint or a TorchScript classifier on the first --examples images\n"
              "of a split, under the model's prediction rule. Stochastic models are evaluated --repeats times\n"
              "with fresh samples (mean, std and worst repeat).",
              d, args, vm, &pos)) return 0;
@@ -286,17 +315,21 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("targeted", po::bool_switch(&c.targeted), "targeted attack (see --target-rule)")
     ("target-rule", po::value(&c.target_rule)->default_value("random"), "random (another class, seeded), least-likely or next")
     ("options", po::value(&options_json), "attack options as JSON with their keys, e.g. '{\"check_every\": 5}' (the flags below override it)")
-    ("eot", po::value(&c.eot)->default_value(0), "EOT samples per gradient (0 = 16 for stochastic models, 1 otherwise)")
+    ("eot-samples", po::value(&c.eot_samples)->default_value(0), "EOT samples per gradient (0 = 16 for stochastic models, "
+                                                               "1 otherwise; a matrix's eot_samples; old name --eot)")
     ("eot-reduction", po::value(&c.eot_reduction)->default_value("prediction-rule"), "prediction-rule (loss on the mean softmax) or mean-loss")
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
-    ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each)")
+    ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each, whose "
+                                                      "source_model is --model)")
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("split", po::value(&c.split)->default_value("test"), "test or train")
-    ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
+    ("examples", po::value(&c.examples)->default_value(1000), "attack the first N images of the split (0 = all; a "
+                                                               "matrix's examples; old name --limit)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
-     "exit with status 3 when a soundness check flags the result (for CI)");
+     "exit with status 3 when a soundness check flags the result (for CI)")
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
   add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
@@ -311,7 +344,7 @@ int cmd_attack(const std::vector<std::string>& args) {
   d.add(attack_options);
   po::variables_map vm;
   if (!parse("attack", "attack --model FILE --attack NAME[,NAME...] --norm linf|l2 --eps E[,E...] [options]",
-             "Attacks the first --limit images of a split and prints clean and robust accuracy under the model's\n"
+             "Attacks the first --examples images of a split and prints clean and robust accuracy under the model's\n"
              "prediction rule with the full threat model, EOT samples, repeats, seed, device and throughput.\n"
              "Stochastic models get EOT gradients (one batched pass of S samples) and R re-evaluations with fresh\n"
              "samples by default. --transfer-to evaluates the same adversarial examples on other models. It is a\n"
@@ -388,7 +421,7 @@ int cmd_run(const std::vector<std::string>& args) {
     ("shard", po::value(&c.shard), "run shard i of n (i/n): every n-th cascade job starting at the i-th; merge later")
     ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
-    ("quiet", po::bool_switch(&c.quiet), "no live progress line")
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags any result (for CI)");
   add_common(d, c.common, false);

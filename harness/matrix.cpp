@@ -80,6 +80,18 @@ class Reader {
     used_.insert(key);
     return t_.get(key);
   }
+
+  /// The key the table uses for a renamed key: `key`, or `old` (deprecated;
+  /// a note goes to `warnings`). Both at once is an error.
+  std::string renamed(const std::string& key, const std::string& old, std::vector<std::string>& warnings) {
+    used_.insert(old);
+    const auto* o = t_.get(old);
+    if (!o) return key;
+    if (t_.get(key)) fail(o, old, fmt::format("give {} only ('{}' is its old, deprecated name)", key, old));
+    warnings.push_back(fmt::format("{}:{}: {}{}: deprecated key, renamed '{}' (same meaning; the old name still works)",
+                                   file_, o->source().begin.line, where_.empty() ? "" : where_ + ".", old, key));
+    return old;
+  }
   int line() const { return static_cast<int>(t_.source().begin.line); }
 
   std::string str(const std::string& key, const std::string& def) {
@@ -208,9 +220,9 @@ nlohmann::json MatrixModel::to_json() const {
 
 nlohmann::json MatrixAttack::to_json() const {
   nlohmann::json j{{"name", name},         {"attack", kind},     {"options", options}, {"norm", norm},
-                   {"eps", eps_text},      {"targeted", targeted}, {"source", source}, {"models", models}};
+                   {"eps", eps_text},      {"targeted", targeted}, {"source_model", source}, {"models", models}};
   if (targeted) j["target_rule"] = target_rule;
-  if (eot) j["eot"] = *eot;
+  if (eot) j["eot_samples"] = *eot;
   return j;
 }
 
@@ -224,7 +236,7 @@ nlohmann::json Matrix::to_json() const {
                    {"device", device},
                    {"batch_size", batch_size},
                    {"cascade", cascade},
-                   {"eot", eot},
+                   {"eot_samples", eot},
                    {"eot_reduction", eot_reduction},
                    {"repeats", repeats},
                    {"audit_examples", audit_examples},
@@ -278,7 +290,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   m.device = r.str("device", m.device);
   m.batch_size = r.integer("batch_size", m.batch_size, 1);
   m.cascade = r.boolean("cascade", m.cascade);
-  m.eot = r.integer("eot", m.eot, 1);
+  m.eot = r.integer(r.renamed("eot_samples", "eot", m.warnings), m.eot, 1);
   m.eot_reduction = r.str("eot_reduction", m.eot_reduction);
   if (m.eot_reduction != "prediction-rule" && m.eot_reduction != "mean-loss")
     r.fail(root.get("eot_reduction"), "eot_reduction", "expected \"prediction-rule\" or \"mean-loss\"");
@@ -380,8 +392,10 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     if (t.get("target_rule") && !a.targeted) ar.fail(t.get("target_rule"), "target_rule", "needs targeted = true");
     if (a.target_rule != "random" && a.target_rule != "least-likely" && a.target_rule != "next")
       ar.fail(t.get("target_rule"), "target_rule", "expected \"random\", \"least-likely\" or \"next\"");
-    if (t.get("eot")) a.eot = ar.integer("eot", 1, 1);
-    a.source = ar.str("source", "");
+    const std::string eot_key = ar.renamed("eot_samples", "eot", m.warnings);
+    if (t.get(eot_key)) a.eot = ar.integer(eot_key, 1, 1);
+    const std::string source_key = ar.renamed("source_model", "source", m.warnings);
+    a.source = ar.str(source_key, "");
     a.models = ar.strings("models");
     // The attack must accept its options, norm and eps now, not hours into a run.
     std::unique_ptr<attacks::Attack> instance;
@@ -395,7 +409,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     for (std::size_t k = 0; k < a.eps.size(); ++k)
       if (std::isinf(a.eps[k]) && !instance->minimises_norm())
         ar.fail(t.get("eps"), "eps", fmt::format("attack '{}' needs a finite eps (inf is for minimum-norm attacks: cw)", a.kind));
-    ar.finish({"name", "attack", "options", "norm", "eps", "targeted", "target_rule", "eot", "source", "models"});
+    ar.finish({"name", "attack", "options", "norm", "eps", "targeted", "target_rule", "eot_samples", "source_model",
+               "models"});
     m.attacks.push_back(std::move(a));
   }
   // Cross references.
@@ -409,11 +424,11 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       throw UsageError(fmt::format("{}:{}: attacks[{}].{}: unknown model '{}'{}", file, t->get(key)->source().begin.line, i,
                                    key, n, guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
     };
-    if (!a.source.empty()) check_model(a.source, "source");
+    if (!a.source.empty()) check_model(a.source, t->get("source_model") ? "source_model" : "source");
     for (const auto& n : a.models) check_model(n, "models");
   }
-  r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade", "eot",
-            "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "models", "attacks"});
+  r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade",
+            "eot_samples", "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "models", "attacks"});
   return m;
 }
 

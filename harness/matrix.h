@@ -62,8 +62,8 @@ struct MatrixAttack {
   std::vector<std::string> eps_text;  ///< as written ("8/255")
   bool targeted = false;
   std::string target_rule = "random";
-  std::optional<int64_t> eot;          ///< EOT samples for stochastic models (default: the matrix's)
-  std::string source;                  ///< transfer: craft on this model, evaluate on the others
+  std::optional<int64_t> eot;          ///< key eot_samples: EOT samples for stochastic models (default: the matrix's)
+  std::string source;                  ///< key source_model: transfer: craft on this model, evaluate on the others
   std::vector<std::string> models;     ///< evaluate on these models only (default: all but the source)
   int line = 0;
   /// Seeds of the attack's cells derive from this id instead of the cell id
@@ -85,7 +85,7 @@ struct Matrix {
   std::string device = "cpu";
   int64_t batch_size = 1000;
   bool cascade = true;       ///< later attacks of a group only on examples still robust
-  int64_t eot = 16;          ///< EOT samples per gradient for stochastic models
+  int64_t eot = 16;          ///< key eot_samples: EOT samples per gradient for stochastic models
   std::string eot_reduction = "prediction-rule";
   int64_t repeats = 10;      ///< evaluation repeats R for stochastic models
   int64_t audit_examples = 100;  ///< examples the --audit checks use
@@ -96,6 +96,8 @@ struct Matrix {
   int64_t probe_queries = 500;
   std::vector<MatrixModel> models;
   std::vector<MatrixAttack> attacks;
+  /// Notes for the user found while reading (deprecated keys), "file:line: ..."; not part of the matrix.
+  std::vector<std::string> warnings;
 
   /// The full effective configuration (every default filled in).
   nlohmann::json to_json() const;

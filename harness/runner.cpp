@@ -151,6 +151,7 @@ reports::ResultFile Runner::run() {
   start_ = Clock::now();
   tty_ = ::isatty(fileno(stderr)) != 0;
   matrix_ = req_.matrix ? *req_.matrix : parse_matrix_file(req_.matrix_path);
+  for (const auto& w : matrix_.warnings) fmt::print(stderr, "imbench: warning: {}\n", w);
   if (req_.device) matrix_.device = *req_.device;
   const auto shard = req_.shard.empty() ? std::pair<int64_t, int64_t>{1, 1} : parse_shard(req_.shard);
   const std::string suffix = req_.shard.empty() ? "" : fmt::format("-shard-{}-of-{}", shard.first, shard.second);

@@ -158,7 +158,7 @@ void zoo_add(const std::vector<std::string>& checkpoints, const ZooAddOptions& o
                                 {"seconds", eval.seconds}};
     if (model.is_stochastic()) {
       models::SamplingGuard guard(model, models::Sampling::kMeanField);
-      test_json["mean_field_accuracy"] = models::evaluate(model, test, {o.batch_size, 1}).mean_accuracy;
+      test_json["mean_field_accuracy"] = models::evaluate(model, test, {o.batch_size, 1, {}}).mean_accuracy;
     }
     const auto result = models::TrainResult::from_json(training.at("result"));
     nlohmann::json curve = nlohmann::json::array();

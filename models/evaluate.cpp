@@ -37,6 +37,7 @@ EvalResult evaluate(Model& model, const data::Dataset& dataset, const EvalOption
       auto x = dataset.images.slice(0, b, e).to(model.device());
       auto y = dataset.labels.slice(0, b, e).to(model.device());
       correct += model.predict(x).eq(y).sum();
+      if (options.progress) options.progress(rep * n + e, repeats * n);
     }
     r.accuracy_per_repeat.push_back(static_cast<double>(correct.item<int64_t>()) / static_cast<double>(n));
   }

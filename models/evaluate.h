@@ -2,6 +2,8 @@
 /// Clean accuracy under a model's prediction rule.
 #include <nlohmann/json.hpp>
 
+#include <functional>
+
 #include "data/dataset.h"
 #include "models/model.h"
 
@@ -10,6 +12,9 @@ namespace imbench::models {
 struct EvalOptions {
   int64_t batch_size = 1000;
   int64_t repeats = 1;     ///< passes with fresh samples (stochastic models; deterministic use 1)
+  /// Called after every batch with the images evaluated so far and in all
+  /// (examples x repeats); empty = silent.
+  std::function<void(int64_t done, int64_t total)> progress;
 };
 
 struct EvalResult {

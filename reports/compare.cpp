@@ -52,7 +52,16 @@ nlohmann::json config_of(const CellResult& c) {
   if (c.config_json.empty()) return nlohmann::json::object();
   try {
     auto j = nlohmann::json::parse(c.config_json);
-    return j.is_object() ? j : nlohmann::json::object();
+    if (!j.is_object()) return nlohmann::json::object();
+    // Matrix keys renamed since (eot -> eot_samples, source -> source_model)
+    // are the same configuration: a file written before compares equal.
+    if (auto a = j.find("attack"); a != j.end() && a->is_object())
+      for (const auto& [old, name] : {std::pair<const char*, const char*>{"eot", "eot_samples"}, {"source", "source_model"}})
+        if (a->contains(old) && !a->contains(name)) {
+          (*a)[name] = (*a)[old];
+          a->erase(old);
+        }
+    return j;
   } catch (const nlohmann::json::exception&) {
     throw Error(fmt::format("cell '{}': config_json is not valid JSON", c.id));
   }

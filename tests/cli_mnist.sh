@@ -13,5 +13,5 @@ trap 'rm -rf "$tmp"' EXIT
 cat "$tmp/train.txt"
 acc=$(sed -n 's/^test accuracy: \([0-9.]*\)%.*/\1/p' "$tmp/train.txt")
 awk -v a="$acc" 'BEGIN { exit !(a >= 90.0) }' || { echo "FAIL: one epoch of DET reached only $acc% (expected >= 90%)"; exit 1; }
-"$bin" eval --model "$tmp/det.ckpt" --dataset mnist --limit 1000 || exit 1
+"$bin" eval --model "$tmp/det.ckpt" --dataset mnist --examples 1000 || exit 1
 echo "cli_mnist: passed ($acc% after one epoch)"

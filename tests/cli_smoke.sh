@@ -56,7 +56,12 @@ contains out "test accuracy:" "train prints the test accuracy"
 contains out "seed 3" "train prints the seed"
 expect 0 "eval checkpoint" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --limit 100 --threads 1
 contains out "first 100 of 1000 examples" "eval states which examples"
+contains err "--limit is now --examples" "the old flag --limit still works, with a note"
 contains out "argmax of logits" "eval states the prediction rule"
+expect 0 "eval: --examples, the name shared with a matrix's key" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --examples 50 --threads 1
+contains out "first 50 of 1000 examples" "eval --examples selects the examples"
+expect 0 "eval without --examples" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --threads 1
+contains out "first 1000 of 1000 examples" "eval's default is 1000 examples, as attack's and a matrix's"
 expect 0 "info checkpoint" -- "$bin" info "$tmp/m.ckpt"
 contains out '"family": "det"' "info shows the family"
 contains out '"git_revision"' "info shows the revision"
@@ -87,15 +92,15 @@ contains out "## square" "the registry lists square"
 contains out "--queries" "attack --list shows square's options"
 expect 0 "train second model" -- "$bin" train --dataset synthetic --epochs 1 --hidden 32 --quiet --threads 1 --seed 4 --out "$tmp/m2.ckpt"
 expect 0 "attack pgd with transfer and --out" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
-  --eps 8/255 --steps 5 --limit 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
+  --eps 8/255 --steps 5 --examples 50 --threads 1 --transfer-to "$tmp/m2.ckpt" --out "$tmp/pgd.h5"
 contains out "Linf eps=8/255 untargeted" "attack prints the threat model"
 contains out "(transfer)" "attack prints the transfer row"
 contains out "results: $tmp/pgd.h5" "attack says where its results file is"
 expect 2 "attack --options must be an object" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack pgd \
-  --eps 0.1 --options 5 --steps 2 --limit 10
+  --eps 0.1 --options 5 --steps 2 --examples 10
 contains err "not a JSON object" "--options 5 is named as not an object"
 expect 0 "attack square" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack square --norm l2 --eps 1 \
-  --queries 30 --early-stop false --limit 20 --threads 1
+  --queries 30 --early-stop false --examples 20 --threads 1
 contains out '"queries":30' "square records its query budget"
 contains out "L2 eps=1 untargeted" "square prints its threat model"
 # Debian's python3 (python3-h5py), not a python3 earlier on PATH.
@@ -130,8 +135,8 @@ contains out "0 regressions" "an attack compared with itself has no regression"
 cp "$tmp/pgd.h5" "$tmp/pgd-copy.h5"
 # --out replaces an earlier attack's file, and refuses a matrix's results.
 expect 0 "a second attack replaces the first one's file" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic \
-  --attack fgsm --eps 0.1 --limit 20 --threads 1 --out "$tmp/again.h5"
-expect 0 "and a third" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --eps 0.2 --limit 20 \
+  --attack fgsm --eps 0.1 --examples 20 --threads 1 --out "$tmp/again.h5"
+expect 0 "and a third" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --eps 0.2 --examples 20 \
   --threads 1 --out "$tmp/again.h5"
 contains out "Linf eps=0.2" "the replaced file holds the new attack"
 $py -c "import h5py,sys; f=h5py.File(sys.argv[1]); assert sorted(f['cells']) == ['model.fgsm.linf-0.2'], list(f['cells'])" \
@@ -141,7 +146,7 @@ printf 'name = "one"\ndataset = "synthetic"\nexamples = 10\n[[models]]\nname = "
 expect 0 "a matrix run" -- "$bin" run "$tmp/one.toml" --out "$tmp/matrix.h5" --report - --threads 1 --quiet
 cp "$tmp/matrix.h5" "$tmp/matrix.keep"
 expect 2 "attack refuses to overwrite a matrix's results" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic \
-  --attack fgsm --eps 0.1 --limit 10 --threads 1 --out "$tmp/matrix.h5"
+  --attack fgsm --eps 0.1 --examples 10 --threads 1 --out "$tmp/matrix.h5"
 contains err "holds the results of matrix 'one'" "the refusal names the matrix"
 cmp -s "$tmp/matrix.h5" "$tmp/matrix.keep" && echo "ok: the matrix's results are intact" || { echo "FAIL: the matrix's results changed"; fail=1; }
 expect 0 "merge reads an attack's results" -- "$bin" merge "$tmp/pgd.h5" "$tmp/pgd-copy.h5" --out "$tmp/merged.h5"
@@ -155,7 +160,7 @@ expect 2 "pgd with eps inf" -- "$bin" attack --model "$tmp/m.ckpt" --dataset syn
 expect 2 "option the attack lacks" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --steps 3 --eps 0.1
 if cmp -s "$tmp/pgd.h5" "$tmp/pgd.keep"; then echo "ok: failed attacks leave the HDF5 file intact"; else echo "FAIL: HDF5 file changed"; fail=1; fi
 expect 0 "cw unbounded" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --norm l2 --eps inf \
-  --steps 20 --binary-search-steps 2 --limit 20 --threads 1
+  --steps 20 --binary-search-steps 2 --examples 20 --threads 1
 
 if [ $fail = 0 ]; then echo "cli_smoke: all passed"; else echo "cli_smoke: FAILED"; fi
 exit $fail

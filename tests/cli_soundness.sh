@@ -88,13 +88,13 @@ TOML
 expect 0 "a sound matrix: no flag, exit 0 with --fail-on-unreliable" -- "$bin" run bounded.toml --out b.h5 --report b.md --threads 2 --quiet --fail-on-unreliable
 contains b.md "Every soundness check passed" "its report opens by saying so"
 
-expect 0 "eval runs the per-model checks" -- "$bin" eval --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 50 --threads 2 --fail-on-unreliable
+expect 0 "eval runs the per-model checks" -- "$bin" eval --model "$fixture/sfnn.ckpt" --dataset synthetic --examples 50 --threads 2 --fail-on-unreliable
 contains out "soundness: every model check passed" "and prints their verdict"
-expect 3 "attack --fail-on-unreliable: unbounded CW on the stochastic model" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack cw --norm l2 --eps inf --steps 30 --binary-search-steps 4 --initial-const 1 --learning-rate 0.1 --eot 2 --repeats 3 --threads 2 --fail-on-unreliable
+expect 3 "attack --fail-on-unreliable: unbounded CW on the stochastic model" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --examples 30 --attack cw --norm l2 --eps inf --steps 30 --binary-search-steps 4 --initial-const 1 --learning-rate 0.1 --eot-samples 2 --repeats 3 --threads 2 --fail-on-unreliable
 contains out "unbounded-cell" "attack prints the check that fired"
 
 # Sweeps in one call: attack with a list of eps and a list of attacks is a one-model matrix (a cascade).
-expect 0 "attack sweeps eps and cascades attacks" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack fgsm,pgd --eps 0.05,0.1 --steps 5 --eot 2 --repeats 3 --threads 2 --out sweep.h5
+expect 0 "attack sweeps eps and cascades attacks" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --examples 30 --attack fgsm,pgd --eps 0.05,0.1 --steps 5 --eot-samples 2 --repeats 3 --threads 2 --out sweep.h5
 contains out "cascade: fgsm -> pgd" "it says the attacks run as a cascade"
 "$py" "$src/tests/h5_results.py" summary sweep.h5 >sweep.txt
 for id in model.fgsm.linf-0.05 model.pgd.linf-0.05 model.fgsm.linf-0.1 model.pgd.linf-0.1; do

@@ -27,7 +27,7 @@ name = "t"
 dataset = "synthetic"
 examples = 50
 seed = 3
-eot = 4
+eot_samples = 4
 repeats = 2
 
 [[models]]
@@ -65,7 +65,7 @@ options = { steps = 10 }
 name = "pgd-transfer"
 attack = "pgd"
 eps = [0.1]
-source = "det"
+source_model = "det"
 )";
 
 std::string error_of_text(const std::string& text) {
@@ -109,6 +109,25 @@ TEST(Matrix, ParsesEveryField) {
   EXPECT_EQ(m.hash().size(), 64u);
 }
 
+TEST(Matrix, OldKeyNamesStillWorkWithANote) {
+  // eot -> eot_samples and source -> source_model (the names of the HDF5
+  // fields and the flags): old files keep working, and say so.
+  const auto m = parse_matrix_text(good_with("eot_samples = 4", "eot = 4"), "m.toml");
+  EXPECT_EQ(m.eot, 4);
+  ASSERT_EQ(m.warnings.size(), 1u);
+  EXPECT_THAT(m.warnings[0], HasSubstr("m.toml:6: eot: deprecated key, renamed 'eot_samples'"));
+  const auto t = parse_matrix_text(good_with("source_model = \"det\"", "source = \"det\""), "m.toml");
+  EXPECT_EQ(t.attacks[3].source, "det");
+  ASSERT_EQ(t.warnings.size(), 1u);
+  EXPECT_THAT(t.warnings[0], HasSubstr("attacks[3].source: deprecated key, renamed 'source_model'"));
+  EXPECT_TRUE(parse_matrix_text(kGood, "m.toml").warnings.empty());
+  EXPECT_EQ(m.hash(), parse_matrix_text(kGood, "m.toml").hash()) << "a renamed key is the same matrix";
+  EXPECT_THAT(error_of_text(good_with("eot_samples = 4", "eot_samples = 4\neot = 4")),
+              HasSubstr("m.toml:7: eot: give eot_samples only ('eot' is its old, deprecated name)"));
+  EXPECT_THAT(error_of_text(good_with("source_model = \"det\"", "source_model = \"nope\"")),
+              HasSubstr("attacks[3].source_model: unknown model 'nope'"));
+}
+
 TEST(Matrix, ShippedMatricesParseAndPlan) {
   // benchmarks/matrices/*.toml are read with every parse-time check (attack
   // options, training options); a broken one must fail here, not for a user.
@@ -137,8 +156,8 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of_text(good_with("family = \"sfnn\"", "family = \"sfn\"")),
             "m.toml:19: models[1].family: unknown family 'sfn' (did you mean 'sfnn'?); known: det, sfnn, imb-joint, "
             "imb-greedy, vib");
-  EXPECT_EQ(error_of_text(good_with("source = \"det\"", "source = \"dte\"")),
-            "m.toml:44: attacks[3].source: unknown model 'dte' (did you mean 'det'?)");
+  EXPECT_EQ(error_of_text(good_with("source_model = \"det\"", "source_model = \"dte\"")),
+            "m.toml:44: attacks[3].source_model: unknown model 'dte' (did you mean 'det'?)");
   EXPECT_EQ(error_of_text(good_with("eps = [0.1, \"8/255\"]", "eps = [0.1, \"8/0\"]")),
             "m.toml:24: attacks[0].eps: '8/0' is not a number, a fraction like 8/255, or inf");
   EXPECT_EQ(error_of_text(good_with("eps = [0.1, \"8/255\"]", "eps = [0.1, 0.1]")),
@@ -391,8 +410,11 @@ TEST(Checks, RegistryHoldsEveryCheckOfEvaluationMdOnce) {
   EXPECT_EQ(rows[3], 2);  // the probe and the audit, under one name (only one of them runs)
   EXPECT_EQ(names[9], (Names{"white-vs-transfer", "noise-vs-white-box", "black-box-vs-white-box"}));
   EXPECT_EQ(names[10], (Names{"unbounded-cell", "unbounded-attack"}));
-  for (const auto& [n, v] : rows)
-    if (n != 2 && n != 3 && n != 9 && n != 10) EXPECT_EQ(v, 1) << "check " << n;
+  for (const auto& [n, v] : rows) {
+    if (n != 2 && n != 3 && n != 9 && n != 10) {
+      EXPECT_EQ(v, 1) << "check " << n;
+    }
+  }
 }
 
 TEST(Checks, StagesRunOnlyTheirChecks) {

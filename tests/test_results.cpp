@@ -738,6 +738,14 @@ TEST(Results, CompareRefusesAChangedConfiguration) {
   ResultFile shifted = compare_file(200, [](int64_t i) { return i < 150; }, 1000);
   shifted.cells[0].config_json = base.cells[0].config_json;
   EXPECT_TRUE(config_differences(base, base.cells[0], shifted, shifted.cells[0]).empty());
+  // A file written before the matrix keys eot and source were renamed compares equal.
+  ResultFile old_names = base, new_names = base;
+  old_names.cells[0].config_json = R"({"attack": {"eot": 4, "source": "det"}, "eot_samples": 4})";
+  new_names.cells[0].config_json = R"({"attack": {"eot_samples": 4, "source_model": "det"}, "eot_samples": 4})";
+  EXPECT_TRUE(config_differences(old_names, old_names.cells[0], new_names, new_names.cells[0]).empty());
+  new_names.cells[0].config_json = R"({"attack": {"eot_samples": 8, "source_model": "det"}, "eot_samples": 4})";
+  EXPECT_THAT(config_differences(old_names, old_names.cells[0], new_names, new_names.cells[0]),
+              testing::Contains(HasSubstr("attack.eot_samples: 4 -> 8")));
 }
 
 TEST(Results, CompareIdenticalFilesPasses) {
