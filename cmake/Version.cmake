@@ -14,6 +14,11 @@ endif()
 # Re-run configure when HEAD moves so the recorded revision stays right.
 if(EXISTS ${PROJECT_SOURCE_DIR}/.git/HEAD)
   set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/.git/HEAD)
+  # The reflog grows with every commit and checkout, also when the branch's
+  # ref lives in packed-refs (then the loose ref below does not exist).
+  if(EXISTS ${PROJECT_SOURCE_DIR}/.git/logs/HEAD)
+    set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/.git/logs/HEAD)
+  endif()
   file(READ ${PROJECT_SOURCE_DIR}/.git/HEAD git_head)
   if(git_head MATCHES "^ref: (.*)\n" AND EXISTS ${PROJECT_SOURCE_DIR}/.git/${CMAKE_MATCH_1})
     set_property(DIRECTORY APPEND PROPERTY CMAKE_CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/.git/${CMAKE_MATCH_1})
