@@ -215,8 +215,8 @@ int cmd_eval(const std::vector<std::string>& args) {
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
     ("dataset", po::value(&c.dataset)->default_value("mnist"),
-     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y; "
-     "FILE.npz:IMAGES,LABELS names them) or X.npy,Y.npy; images float in the model's box or uint8 (/255)")
+     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
+     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
     ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
     ("limit", po::value(&c.limit)->default_value(0), "evaluate the first N examples (0 = all)")
     ("repeats", po::value(&c.repeats)->default_value(1), "stochastic models: passes with fresh samples (mean and std)")
@@ -293,8 +293,8 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
     ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each)")
     ("dataset", po::value(&c.dataset)->default_value("mnist"),
-     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y; "
-     "FILE.npz:IMAGES,LABELS names them) or X.npy,Y.npy; images float in the model's box or uint8 (/255)")
+     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
+     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
     ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
