@@ -130,14 +130,6 @@ torch::Device prepare(const CommonOptions& c) {
   return device;
 }
 
-// An imbench checkpoint or a TorchScript file, and a line saying where it came from.
-std::pair<std::unique_ptr<models::Model>, std::string> load_any_model(const std::string& path,
-                                                                      const TorchScriptFlags& ts,
-                                                                      torch::Device device) {
-  auto loaded = models::load_model_file(path, ts, device);
-  return {std::move(loaded.model), loaded.provenance};
-}
-
 std::string model_kind(const models::Model& m) {
   return m.is_stochastic() ? "stochastic" : "deterministic";
 }
@@ -236,9 +228,14 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.repeats < 0) throw UsageError("--repeats must be >= 0 (0 = 10 for stochastic models, 1 otherwise)");
   const auto device = prepare(cmd.common);
-  auto [model, provenance] = load_any_model(cmd.model, cmd.torchscript, device);
+  auto loaded = models::load_model_file(cmd.model, cmd.torchscript, device);
+  auto& model = loaded.model;
   const auto full = data::load_dataset(cmd.dataset, data::parse_split(cmd.split), paths_of(cmd.common));
   const auto ds = full.first(cmd.examples);
+  const std::string who = "--model " + cmd.model;
+  models::check_model_fits(*model, ds, who);
+  if (const auto warning = models::dataset_mismatch(loaded, ds, who); !warning.empty())
+    fmt::print(stderr, "warning: {}\n", warning);
   const int64_t repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
   models::EvalOptions eo;
   eo.batch_size = cmd.batch_size;
@@ -246,12 +243,13 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (!cmd.quiet) eo.progress = eval_progress();
   const auto r = models::evaluate(*model, ds, eo);
 
-  fmt::print(out, "model: {} ({}; {})\n", model->description(), model_kind(*model), provenance);
+  fmt::print(out, "model: {} ({}; {})\n", model->description(), model_kind(*model), loaded.provenance);
   fmt::print(out, "prediction rule: {}{}\n", models::to_string(model->prediction_rule()),
              model->is_stochastic() ? fmt::format(" over {} samples", model->prediction_samples()) : "");
   fmt::print(out, "data: {} {} split, first {} of {} examples; seed {}; device {}; imbench {} ({})\n", cmd.dataset,
              cmd.split, ds.size(), full.size(), cmd.common.seed, models::device_description(device), kVersion,
              kGitRevision);
+  if (!ds.source.empty()) fmt::print(out, "file: {}\n", ds.source);
   if (!model->is_stochastic() && repeats > 1)
     fmt::print(out, "note: the model is deterministic, so --repeats {} was evaluated once\n", repeats);
   reports::MarkdownTable t({"prediction", "examples", "repeats", "accuracy", "error", "worst repeat", "images/s"});

@@ -240,8 +240,10 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::options_description d("options", 100);
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
-    ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
-    ("split", po::value(&c.split)->default_value("test"), "test or train")
+    ("dataset", po::value(&c.dataset)->default_value("mnist"),
+     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
+     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
+    ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
     ("examples", po::value(&c.examples)->default_value(1000), "evaluate the first N examples of the split (0 = all; "
                                                                "a matrix's examples; old name --limit)")
     ("repeats", po::value(&c.repeats)->default_value(0), "passes with fresh samples (mean, std and worst; 0 = 10 for "
@@ -321,8 +323,10 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
     ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each, whose "
                                                       "source_model is --model)")
-    ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
-    ("split", po::value(&c.split)->default_value("test"), "test or train")
+    ("dataset", po::value(&c.dataset)->default_value("mnist"),
+     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
+     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
+    ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
     ("examples", po::value(&c.examples)->default_value(1000), "attack the first N images of the split (0 = all; a "
                                                                "matrix's examples; old name --limit)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")

@@ -9,6 +9,7 @@
 #include "data/cifar.h"
 #include "data/idx.h"
 #include "data/synthetic.h"
+#include "data/user_data.h"
 
 namespace fs = std::filesystem;
 
@@ -193,10 +194,22 @@ std::vector<std::string> dataset_names() {
 const DatasetInfo& find_dataset(const std::string& name) {
   for (const auto& d : dataset_registry())
     if (d.name == name) return d;
-  throw_unknown_name("dataset", name, dataset_names());
+  try {
+    throw_unknown_name("dataset", name, dataset_names());
+  } catch (const UsageError& e) {
+    throw UsageError(fmt::format("{}; a test set of your own is FILE.h5, FILE.npz or X.npy,Y.npy", e.what()));
+  }
 }
 
 Dataset load_dataset(const std::string& name, Split split, const DataPaths& paths) {
+  if (is_file_dataset(name)) {
+    if (split == Split::kTrain)
+      throw UsageError(
+          fmt::format("dataset '{}': a file of your own is a test set; the train split (--split train, "
+                      "split = \"train\" in a matrix) applies to registered datasets only",
+                      name));
+    return load_file_dataset(name);
+  }
   return find_dataset(name).load(split, paths);
 }
 

@@ -18,14 +18,25 @@ std::string to_string(Split split);
 Split parse_split(const std::string& name);
 
 struct Dataset {
-  std::string name;        ///< registry name, e.g. "mnist"
+  std::string name;        ///< registry name, e.g. "mnist", or a file spec ("my.npz", data/user_data.h)
   std::string split;       ///< "train", "test", "validation", or a subset description
   torch::Tensor images;    ///< float32 [N, ...] in [0, 1], CPU
   torch::Tensor labels;    ///< int64 [N], CPU
   int64_t num_classes = 0;
+  /// A file without a num_classes attribute: num_classes is the largest
+  /// label + 1, a lower bound (a model with more outputs fits too).
+  bool num_classes_from_labels = false;
   std::vector<std::string> class_names;
+  /// Files of your own: what was read, e.g. "my.npz: images uint8 [100, 28, 28]
+  /// scaled by 1/255 as one channel, labels int64 [100]; 10 classes (largest label + 1)".
+  std::string source;
 
   int64_t size() const { return labels.defined() ? labels.size(0) : 0; }
+  /// Whether a model with `classes` outputs covers the labels: equal to
+  /// num_classes, or at least it when num_classes_from_labels.
+  bool classes_fit(int64_t classes) const {
+    return classes == num_classes || (num_classes_from_labels && classes >= num_classes);
+  }
   /// Shape of one example, e.g. {1, 28, 28}.
   std::vector<int64_t> example_shape() const;
   /// Examples [begin, end) as a view (no copy). Throws UsageError if out of range.
@@ -69,8 +80,10 @@ const std::vector<DatasetInfo>& dataset_registry();
 std::vector<std::string> dataset_names();
 /// Looks a dataset up by name; unknown names get a "did you mean" UsageError.
 const DatasetInfo& find_dataset(const std::string& name);
-/// Loads a split of a registered dataset. Missing data is an imbench::Error
-/// that says how to fetch it.
+/// Loads a split of a registered dataset, or a test set of your own when
+/// `name` is a file spec (data/user_data.h: "my.h5", "my.npz:x,y",
+/// "x.npy,y.npy"; Split::kTrain of a file is a UsageError). Missing data is
+/// an imbench::Error that says how to fetch it.
 Dataset load_dataset(const std::string& name, Split split, const DataPaths& paths = {});
 
 /// Builds a dataset from raw bytes ([N, ...] uint8 images, N labels).

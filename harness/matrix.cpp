@@ -14,6 +14,7 @@
 #include "core/parse.h"
 #include "core/sha256.h"
 #include "data/dataset.h"
+#include "data/user_data.h"
 #include "harness/training.h"
 #include "models/family.h"
 #include "models/train.h"
@@ -280,10 +281,23 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   m.split = r.str("split", m.split);
   if (m.split != "test" && m.split != "train") r.fail(root.get("split"), "split", "expected \"test\" or \"train\"");
   const auto datasets = data::dataset_names();
-  if (std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end()) {
+  const bool own_file = data::is_file_dataset(m.dataset);
+  if (own_file) {
+    try {
+      data::parse_file_dataset(m.dataset);
+    } catch (const UsageError& e) {
+      r.fail(root.get("dataset"), "dataset", e.what());
+    }
+    if (m.split != "test")
+      r.fail(root.get("split"), "split",
+             fmt::format("dataset \"{}\" is a test set of your own; split = \"train\" applies to registered datasets "
+                         "only",
+                         m.dataset));
+  } else if (std::find(datasets.begin(), datasets.end(), m.dataset) == datasets.end()) {
     const std::string guess = closest_name(m.dataset, datasets);
     r.fail(root.get("dataset"), "dataset",
-           fmt::format("unknown dataset '{}'{}", m.dataset, guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
+           fmt::format("unknown dataset '{}'{}; a test set of your own is FILE.h5, FILE.npz or X.npy,Y.npy", m.dataset,
+                       guess.empty() ? "" : " (did you mean '" + guess + "'?)"));
   }
   m.examples = r.integer("examples", m.examples, 0);
   m.seed = static_cast<uint64_t>(r.integer("seed", 0, 0));
@@ -344,10 +358,12 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       if (std::find(presets.begin(), presets.end(), mm.preset) == presets.end())
         mr.fail(t.get("preset"), "preset", fmt::format("unknown preset '{}'; known: {}", mm.preset, fmt::join(presets, ", ")));
       // Keys, types, values and options that do not apply to the family: now, not when training starts.
-      // Errors name the key path (models[0].train.epochs) at the key's line.
+      // Errors name the key path (models[0].train.epochs) at the key's line. With a file of your own as
+      // the dataset a missing checkpoint cannot be trained (the runner says so), so there is no plan.
       try {
-        plan_training(mm.family, m.dataset, mm.preset, mm.train,
-                      {"training option", fmt::format("models[{}].train.", i), OptionSpelling::kKey});
+        if (!own_file)
+          plan_training(mm.family, m.dataset, mm.preset, mm.train,
+                        {"training option", fmt::format("models[{}].train.", i), OptionSpelling::kKey});
       } catch (const OptionError& e) {
         const auto* train = t.get("train");
         const auto* key = train && train->is_table() ? train->as_table()->get(e.key()) : nullptr;

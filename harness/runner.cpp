@@ -18,15 +18,16 @@
 #include "core/sha256.h"
 #include "core/version.h"
 #include "data/dataset.h"
+#include "data/user_data.h"
 #include "harness/checks.h"
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
 #include "harness/progress.h"
 #include "harness/training.h"
-#include "models/load.h"
 #include "models/device.h"
-#include "reports/markdown.h"
+#include "models/load.h"
 #include "reports/atomic_file.h"
+#include "reports/markdown.h"
 #include "reports/report.h"
 #include "reports/results.h"
 #include "reports/results_io.h"
@@ -122,6 +123,12 @@ void Runner::ensure_checkpoint(const MatrixModel& m) {
   if (m.family.empty())
     throw Error(fmt::format("model '{}': checkpoint {} does not exist (give family = \"...\" to train it when missing)",
                             m.name, m.checkpoint));
+  if (data::is_file_dataset(matrix_.dataset))
+    throw Error(
+        fmt::format("model '{}': checkpoint {} does not exist, and it cannot be trained here: the matrix's "
+                    "dataset {} is a test set of your own (training needs a registered dataset; train it with "
+                    "'imbench train --dataset NAME --out {}')",
+                    m.name, m.checkpoint, matrix_.dataset, m.checkpoint));
   fmt::print(out_, "model '{}': {} is missing, training {} with preset {}\n", m.name, m.checkpoint, m.family, m.preset);
   auto plan = plan_training(m.family, matrix_.dataset, m.preset, m.train);
   plan.options.device = matrix_.device;
@@ -138,8 +145,11 @@ EvaluatedModel& Runner::model_slot(const std::string& name) {
   ensure_checkpoint(m);
   const auto& ts = m.torchscript_options;
   if (!fs::exists(m.file())) throw Error(fmt::format("model '{}': {} does not exist", name, m.file()));
-  auto slot = evaluator_->prepare(name, models::load_model_file(m.file(), ts, device_), sha256_file(m.file()),
-                                  m.described_as.empty() ? fmt::format("model '{}'", name) : m.described_as);
+  const std::string who = m.described_as.empty() ? fmt::format("model '{}'", name) : m.described_as;
+  auto loaded = models::load_model_file(m.file(), ts, device_);
+  const std::string warning = models::dataset_mismatch(loaded, ds_, who);
+  auto slot = evaluator_->prepare(name, std::move(loaded), sha256_file(m.file()), who);  // refuses a misfit first
+  if (!warning.empty()) fmt::print(stderr, "{}warning: {}\n", tty_ ? "\r\033[K" : "", warning);
   return slots_.emplace(name, std::move(slot)).first->second;
 }
 
@@ -213,6 +223,7 @@ reports::ResultFile Runner::run() {
   fmt::print(out_, "matrix {} ({}): {} jobs, {} cells in {}; {} examples of {} {}; seed {}; device {}\n", matrix_.name,
              matrix_.path, mine.size(), cells_total_, req_.shard.empty() ? "all shards" : "shard " + req_.shard, ds_.size(),
              matrix_.dataset, matrix_.split, matrix_.seed, models::device_description(device_));
+  if (!ds_.source.empty()) fmt::print(out_, "data: {}\n", ds_.source);
 
   // Models (trained when missing), their clean accuracy and cheap checks.
   std::vector<std::string> names;
@@ -235,6 +246,10 @@ reports::ResultFile Runner::run() {
     fmt::print(out_, "model {}: {}; clean accuracy {} on {} examples\n", n, info.description,
                reports::format_percent(info.clean_accuracy), ds_.size());
   }
+  // A file without a num_classes attribute: the models' classes (chance level for the checks), not the largest label
+  // + 1.
+  if (ds_.num_classes_from_labels && !names.empty())
+    file_.root["num_classes"] = std::to_string(model_slot(names.front()).model().num_classes());
   save();
 
   // The work of every cell, for the ETA (cascades shrink later cells to the survivors).

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "data/user_data.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
 #include "models/evaluate.h"
@@ -16,6 +17,11 @@ namespace imbench::harness {
 TrainPlan plan_training(const std::string& family, const std::string& dataset, const std::string& preset,
                         const nlohmann::json& overrides, const OptionContext& context) {
   if (!overrides.is_object()) throw UsageError("training overrides must be a JSON object");
+  if (data::is_file_dataset(dataset))
+    throw UsageError(
+        fmt::format("dataset '{}': imbench trains on registered datasets only ({}); a file of your own "
+                    "is a test set for eval, attack and run",
+                    dataset, fmt::join(data::dataset_names(), ", ")));
   const auto& info = data::find_dataset(dataset);
   TrainPlan p{family, dataset, preset, models::default_spec(family, info.example_shape, info.num_classes), {}};
   // The architecture first: the preset derives per-layer hyper-parameters from the depth.

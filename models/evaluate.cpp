@@ -21,7 +21,7 @@ EvalResult evaluate(Model& model, const data::Dataset& dataset, const EvalOption
   if (options.repeats < 1) throw UsageError("--repeats must be >= 1");
   if (dataset.size() == 0) throw UsageError(fmt::format("{} {}: no examples to evaluate", dataset.name, dataset.split));
   model.check_input(dataset.images.slice(0, 0, 1));
-  if (dataset.num_classes != model.num_classes())
+  if (!dataset.classes_fit(model.num_classes()))
     throw UsageError(fmt::format("{} has {} classes but {} outputs {}", dataset.name, dataset.num_classes,
                                  model.description(), model.num_classes()));
   model.set_training(false);

@@ -1,6 +1,7 @@
 #include "models/load.h"
 
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 
@@ -40,9 +41,37 @@ LoadedModel load_model_file(const std::string& path, const TorchScriptOptions& t
 }
 
 void check_model_fits(Model& model, const data::Dataset& ds, const std::string& who) {
-  model.check_input(ds.images.slice(0, 0, std::min<int64_t>(1, ds.size())));
-  if (model.num_classes() != ds.num_classes)
+  const auto shape = model.input_shape();
+  const auto example = ds.example_shape();
+  if (shape != example)
+    throw UsageError(fmt::format("{} takes examples of shape [{}] but {} holds examples of shape [{}]", who,
+                                 fmt::join(shape, ", "), ds.name, fmt::join(example, ", ")));
+  if (!ds.classes_fit(model.num_classes())) {
+    if (ds.num_classes_from_labels)
+      throw UsageError(fmt::format("{} outputs {} classes but {} has labels up to {}", who, model.num_classes(),
+                                   ds.name, ds.num_classes - 1));
     throw UsageError(fmt::format("{} outputs {} classes but {} has {}", who, model.num_classes(), ds.name, ds.num_classes));
+  }
+  if (ds.size() == 0) return;
+  const auto box = model.input_bounds();
+  const double lo = ds.images.min().item<double>(), hi = ds.images.max().item<double>();
+  if (lo < box.lower || hi > box.upper)
+    throw UsageError(fmt::format(
+        "{} takes inputs in [{}, {}] but the images of {} span [{}, {}]{}", who, box.lower, box.upper, ds.name, lo, hi,
+        ds.source.empty() ? "" : " (float images are used as they are; uint8 is scaled by 1/255)"));
+}
+
+std::string dataset_mismatch(const LoadedModel& loaded, const data::Dataset& ds, const std::string& who) {
+  const auto record = nlohmann::json::parse(loaded.training_json, nullptr, false);
+  if (!record.is_object() || !record.contains("dataset") || !record["dataset"].is_string()) return "";
+  const std::string trained = record["dataset"];
+  if (!ds.source.empty())
+    return fmt::format(
+        "{} was trained on {}; evaluating it on your file {} (make sure its images are preprocessed "
+        "like {}'s)",
+        who, trained, ds.name, trained);
+  if (trained != ds.name) return fmt::format("{} was trained on {} but is evaluated on {}", who, trained, ds.name);
+  return "";
 }
 
 }  // namespace imbench::models

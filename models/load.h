@@ -23,8 +23,17 @@ struct LoadedModel {
 /// records them.
 LoadedModel load_model_file(const std::string& path, const TorchScriptOptions& torchscript, torch::Device device);
 
-/// Throws UsageError (naming `who`) unless the model takes the dataset's
-/// examples and outputs one logit per class of it.
+/// Throws UsageError (naming `who` and the dataset, a file spec for a test set
+/// of your own) unless the model takes the dataset's examples (both shapes
+/// in the message), outputs one logit per class of it
+/// (data::Dataset::classes_fit) and every pixel lies in its input box.
 void check_model_fits(Model& model, const data::Dataset& ds, const std::string& who);
+
+/// "" or one warning line (without "warning: ") when `loaded` is an imbench
+/// checkpoint trained on another dataset than `ds`: a registry name other
+/// than the recorded one, or any file of your own (naming both). A warning,
+/// not an error: evaluating across datasets is a legitimate experiment, and
+/// check_model_fits already refuses what cannot work.
+std::string dataset_mismatch(const LoadedModel& loaded, const data::Dataset& ds, const std::string& who);
 
 }  // namespace imbench::models

@@ -1,13 +1,17 @@
 // Tests of the core and data libraries: SHA-256, name lookup, the IDX and
 // CIFAR-10 readers, datasets and their registry, data paths, synthetic data,
-// and (skipped when absent) the real MNIST, Fashion-MNIST and CIFAR-10 files.
-#include <gmock/gmock.h>
+// test sets of your own (.npy, .npz, HDF5), and (skipped when absent) the real MNIST, Fashion-MNIST and CIFAR-10 files.
+#include <H5Cpp.h>
 #include <fmt/format.h>
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <cmath>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -21,6 +25,7 @@
 #include "data/fetch.h"
 #include "data/idx.h"
 #include "data/synthetic.h"
+#include "data/user_data.h"
 #include "tests/test_support.h"
 
 namespace fs = std::filesystem;
@@ -708,4 +713,402 @@ TEST(RealData, Cifar10Subset) {
   std::ifstream sums(fs::path(dir) / "SHA256SUMS");
   std::string hex, name;
   while (sums >> hex >> name) EXPECT_EQ(sha256_file((fs::path(dir) / name).string()), hex) << name;
+}
+
+// ---------------------------------------------------------------- test sets of your own
+
+namespace {
+
+// Fixtures written by hand, independent of the reader: .npy files, zip
+// archives (stored or raw deflate, with numpy's zip64 extra field in each
+// local header) and HDF5 files.
+
+template <typename T>
+Bytes bytes_of(const std::vector<T>& v) {
+  Bytes out(v.size() * sizeof(T));
+  std::memcpy(out.data(), v.data(), out.size());
+  return out;
+}
+
+Bytes npy_bytes(const std::string& descr, const Shape& shape, const Bytes& data, bool fortran = false) {
+  std::string dims;
+  for (auto d : shape) dims += std::to_string(d) + ", ";
+  if (shape.size() > 1)
+    dims.erase(dims.size() - 2);
+  else if (!shape.empty())
+    dims.pop_back();  // "(3,)"
+  std::string header =
+      fmt::format("{{'descr': '{}', 'fortran_order': {}, 'shape': ({}), }}", descr, fortran ? "True" : "False", dims);
+  while ((10 + header.size() + 1) % 64 != 0) header += ' ';
+  header += '\n';
+  Bytes out{0x93,
+            'N',
+            'U',
+            'M',
+            'P',
+            'Y',
+            1,
+            0,
+            static_cast<std::uint8_t>(header.size() & 0xff),
+            static_cast<std::uint8_t>(header.size() >> 8)};
+  out.insert(out.end(), header.begin(), header.end());
+  out.insert(out.end(), data.begin(), data.end());
+  return out;
+}
+
+void put16(Bytes& b, std::uint32_t v) {
+  b.push_back(static_cast<std::uint8_t>(v));
+  b.push_back(static_cast<std::uint8_t>(v >> 8));
+}
+void put32(Bytes& b, std::uint32_t v) {
+  put16(b, v & 0xffff);
+  put16(b, v >> 16);
+}
+
+Bytes raw_deflate(const Bytes& in) {
+  z_stream z{};
+  EXPECT_EQ(deflateInit2(&z, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY), Z_OK);
+  Bytes out(deflateBound(&z, static_cast<uLong>(in.size())));
+  z.next_in = const_cast<std::uint8_t*>(in.data());
+  z.avail_in = static_cast<uInt>(in.size());
+  z.next_out = out.data();
+  z.avail_out = static_cast<uInt>(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+struct ZipEntry {
+  std::string name;
+  Bytes data;
+};
+
+// A zip archive like numpy.savez (method 0) or savez_compressed (method 8) writes.
+Bytes zip_bytes(const std::vector<ZipEntry>& entries, int method) {
+  Bytes out, cd;
+  for (const auto& e : entries) {
+    const Bytes stored = method == 8 ? raw_deflate(e.data) : e.data;
+    const auto crc = static_cast<std::uint32_t>(crc32(0, e.data.data(), static_cast<uInt>(e.data.size())));
+    const auto offset = static_cast<std::uint32_t>(out.size());
+    Bytes extra;  // zip64 extended information, as numpy's force_zip64 writes it
+    put16(extra, 1);
+    put16(extra, 16);
+    put32(extra, static_cast<std::uint32_t>(e.data.size()));
+    put32(extra, 0);
+    put32(extra, static_cast<std::uint32_t>(stored.size()));
+    put32(extra, 0);
+    put32(out, 0x04034b50);
+    put16(out, 45);
+    put16(out, 0);
+    put16(out, static_cast<std::uint32_t>(method));
+    put32(out, 0);
+    put32(out, crc);
+    put32(out, 0xffffffffu);
+    put32(out, 0xffffffffu);
+    put16(out, static_cast<std::uint32_t>(e.name.size()));
+    put16(out, static_cast<std::uint32_t>(extra.size()));
+    out.insert(out.end(), e.name.begin(), e.name.end());
+    out.insert(out.end(), extra.begin(), extra.end());
+    out.insert(out.end(), stored.begin(), stored.end());
+    put32(cd, 0x02014b50);
+    put16(cd, 20);
+    put16(cd, 20);
+    put16(cd, 0);
+    put16(cd, static_cast<std::uint32_t>(method));
+    put32(cd, 0);
+    put32(cd, crc);
+    put32(cd, static_cast<std::uint32_t>(stored.size()));
+    put32(cd, static_cast<std::uint32_t>(e.data.size()));
+    put16(cd, static_cast<std::uint32_t>(e.name.size()));
+    put16(cd, 0);
+    put16(cd, 0);
+    put16(cd, 0);
+    put16(cd, 0);
+    put32(cd, 0);
+    put32(cd, offset);
+    cd.insert(cd.end(), e.name.begin(), e.name.end());
+  }
+  const auto cd_offset = static_cast<std::uint32_t>(out.size());
+  out.insert(out.end(), cd.begin(), cd.end());
+  put32(out, 0x06054b50);
+  put16(out, 0);
+  put16(out, 0);
+  put16(out, static_cast<std::uint32_t>(entries.size()));
+  put16(out, static_cast<std::uint32_t>(entries.size()));
+  put32(out, static_cast<std::uint32_t>(cd.size()));
+  put32(out, cd_offset);
+  put16(out, 0);
+  return out;
+}
+
+// Six 2x3 images with pixel k of image i = (6 i + k) / 36, labels i % 3.
+constexpr int64_t kOwnN = 6;
+std::vector<float> own_pixels() {
+  std::vector<float> v(kOwnN * 6);
+  for (std::size_t k = 0; k < v.size(); ++k) v[k] = static_cast<float>(k) / 36.0f;
+  return v;
+}
+std::vector<int64_t> own_labels() {
+  std::vector<int64_t> v(kOwnN);
+  for (int64_t i = 0; i < kOwnN; ++i) v[static_cast<std::size_t>(i)] = i % 3;
+  return v;
+}
+Bytes own_x_npy() { return npy_bytes("<f4", {kOwnN, 2, 3}, bytes_of(own_pixels())); }
+Bytes own_y_npy() { return npy_bytes("<i8", {kOwnN}, bytes_of(own_labels())); }
+
+void expect_own_data(const Dataset& ds, const std::string& spec) {
+  EXPECT_EQ(ds.name, spec);
+  EXPECT_EQ(ds.split, "test");
+  EXPECT_EQ(ds.images.sizes().vec(), (Shape{kOwnN, 1, 2, 3}));
+  EXPECT_EQ(ds.images.scalar_type(), torch::kFloat32);
+  const auto want = torch::tensor(own_pixels()).reshape({kOwnN, 1, 2, 3});
+  EXPECT_TRUE(torch::allclose(ds.images, want, 0, 1e-7)) << spec;
+  EXPECT_EQ(labels_of(ds), own_labels());
+  EXPECT_EQ(ds.num_classes, 3);
+  EXPECT_TRUE(ds.num_classes_from_labels);
+  EXPECT_THAT(ds.source, HasSubstr(spec));
+}
+
+// An HDF5 file with the given datasets (name -> type, shape, data), optionally num_classes on "y".
+struct H5Array {
+  std::string name;
+  const H5::PredType* type;
+  std::vector<hsize_t> dims;
+  Bytes data;
+};
+void write_h5(const std::string& path, const std::vector<H5Array>& arrays, std::optional<int64_t> num_classes = {},
+              bool chunked = false) {
+  H5::H5File f(path, H5F_ACC_TRUNC);
+  for (const auto& a : arrays) {
+    const auto slash = a.name.rfind('/');
+    if (slash != std::string::npos && !f.nameExists(a.name.substr(0, slash))) f.createGroup(a.name.substr(0, slash));
+    H5::DataSpace space(static_cast<int>(a.dims.size()), a.dims.data());
+    H5::DSetCreatPropList props;
+    if (chunked) {
+      props.setChunk(static_cast<int>(a.dims.size()), a.dims.data());
+      props.setDeflate(4);
+    }
+    auto ds = f.createDataSet(a.name, *a.type, space, props);
+    ds.write(a.data.data(), *a.type);
+    if (num_classes && a.name == "y") {
+      H5::DataSpace scalar;
+      ds.createAttribute("num_classes", H5::PredType::NATIVE_INT64, scalar)
+          .write(H5::PredType::NATIVE_INT64, &*num_classes);
+    }
+  }
+}
+std::vector<H5Array> own_h5(const std::string& x = "x", const std::string& y = "y") {
+  return {{x, &H5::PredType::NATIVE_FLOAT, {kOwnN, 2, 3}, bytes_of(own_pixels())},
+          {y, &H5::PredType::NATIVE_INT64, {kOwnN}, bytes_of(own_labels())}};
+}
+
+}  // namespace
+
+TEST(OwnData, SpecSpelling) {
+  for (const char* name : {"mnist", "fashion-mnist", "cifar10", "synthetic", "minst"})
+    EXPECT_FALSE(is_file_dataset(name)) << name;
+  for (const char* spec : {"my.h5", "my.HDF5", "my.npz", "a.npy,b.npy", "my.h5:images,labels", "data/my", "x.npy"})
+    EXPECT_TRUE(is_file_dataset(spec)) << spec;
+  auto s = parse_file_dataset("dir/my.h5:grp/images,labels");
+  EXPECT_EQ(s.format, FileFormat::kHdf5);
+  EXPECT_EQ(s.path, "dir/my.h5");
+  EXPECT_EQ(s.x_name, "grp/images");
+  EXPECT_EQ(s.y_name, "labels");
+  s = parse_file_dataset("my.npz");
+  EXPECT_EQ(s.format, FileFormat::kNpz);
+  EXPECT_EQ(s.x_name, "x");
+  EXPECT_EQ(s.y_name, "y");
+  s = parse_file_dataset("a/x.npy,b/y.npy");
+  EXPECT_EQ(s.format, FileFormat::kNpyPair);
+  EXPECT_EQ(s.path, "a/x.npy");
+  EXPECT_EQ(s.labels_path, "b/y.npy");
+  EXPECT_THAT(error_of<UsageError>([] { parse_file_dataset("x.npy"); }), HasAll("x.npy", "X.npy,Y.npy"));
+  EXPECT_THAT(error_of<UsageError>([] { parse_file_dataset("data/my.bin"); }), HasAll("data/my.bin", ".h5", ".npz"));
+  EXPECT_THAT(error_of<UsageError>([] { parse_file_dataset("my.npz:x"); }), HasAll("my.npz:x", "my.npz:x,y"));
+  // An unknown registry name points at the file spelling too.
+  EXPECT_THAT(error_of<UsageError>([] { load_dataset("minst", Split::kTest); }), HasAll("mnist", "FILE.npz"));
+}
+
+TEST(OwnData, NpyPairFloat32) {
+  TempDir tmp;
+  write_bytes(tmp.file("x.npy"), own_x_npy());
+  write_bytes(tmp.file("y.npy"), own_y_npy());
+  const std::string spec = tmp.file("x.npy") + "," + tmp.file("y.npy");
+  expect_own_data(load_dataset(spec, Split::kTest), spec);
+  EXPECT_THAT(error_of<UsageError>([&] { load_dataset(spec, Split::kTrain); }),
+              HasAll(spec, "test set", "--split train"));
+}
+
+TEST(OwnData, NpyDtypes) {
+  TempDir tmp;
+  const std::string x = tmp.file("x.npy"), y = tmp.file("y.npy"), spec = x + "," + y;
+  // float64 images [N, C, H, W] and int32 labels.
+  const auto pixels = own_pixels();
+  const auto labels64 = own_labels();
+  std::vector<double> px(pixels.begin(), pixels.end());
+  std::vector<int32_t> l32(labels64.begin(), labels64.end());
+  write_bytes(x, npy_bytes("<f8", {kOwnN, 1, 2, 3}, bytes_of(px)));
+  write_bytes(y, npy_bytes("<i4", {kOwnN}, bytes_of(l32)));
+  expect_own_data(load_dataset(spec, Split::kTest), spec);
+  // uint8 images are scaled by 1/255; uint8, int16 and uint16 labels.
+  Bytes u8(kOwnN * 6);
+  for (std::size_t k = 0; k < u8.size(); ++k) u8[k] = static_cast<std::uint8_t>(k * 7);
+  write_bytes(x, npy_bytes("|u1", {kOwnN, 2, 3}, u8));
+  for (const char* descr : {"|u1", "<i2", "<u2", "<u8", "|i1"}) {
+    const int size = descr[2] - '0';
+    Bytes labels(kOwnN * size, 0);
+    for (int64_t i = 0; i < kOwnN; ++i) labels[i * size] = static_cast<std::uint8_t>(i % 3);
+    write_bytes(y, npy_bytes(descr, {kOwnN}, labels));
+    const Dataset ds = load_dataset(spec, Split::kTest);
+    EXPECT_EQ(labels_of(ds), own_labels()) << descr;
+    EXPECT_FLOAT_EQ(ds.images.flatten()[5].item<float>(), 35.0f / 255.0f);
+    EXPECT_THAT(ds.source, HasSubstr("scaled by 1/255"));
+  }
+}
+
+TEST(OwnData, NpzStoredAndDeflate) {
+  TempDir tmp;
+  for (int method : {0, 8}) {
+    const std::string path = tmp.file(fmt::format("own-{}.npz", method));
+    write_bytes(path, zip_bytes({{"x.npy", own_x_npy()}, {"y.npy", own_y_npy()}}, method));
+    expect_own_data(load_dataset(path, Split::kTest), path);
+    // Other names, given after ':'.
+    const std::string named = tmp.file(fmt::format("named-{}.npz", method));
+    write_bytes(named, zip_bytes({{"labels.npy", own_y_npy()}, {"images.npy", own_x_npy()}}, method));
+    expect_own_data(load_dataset(named + ":images,labels", Split::kTest), named + ":images,labels");
+    EXPECT_THAT(error_of<Error>([&] { load_dataset(named, Split::kTest); }),
+                HasAll(named, "no array 'x'", "labels, images"));
+  }
+}
+
+TEST(OwnData, Hdf5) {
+  TempDir tmp;
+  const std::string path = tmp.file("own.h5");
+  write_h5(path, own_h5());
+  expect_own_data(load_dataset(path, Split::kTest), path);
+  // Chunked and compressed, other names in a group, int32 labels, a num_classes attribute.
+  const std::string named = tmp.file("named.hdf5");
+  const auto labels64 = own_labels();
+  std::vector<int32_t> l32(labels64.begin(), labels64.end());
+  write_h5(named,
+           {{"data/images", &H5::PredType::NATIVE_FLOAT, {kOwnN, 1, 2, 3}, bytes_of(own_pixels())},
+            {"data/labels", &H5::PredType::NATIVE_INT32, {kOwnN}, bytes_of(l32)}},
+           std::nullopt, true);
+  expect_own_data(load_dataset(named + ":data/images,data/labels", Split::kTest), named + ":data/images,data/labels");
+  write_h5(path, own_h5(), 10);
+  const Dataset ten = load_dataset(path, Split::kTest);
+  EXPECT_EQ(ten.num_classes, 10);
+  EXPECT_FALSE(ten.num_classes_from_labels);
+  EXPECT_FALSE(ten.classes_fit(11));
+  write_h5(path, own_h5(), 2);
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(path, Split::kTest); }),
+              HasAll(path, "dataset y", "label 2 of example 2", "out of range 0-1"));
+  // uint8 images and uint8 labels.
+  Bytes u8(kOwnN * 6, 255), l8(kOwnN, 1);
+  write_h5(path,
+           {{"x", &H5::PredType::NATIVE_UINT8, {kOwnN, 2, 3}, u8}, {"y", &H5::PredType::NATIVE_UINT8, {kOwnN}, l8}});
+  const Dataset u = load_dataset(path, Split::kTest);
+  EXPECT_EQ(u.images.max().item<float>(), 1.0f);
+  EXPECT_EQ(u.num_classes, 2);
+  EXPECT_TRUE(u.classes_fit(10));
+  EXPECT_FALSE(u.classes_fit(1));
+  // Unknown names list what the file holds.
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(path + ":images,y", Split::kTest); }),
+              HasAll(path, "no dataset 'images'", "x, y"));
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(named, Split::kTest); }), HasAll(named, "no dataset 'x'", "data"));
+  // Not HDF5 at all, and a truncated file: one line naming the file.
+  write_bytes(tmp.file("junk.h5"), Bytes(100, 7));
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("junk.h5"), Split::kTest); }),
+              HasAll(tmp.file("junk.h5"), "cannot read as HDF5"));
+  write_h5(path, own_h5());
+  Bytes whole = read_bytes(path);
+  whole.resize(whole.size() - 40);
+  write_bytes(path, whole);
+  const std::string cut = error_of<Error>([&] { load_dataset(path, Split::kTest); });
+  EXPECT_THAT(cut, HasAll(path, "truncated"));
+  EXPECT_EQ(cut.find('\n'), std::string::npos);
+}
+
+TEST(OwnData, TruncatedFiles) {
+  TempDir tmp;
+  const std::string x = tmp.file("x.npy"), y = tmp.file("y.npy");
+  Bytes xb = own_x_npy();
+  xb.resize(xb.size() - 4);
+  write_bytes(x, xb);
+  write_bytes(y, own_y_npy());
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(x + "," + y, Split::kTest); }),
+              HasAll(x, "truncated", "float32 [6, 2, 3]", "144 data bytes", "140"));
+  write_bytes(x, Bytes(xb.begin(), xb.begin() + 30));  // inside the header
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(x + "," + y, Split::kTest); }), HasAll(x, "truncated .npy header"));
+  for (int method : {0, 8}) {
+    const std::string path = tmp.file(fmt::format("cut-{}.npz", method));
+    Bytes z = zip_bytes({{"x.npy", own_x_npy()}, {"y.npy", own_y_npy()}}, method);
+    write_bytes(path, Bytes(z.begin(), z.begin() + static_cast<std::ptrdiff_t>(z.size() / 2)));
+    EXPECT_THAT(error_of<Error>([&] { load_dataset(path, Split::kTest); }), HasAll(path, "truncated"));
+    // A corrupt byte in the data: the CRC (stored) or the deflate stream catches it.
+    z[120] ^= 0x55;
+    write_bytes(path, z);
+    EXPECT_THAT(error_of<Error>([&] { load_dataset(path, Split::kTest); }), HasSubstr(path));
+  }
+}
+
+TEST(OwnData, BadContents) {
+  TempDir tmp;
+  const std::string x = tmp.file("x.npy"), y = tmp.file("y.npy"), spec = x + "," + y;
+  auto check = [&](const Bytes& xb, const Bytes& yb, const std::string& what, const std::vector<std::string>& parts) {
+    write_bytes(x, xb);
+    write_bytes(y, yb);
+    const std::string e = error_of<Error>([&] { load_dataset(spec, Split::kTest); });
+    for (const auto& p : parts) EXPECT_THAT(e, HasSubstr(p)) << what;
+    EXPECT_EQ(e.find('\n'), std::string::npos) << what;
+  };
+  const auto px = own_pixels();
+  check(npy_bytes("<f4", {kOwnN * 6}, bytes_of(px)), own_y_npy(), "1-D images",
+        {x, "[36]", "[N, C, H, W] or [N, H, W]"});
+  check(own_x_npy(), npy_bytes("<i8", {kOwnN, 1}, bytes_of(own_labels())), "2-D labels", {y, "[6, 1]", "expected [N]"});
+  check(own_x_npy(), npy_bytes("<i8", {kOwnN - 1}, Bytes(8 * (kOwnN - 1), 0)), "mismatched N",
+        {x, "6 images", y, "5 labels"});
+  check(npy_bytes("<f4", {0, 2, 3}, {}), npy_bytes("<i8", {0}, {}), "no examples", {x, "N = 0"});
+  auto nan = px;
+  nan[14] = std::nanf("");
+  check(npy_bytes("<f4", {kOwnN, 2, 3}, bytes_of(nan)), own_y_npy(), "NaN", {x, "image 2", "NaN or Inf"});
+  auto inf = px;
+  inf[35] = INFINITY;
+  check(npy_bytes("<f4", {kOwnN, 2, 3}, bytes_of(inf)), own_y_npy(), "Inf", {x, "image 5", "NaN or Inf"});
+  auto negative = own_labels();
+  negative[4] = -1;
+  check(own_x_npy(), npy_bytes("<i8", {kOwnN}, bytes_of(negative)), "negative label", {y, "label -1 of example 4"});
+  check(npy_bytes("<f4", {kOwnN, 2, 3}, bytes_of(px), true), own_y_npy(), "Fortran order",
+        {x, "Fortran-ordered", "C-ordered"});
+  check(npy_bytes(">f4", {kOwnN, 2, 3}, bytes_of(px)), own_y_npy(), "big-endian", {x, "big-endian"});
+  check(npy_bytes("<i4", {kOwnN, 2, 3}, Bytes(kOwnN * 24, 0)), own_y_npy(), "int images", {x, "int32", "float32"});
+  check(own_x_npy(), npy_bytes("<f4", {kOwnN}, Bytes(kOwnN * 4, 0)), "float labels", {y, "float32", "integer"});
+  check(npy_bytes("<U3", {kOwnN, 2, 3}, Bytes(kOwnN * 18, 0)), own_y_npy(), "strings", {x, "<U3"});
+  check(Bytes{'P', 'K', 3, 4, 0, 0, 0, 0, 0, 0, 0, 0}, own_y_npy(), "not .npy", {x, "not a .npy file"});
+  // A header length over the bound is refused before anything is allocated.
+  Bytes huge{0x93, 'N', 'U', 'M', 'P', 'Y', 2, 0, 0, 0, 0, 0x40};
+  check(huge, own_y_npy(), "huge header", {x, "implausibly large"});
+}
+
+TEST(OwnData, NotRegularFilesAndZip64) {
+  TempDir tmp;
+  fs::create_directories(tmp.file("dir.npz"));
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("dir.npz"), Split::kTest); }),
+              HasAll(tmp.file("dir.npz"), "is a directory"));
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("none.h5"), Split::kTest); }),
+              HasAll(tmp.file("none.h5"), "no such file"));
+  ASSERT_EQ(::mkfifo(tmp.file("fifo.npy").c_str(), 0600), 0);
+  write_bytes(tmp.file("y.npy"), own_y_npy());
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("fifo.npy") + "," + tmp.file("y.npy"), Split::kTest); }),
+              HasAll(tmp.file("fifo.npy"), "not a regular file"));
+  // The end record of a zip64 archive: the offset field saturated.
+  Bytes z = zip_bytes({{"x.npy", own_x_npy()}, {"y.npy", own_y_npy()}}, 0);
+  for (std::size_t i = z.size() - 6; i < z.size() - 2; ++i) z[i] = 0xff;
+  write_bytes(tmp.file("big.npz"), z);
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("big.npz"), Split::kTest); }),
+              HasAll(tmp.file("big.npz"), "zip64", "not supported"));
+  write_bytes(tmp.file("plain.npz"), own_x_npy());
+  EXPECT_THAT(error_of<Error>([&] { load_dataset(tmp.file("plain.npz"), Split::kTest); }),
+              HasAll(tmp.file("plain.npz"), "not a zip archive"));
 }

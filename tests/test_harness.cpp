@@ -217,6 +217,21 @@ TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(parse_matrix_text(good_with("seed = 3", "seed = 3\nsplit = \"train\""), "m.toml").split, "train");
 }
 
+// A test set of your own as the dataset: the spelling is checked when the matrix is read, the file when it runs.
+TEST(Matrix, DatasetMayBeAFileOfYourOwn) {
+  for (const char* spec : {"own.npz", "data/own.h5:images,labels", "x.npy,y.npy"}) {
+    const auto m =
+        parse_matrix_text(good_with("dataset = \"synthetic\"", fmt::format("dataset = \"{}\"", spec)), "m.toml");
+    EXPECT_EQ(m.dataset, spec);
+  }
+  EXPECT_THAT(error_of_text(good_with("dataset = \"synthetic\"", "dataset = \"x.npy\"")),
+              testing::StartsWith("m.toml:3: dataset: dataset 'x.npy': a .npy file holds one array"));
+  EXPECT_THAT(error_of_text(good_with("dataset = \"synthetic\"", "dataset = \"own.npz\"\nsplit = \"train\"")),
+              testing::StartsWith("m.toml:4: split: dataset \"own.npz\" is a test set of your own"));
+  EXPECT_THAT(error_of_text(good_with("dataset = \"synthetic\"", "dataset = \"minst\"")),
+              testing::AllOf(testing::HasSubstr("did you mean 'mnist'"), testing::HasSubstr("X.npy,Y.npy")));
+}
+
 TEST(Matrix, MissingFileIsAUsageError) {
   EXPECT_NE(testing_support::error_of<UsageError>([] { parse_matrix_file("/nonexistent/m.toml"); }).find("cannot be read"),
             std::string::npos);

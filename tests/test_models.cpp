@@ -341,6 +341,56 @@ TEST(Evaluate, MatchesManualCountAndIgnoresRepeatsForDeterministicModels) {
   EXPECT_THROW(evaluate(*m5, ds), UsageError);
 }
 
+// The model-fits-dataset check names the dataset (a file spec for a test set of your own) and both shapes;
+// a file without a num_classes attribute fits any model with at least its largest label + 1 outputs.
+TEST(Load, ModelFitsDatasetNamesTheFileAndShapes) {
+  torch::manual_seed(0);
+  auto m = create_model(small_spec());
+  auto ds = toy(8, "test");
+  ds.name = "my.npz";
+  ds.source = "my.npz: images float32 [8, 1, 28, 28]";
+  EXPECT_NO_THROW(check_model_fits(*m, ds, "--model m.ckpt"));
+  auto wide = ds;
+  wide.images = torch::zeros({8, 3, 32, 32});
+  EXPECT_THAT(error_of<UsageError>([&] { check_model_fits(*m, wide, "--model m.ckpt"); }),
+              testing::AllOf(HasSubstr("--model m.ckpt"), HasSubstr("[1, 28, 28]"), HasSubstr("my.npz"),
+                             HasSubstr("[3, 32, 32]")));
+  auto few = ds;
+  few.num_classes = 7;
+  few.num_classes_from_labels = true;  // labels 0-6: a model with 10 outputs covers them
+  EXPECT_NO_THROW(check_model_fits(*m, few, "m"));
+  EXPECT_NO_THROW(evaluate(*m, few));
+  auto many = few;
+  many.num_classes = 12;
+  EXPECT_THAT(error_of<UsageError>([&] { check_model_fits(*m, many, "m"); }),
+              testing::AllOf(HasSubstr("outputs 10 classes"), HasSubstr("my.npz"), HasSubstr("labels up to 11")));
+  auto exact = few;
+  exact.num_classes_from_labels = false;  // a num_classes attribute must match exactly
+  EXPECT_THAT(error_of<UsageError>([&] { check_model_fits(*m, exact, "m"); }), HasSubstr("my.npz has 7"));
+  auto outside = ds;
+  outside.images = ds.images.clone();
+  outside.images[3][0][5][5] = 1.5;
+  EXPECT_THAT(error_of<UsageError>([&] { check_model_fits(*m, outside, "m"); }),
+              testing::AllOf(HasSubstr("[0, 1]"), HasSubstr("my.npz"), HasSubstr("1.5]")));
+}
+
+TEST(Load, DatasetMismatchWarning) {
+  LoadedModel loaded;
+  loaded.training_json = R"({"dataset": "mnist", "preset": "quick"})";
+  auto ds = toy(4, "test");
+  ds.name = "mnist";
+  EXPECT_EQ(dataset_mismatch(loaded, ds, "model 'det'"), "");
+  ds.name = "fashion-mnist";
+  EXPECT_EQ(dataset_mismatch(loaded, ds, "model 'det'"),
+            "model 'det' was trained on mnist but is evaluated on fashion-mnist");
+  ds.name = "own.npz";
+  ds.source = "own.npz: images uint8 [4, 28, 28]";
+  EXPECT_THAT(dataset_mismatch(loaded, ds, "model 'det'"),
+              testing::AllOf(HasSubstr("model 'det' was trained on mnist"), HasSubstr("own.npz")));
+  loaded.training_json = "{}";  // TorchScript: nothing recorded, nothing to compare
+  EXPECT_EQ(dataset_mismatch(loaded, ds, "m"), "");
+}
+
 TEST(Checkpoint, RoundTripGivesBitIdenticalLogitsAndMetadata) {
   TempDir dir;
   torch::manual_seed(0);
