@@ -43,6 +43,7 @@ struct TrainCommand {
   /// run_train reads them with the family's rows (train_flags()).
   std::vector<std::pair<std::string, std::string>> options;
   bool quiet = false;
+  bool dry_run = false;  ///< check everything, print what would run, write nothing
 };
 
 /// A flag of `imbench train` from the option tables (models/train.h): a
@@ -64,6 +65,7 @@ struct EvalCommand {
   int64_t batch_size = 1000;
   TorchScriptFlags torchscript;  ///< TorchScript models only
   bool fail_on_unreliable = false;  ///< exit 3 when a model-level check fires
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct AttackCommand {
@@ -93,6 +95,7 @@ struct AttackCommand {
   std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
   TorchScriptFlags torchscript;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct RunCommand {
@@ -105,6 +108,7 @@ struct RunCommand {
   bool audit = false;
   bool quiet = false;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags a result
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct ReportCommand {
