@@ -51,7 +51,7 @@ import time
 
 DRY_RUN_COMMANDS = {"train", "attack", "run", "eval"}
 MODES = {"run", "dry-run", "check", "skip"}
-BLOCK_TIMEOUT = 300  # seconds per block
+BLOCK_TIMEOUT = 480  # seconds per block (about 60 s for the longest on a quiet 2-core machine)
 # Python blocks run with the python the other CLI tests use (Debian's, with h5py and pandas).
 PYTHON = os.environ.get("IMBENCH_PYTHON") or ("/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable)
 NOT_RUN = "NOT RUN HERE"
@@ -73,7 +73,7 @@ def extract(path, rel):
     """The fenced blocks of a Markdown file: (line of the opening fence, info word, content lines, annotation)."""
     with open(path, encoding="utf-8") as f:
         text = f.read().split("\n")
-    blocks, i = [], 0
+    blocks, i, used = [], 0, set()
     while i < len(text):
         m = FENCE.match(text[i])
         if not m:
@@ -94,10 +94,20 @@ def extract(path, rel):
                 break
             j -= 1
         blocks.append(Block(rel, start + 1, lang, body, annotation))
+        if annotation is not None:
+            used.add(j)
+    # An example comment that precedes no fence classifies nothing: an error at its line.
+    for k, line in enumerate(text):
+        if EXAMPLE_COMMENT.match(line) and k not in used:
+            orphan = Block(rel, k + 1, "", [], None)
+            orphan.error = f"{rel}:{k + 1}: this example comment is not right before a code fence"
+            blocks.append(orphan)
     return blocks
 
 
 def classify(b):
+    if b.error:
+        return
     if b.annotation is None:
         if b.lang == "toml":
             b.mode = "dry-run"
