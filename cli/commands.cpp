@@ -195,6 +195,11 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   CommonOptions common = cmd.common;
   common.seed = plan.options.seed;
   prepare(common);
+  if (cmd.dry_run) {
+    harness::describe_training(plan, paths_of(cmd.common), path, out);
+    fmt::print(out, "dry run: nothing was trained or written\n");
+    return 0;
+  }
   harness::train_to_checkpoint(plan, paths_of(cmd.common), path, out, cmd.quiet);
   return 0;
 }
@@ -237,6 +242,13 @@ int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (const auto warning = models::dataset_mismatch(loaded, ds, who); !warning.empty())
     fmt::print(stderr, "warning: {}\n", warning);
   const int64_t repeats = cmd.repeats > 0 ? cmd.repeats : (model->is_stochastic() ? 10 : 1);
+  if (cmd.dry_run) {
+    fmt::print(out, "model: {} ({}; {})\n", model->description(), model_kind(*model), loaded.provenance);
+    fmt::print(out, "dry run: would evaluate the first {} of {} {} {} examples{}; nothing was evaluated\n", ds.size(),
+               full.size(), cmd.dataset, cmd.split,
+               model->is_stochastic() ? fmt::format(", {} repeat(s) with fresh samples", repeats) : "");
+    return 0;
+  }
   models::EvalOptions eo;
   eo.batch_size = cmd.batch_size;
   eo.repeats = repeats;
@@ -497,6 +509,11 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   req.report = "-";
   req.data_dir = cmd.common.data_dir;
   req.cifar10_dir = cmd.common.cifar10_dir;
+  if (cmd.dry_run) {
+    req.dry_run = true;
+    harness::evaluate_matrix(req, out);
+    return 0;
+  }
   std::ostream silent(nullptr);  // the table below says it all
   const auto file = harness::evaluate_matrix(req, silent);
   if (::isatty(fileno(stderr))) fmt::print(stderr, "\r\033[K");
@@ -597,7 +614,9 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
   r.data_dir = cmd.common.data_dir;
   r.cifar10_dir = cmd.common.cifar10_dir;
   r.quiet = cmd.quiet;
+  r.dry_run = cmd.dry_run;
   const auto file = harness::evaluate_matrix(r, out);
+  if (cmd.dry_run) return 0;
   const auto soundness = reports::soundness_of(file);
   fmt::print(out, "{}\n", soundness.line());
   return cmd.fail_on_unreliable && soundness.any() ? reports::kUnreliableExitStatus : 0;

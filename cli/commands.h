@@ -43,6 +43,7 @@ struct TrainCommand {
   /// run_train reads them with the family's rows (train_flags()).
   std::vector<std::pair<std::string, std::string>> options;
   bool quiet = false;
+  bool dry_run = false;  ///< check everything, print what would run, write nothing
 };
 
 /// A flag of `imbench train` from the option tables (models/train.h): a
@@ -65,6 +66,7 @@ struct EvalCommand {
   TorchScriptFlags torchscript;  ///< TorchScript models only
   bool fail_on_unreliable = false;  ///< exit 3 when a model-level check fires
   bool quiet = false;               ///< no progress output
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct AttackCommand {
@@ -95,6 +97,7 @@ struct AttackCommand {
   TorchScriptFlags torchscript;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
   bool quiet = false;               ///< no progress output
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct RunCommand {
@@ -107,6 +110,7 @@ struct RunCommand {
   bool audit = false;
   bool quiet = false;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags a result
+  bool dry_run = false;             ///< check everything, print what would run, write nothing
 };
 
 struct ReportCommand {

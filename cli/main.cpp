@@ -189,7 +189,9 @@ int cmd_train(const std::vector<std::string>& args) {
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("preset", po::value(&c.preset)->default_value("quick"), cli::preset_help().c_str())
     ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
-    ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
+    ("dry-run", po::bool_switch(&c.dry_run), "check the options and the data, print what would be trained (model, "
+                                             "options, epochs) and exit; nothing is written");
   add_common(d, c.common, /*with_seed=*/false);
   // Training options, the architecture and the families' hyper-parameters, from their option tables.
   const auto flags = cli::train_flags();
@@ -251,7 +253,8 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
-     "exit with status 3 when a per-model soundness check fires (for CI)");
+     "exit with status 3 when a per-model soundness check fires (for CI)")
+    ("dry-run", po::bool_switch(&c.dry_run), "load the model and the data, print what would be evaluated and exit");
   add_torchscript_flags(d);
   add_common(d, c.common);
   po::variables_map vm;
@@ -333,7 +336,9 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)")
-    ("quiet,q", po::bool_switch(&c.quiet), "no progress output");
+    ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
+    ("dry-run", po::bool_switch(&c.dry_run), "check the options, the model files and the data, print the cells and "
+                                             "the estimated work and exit; nothing is attacked or written");
   add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.
@@ -427,7 +432,10 @@ int cmd_run(const std::vector<std::string>& args) {
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
-     "exit with status 3 when a soundness check flags any result (for CI)");
+     "exit with status 3 when a soundness check flags any result (for CI)")
+    ("dry-run", po::bool_switch(&c.dry_run), "check the matrix, the model files and the data, print the models to "
+                                             "train, the cascade jobs and the estimated work and exit; nothing is "
+                                             "trained, attacked or written");
   add_common(d, c.common, false);
   po::variables_map vm;
   po::positional_options_description pos;

@@ -10,6 +10,7 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <map>
 
 #include "attacks/attack.h"
@@ -73,6 +74,9 @@ class Runner {
   void ensure_checkpoint(const MatrixModel& m);
   void save();
   void progress(const std::string& what, int64_t done, int64_t total);
+  void dry_run(const std::vector<const JobPlan*>& mine, const std::vector<std::string>& names);
+  void print_estimated_work(const std::vector<const JobPlan*>& mine,
+                            const std::function<bool(const std::string&)>& stochastic);
 
   const RunRequest& req_;
   std::ostream& out_;
@@ -157,6 +161,80 @@ void Runner::save() {
   if (req_.write) reports::write_results(out_path_, file_);
 }
 
+// The work of every cell (harness/progress.h) into meter_, and its total as one line.
+void Runner::print_estimated_work(const std::vector<const JobPlan*>& mine,
+                                  const std::function<bool(const std::string&)>& stochastic) {
+  std::vector<ProgressMeter::Cell> work;
+  for (const auto* job : mine)
+    for (const auto& plan : job->cells) {
+      const auto& a = *plan.attack;
+      const auto& info = attacks::attack_info(a.kind);
+      const bool noisy = stochastic(a.source.empty() ? job->model->name : a.source);
+      const std::string options = attacks::create_attack(a.kind, a.options)->options_json().dump();
+      // Plus judging x_adv: R forward passes (a third of a gradient each). Counting the
+      // prediction rule's samples too (SFNN: 32x32 paths) overweighted those cells 10x
+      // on the quick matrix: the branching readout shares most of the work.
+      const double repeats = stochastic(job->model->name) ? static_cast<double>(matrix_.repeats) : 1.0;
+      work.push_back(
+          {work_per_example(info.budget_options, options, noisy ? a.eot.value_or(matrix_.eot) : 1, info.gradient_free) +
+               repeats / 3,
+           ds_.size(), matrix_.cascade && plan.position > 0});
+    }
+  meter_ = std::make_unique<ProgressMeter>(std::move(work), seconds_since_epoch);
+  last_log_ = seconds_since_epoch();
+  fmt::print(out_,
+             "estimated work: {:.3g} M gradient evaluations (examples x EOT samples x attack budget, before "
+             "cascades remove examples); the ETA follows from the rate of the first cells\n",
+             meter_->estimated_work() / 1e6);
+}
+
+// --dry-run: every model file loaded and checked against the data (a missing
+// one with a family: its training planned and printed), then the work and the
+// cascade jobs; nothing is trained, attacked or written.
+void Runner::dry_run(const std::vector<const JobPlan*>& mine, const std::vector<std::string>& names) {
+  const data::DataPaths paths{data::resolve_data_dir(req_.data_dir), req_.cifar10_dir};
+  std::map<std::string, bool> stochastic;
+  for (const auto& n : names) {
+    const auto& m = matrix_.model(n);
+    const std::string who = m.described_as.empty() ? fmt::format("model '{}'", n) : m.described_as;
+    if (!m.checkpoint.empty() && !fs::exists(m.checkpoint)) {
+      if (m.family.empty())
+        throw Error(fmt::format("{}: checkpoint {} does not exist (give family = \"...\" to train it when missing)",
+                                who, m.checkpoint));
+      auto plan = plan_training(m.family, matrix_.dataset, m.preset, m.train);
+      plan.options.device = matrix_.device;
+      plan.options.validate();
+      fmt::print(out_, "model {}: {} is missing; training {} with preset {}:\n", n, m.checkpoint, m.family, m.preset);
+      describe_training(plan, paths, m.checkpoint, out_);
+      stochastic[n] = models::find_family(m.family).stochastic;
+      continue;
+    }
+    if (!fs::exists(m.file())) throw Error(fmt::format("{}: {} does not exist", who, m.file()));
+    const auto loaded = models::load_model_file(m.file(), m.torchscript_options, device_);
+    models::check_model_fits(*loaded.model, ds_, who);
+    stochastic[n] = loaded.model->is_stochastic();
+    fmt::print(out_, "model {}: {} ({}; {})\n", n, loaded.model->description(),
+               stochastic[n] ? "stochastic" : "deterministic", loaded.provenance);
+  }
+  print_estimated_work(mine, [&](const std::string& name) { return stochastic.at(name); });
+  for (const auto* job : mine) {
+    std::vector<std::string> attacks;
+    for (const auto& plan : job->cells)
+      attacks.push_back(plan.attack->source.empty()
+                            ? plan.attack->name
+                            : fmt::format("{} (transfer from {})", plan.attack->name, plan.attack->source));
+    fmt::print(out_, "  {}: {}\n", job->group, fmt::join(attacks, matrix_.cascade ? " -> " : ", "));
+  }
+  std::string written;
+  if (req_.write) {
+    written = fmt::format("; it would write {}", out_path_);
+    if (req_.report != "-")
+      written += " and " + (req_.report.empty() ? fs::path(out_path_).replace_extension(".md").string() : req_.report);
+  }
+  fmt::print(out_, "dry run: {} cells in {} cascade jobs would run{}; nothing was trained, attacked or written\n",
+             cells_total_, mine.size(), written);
+}
+
 reports::ResultFile Runner::run() {
   start_ = Clock::now();
   tty_ = ::isatty(fileno(stderr)) != 0;
@@ -181,8 +259,9 @@ reports::ResultFile Runner::run() {
                               out_path_, existing.root.count("matrix_name") ? existing.root["matrix_name"] : "?",
                               it == existing.root.end() ? "none" : it->second.substr(0, 12), matrix_.path,
                               hash.substr(0, 12)));
-    file_ = std::move(existing);
-    fmt::print(out_, "resuming {}: {} finished cells\n", out_path_, file_.cells.size());
+    fmt::print(out_, "{} {}: {} finished cells\n", req_.dry_run ? "would resume" : "resuming", out_path_,
+               existing.cells.size());
+    if (!req_.dry_run) file_ = std::move(existing);
   }
 
   const data::DataPaths paths{data::resolve_data_dir(req_.data_dir), req_.cifar10_dir};
@@ -190,10 +269,10 @@ reports::ResultFile Runner::run() {
   full_size_ = full.size();
   ds_ = full.first(matrix_.examples);
   if (ds_.size() == 0) throw UsageError("the matrix selects no examples");
-  evaluator_ = std::make_unique<CellEvaluator>(ds_, device_, EvaluationSettings::of(matrix_, req_.audit),
-                                               [this](const std::string& what, int64_t done, int64_t total) {
-                                                 progress(what, done, total);
-                                               });
+  if (!req_.dry_run)
+    evaluator_ = std::make_unique<CellEvaluator>(
+        ds_, device_, EvaluationSettings::of(matrix_, req_.audit),
+        [this](const std::string& what, int64_t done, int64_t total) { progress(what, done, total); });
 
   const auto jobs = plan_jobs(matrix_);
   const auto probed = probed_cells(jobs);
@@ -233,6 +312,10 @@ reports::ResultFile Runner::run() {
       if (!c.attack->source.empty() && std::find(names.begin(), names.end(), c.attack->source) == names.end())
         names.push_back(c.attack->source);
   }
+  if (req_.dry_run) {
+    dry_run(mine, names);
+    return std::move(file_);
+  }
   for (const auto& n : names) {
     auto info = evaluator_->describe(model_slot(n), matrix_.model(n).paper.dump());
     auto it = std::find_if(file_.models.begin(), file_.models.end(), [&](const auto& m) { return m.name == n; });
@@ -253,28 +336,7 @@ reports::ResultFile Runner::run() {
   save();
 
   // The work of every cell, for the ETA (cascades shrink later cells to the survivors).
-  {
-    std::vector<ProgressMeter::Cell> work;
-    for (const auto* job : mine)
-      for (const auto& plan : job->cells) {
-        const auto& a = *plan.attack;
-        const auto& info = attacks::attack_info(a.kind);
-        const bool stochastic = model_slot(a.source.empty() ? job->model->name : a.source).model().is_stochastic();
-        const std::string options = attacks::create_attack(a.kind, a.options)->options_json().dump();
-        // Plus judging x_adv: R forward passes (a third of a gradient each). Counting the
-        // prediction rule's samples too (SFNN: 32x32 paths) overweighted those cells 10x
-        // on the quick matrix: the branching readout shares most of the work.
-        const double judge = static_cast<double>(model_slot(job->model->name).repeats) / 3;
-        work.push_back({work_per_example(info.budget_options, options, stochastic ? a.eot.value_or(matrix_.eot) : 1,
-                                         info.gradient_free) + judge,
-                        ds_.size(), matrix_.cascade && plan.position > 0});
-      }
-    meter_ = std::make_unique<ProgressMeter>(std::move(work), seconds_since_epoch);
-    last_log_ = seconds_since_epoch();
-    fmt::print(out_, "estimated work: {:.3g} M gradient evaluations (examples x EOT samples x attack budget, before "
-                     "cascades remove examples); the ETA follows from the rate of the first cells\n",
-               meter_->estimated_work() / 1e6);
-  }
+  print_estimated_work(mine, [this](const std::string& name) { return model_slot(name).model().is_stochastic(); });
 
   cell_index_ = 0;
   for (const auto* job : mine) {

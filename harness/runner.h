@@ -25,9 +25,13 @@ struct RunRequest {
   std::optional<std::string> device;  ///< overrides the matrix's device
   std::string data_dir, cifar10_dir;
   bool quiet = false;                 ///< no live progress line
+  /// Check the matrix, the model files and the data, print the plan (models
+  /// to train, cascade jobs, estimated work) and return an empty result:
+  /// nothing is trained, attacked or written.
+  bool dry_run = false;
 };
 
-/// Runs (or resumes) the matrix and returns its results.
+/// Runs (or resumes) the matrix and returns its results (none for a dry run).
 reports::ResultFile evaluate_matrix(const RunRequest& request, std::ostream& out);
 /// The same for `imbench run`; returns the exit code (0).
 int run_matrix(const RunRequest& request, std::ostream& out);

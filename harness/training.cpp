@@ -48,6 +48,30 @@ TrainPlan plan_training(const std::string& family, const std::string& dataset, c
 
 std::string training_state_path(const std::string& checkpoint) { return checkpoint + ".train-state"; }
 
+void describe_training(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
+                       std::ostream& out) {
+  const auto& o = plan.options;
+  const auto device = models::parse_device(o.device);
+  const auto full_train = data::load_dataset(plan.dataset, data::Split::kTrain, paths);
+  const auto test = data::load_dataset(plan.dataset, data::Split::kTest, paths);
+  const auto split = data::split_validation(full_train, o.validation_size);
+  const auto model = models::create_model(plan.spec);
+  fmt::print(out, "would train {} on {} ({} train / {} validation / {} test images), preset {}, seed {}, device {}\n",
+             model->description(), plan.dataset, split.train.size(), split.validation.size(), test.size(), plan.preset,
+             o.seed, models::device_description(device));
+  fmt::print(out, "objective: {}\noptions: {}\n", model->objective(), o.to_json().dump());
+  const int64_t batches = (split.train.size() + o.batch_size - 1) / o.batch_size;
+  fmt::print(
+      out, "epochs: {}{}{}{}; {} batches of {} images per epoch\n", o.patience > 0 ? "at most " : "", o.epochs,
+      o.patience > 0 ? fmt::format(" (early stopping after {} epochs without a better validation accuracy)", o.patience)
+                     : "",
+      model->stages() > 1 ? fmt::format(", split between {} stages", model->stages()) : "", batches, o.batch_size);
+  const auto state = training_state_path(path);
+  if (std::filesystem::exists(state))
+    fmt::print(out, "{} exists: training would resume from it if it records this training\n", state);
+  fmt::print(out, "would write {}{}\n", path, std::filesystem::exists(path) ? " (replacing the existing file)" : "");
+}
+
 TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path,
                                  std::ostream& out, bool quiet) {
   const auto& o = plan.options;

@@ -43,6 +43,13 @@ struct TrainOutcome {
 /// Where training into `checkpoint` keeps its resumable state: CHECKPOINT.train-state.
 std::string training_state_path(const std::string& checkpoint);
 
+/// What train_to_checkpoint(plan, paths, path, ...) would do, without
+/// training or writing anything (`--dry-run`): loads the data (a missing
+/// dataset fails here), builds the model and prints the model, the data
+/// sizes, the effective options, the epochs and batches, whether a training
+/// state next to `path` would be resumed, and the checkpoint it would write.
+void describe_training(const TrainPlan& plan, const data::DataPaths& paths, const std::string& path, std::ostream& out);
+
 /// Trains, evaluates on the full test split and writes the checkpoint
 /// atomically to `path`, recording how the model was trained. Prints what
 /// it does to `out`; progress goes to stderr unless quiet. Resumable: the

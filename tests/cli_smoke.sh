@@ -162,5 +162,25 @@ if cmp -s "$tmp/pgd.h5" "$tmp/pgd.keep"; then echo "ok: failed attacks leave the
 expect 0 "cw unbounded" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack cw --norm l2 --eps inf \
   --steps 20 --binary-search-steps 2 --examples 20 --threads 1
 
+# --dry-run checks everything, prints the plan and writes nothing.
+case $bin in /*) ;; *) bin=$PWD/$bin ;; esac
+mkdir "$tmp/dry" && cd "$tmp/dry"
+sed 's/name = "one"/name = "dry"/' "$tmp/one.toml" >dry.toml
+expect 0 "train --dry-run" -- "$bin" train --dataset synthetic --family sfnn --epochs 3 --out d.ckpt --dry-run
+contains out "epochs: 3;" "train --dry-run prints the epochs"
+expect 0 "attack --dry-run" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm,pgd --eps 0.1,0.2 \
+  --steps 1000 --out d.h5 --dry-run
+contains out "estimated work:" "attack --dry-run prints the estimated work"
+contains out "model.linf-0.2.untargeted: fgsm -> pgd" "and the cascade jobs"
+expect 0 "run --dry-run" -- "$bin" run dry.toml --dry-run
+contains out "dry run: 1 cells in 1 cascade jobs would run; it would write results/dry.h5 and results/dry.md" "run --dry-run says what it would write"
+expect 0 "eval --dry-run" -- "$bin" eval --model "$tmp/m.ckpt" --dataset synthetic --dry-run
+if [ -z "$(ls -A | grep -v '^dry.toml$')" ]; then echo "ok: the dry runs wrote nothing"; else echo "FAIL: a dry run wrote $(ls -A)"; fail=1; fi
+expect 2 "attack --dry-run still checks the options" -- "$bin" attack --model "$tmp/m.ckpt" --dataset synthetic --attack fgsm --steps 3 --eps 0.1 --dry-run
+sed "s|$tmp/m.ckpt|$tmp/missing.ckpt|" dry.toml >missing.toml
+expect 1 "run --dry-run checks the model files" -- "$bin" run missing.toml --dry-run
+contains err "missing.ckpt does not exist" "and names the missing one"
+cd - >/dev/null
+
 if [ $fail = 0 ]; then echo "cli_smoke: all passed"; else echo "cli_smoke: FAILED"; fi
 exit $fail
