@@ -10,7 +10,7 @@ fence (other comments may stand between them):
                                   python: python3) in the file's sandbox
   <!-- example: run; short -->    the same with smaller work: `imbench train`
                                   gets --epochs 1, `attack` and `eval` at most
-                                  --limit 100 (every flag is still checked, and
+                                  --examples 100 (every flag is still checked, and
                                   the checkpoints they write feed later lines)
   <!-- example: run; dry-run: PATTERN, PATTERN -->
                                   run, but the lines containing a pattern are
@@ -174,12 +174,12 @@ def strip_comment(text):
 
 
 def with_limit(cmd):
-    """--limit N (or --examples N) capped at SHORT_LIMIT, or --limit SHORT_LIMIT added."""
+    """--examples N (or the old --limit N) capped at SHORT_LIMIT, or --examples SHORT_LIMIT added."""
     m = re.search(r"(--(?:limit|examples)[ =])(\d+)", cmd)
     if m:
         n = min(int(m.group(2)), SHORT_LIMIT) if int(m.group(2)) > 0 else SHORT_LIMIT
         return cmd[:m.start(2)] + str(n) + cmd[m.end(2):], True
-    return cmd + f" --limit {SHORT_LIMIT}", True
+    return cmd + f" --examples {SHORT_LIMIT}", True
 
 
 def transform(b, text):
@@ -378,7 +378,7 @@ def main():
         # results.h5 / results.csv for the blocks of docs/results-h5.md that read one.
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
         fixture = os.path.join(src, "tests", "fixtures", "engine", "det.ckpt")
-        for argv in ([imbench, "attack", "--model", fixture, "--dataset", "synthetic", "--limit", "20", "--attack",
+        for argv in ([imbench, "attack", "--model", fixture, "--dataset", "synthetic", "--examples", "20", "--attack",
                       "fgsm,pgd", "--eps", "0.1", "--steps", "5", "--threads", "2", "--out", "results.h5"],
                      [imbench, "export", "results.h5", "--out", "results.csv"]):
             p = subprocess.run(argv, cwd=shared, env=env, capture_output=True, text=True)
@@ -399,7 +399,11 @@ def main():
                 continue
             base = os.path.join(tmp, f.replace("/", "_").replace(".md", ""))
             repo, data = prepare(base, src, imbench, mnist, shared)
-            env_f = dict(env, IMBENCH_DATA_DIR=data)
+            # `python3` in a shell example is the one with NumPy and h5py (PYTHON).
+            bindir = os.path.join(base, "bin")
+            os.makedirs(bindir, exist_ok=True)
+            os.symlink(PYTHON, os.path.join(bindir, "python3"))
+            env_f = dict(env, IMBENCH_DATA_DIR=data, PATH=bindir + os.pathsep + env.get("PATH", ""))
             env_f.pop("IMBENCH_CIFAR10_DIR", None)
             logs = os.path.join(base, "logs")
             os.makedirs(logs)
