@@ -15,8 +15,11 @@ void write_results(const std::string& path, const ResultFile& file);
 /// Reads a file written by write_results. Throws imbench::Error with a
 /// one-line message for a missing, unreadable or non-imbench file, a file of
 /// the per-attack records format of earlier imbench versions, or a schema
-/// version this build does not know.
-ResultFile read_results(const std::string& path);
+/// version this build does not know. Reads versions 1 and 2 (version 1: no
+/// predictions, so those vectors stay empty). `adversarial_examples` = false
+/// leaves the saved adversarial examples out (their shape too), for readers
+/// that need only the numbers (report, compare, export).
+ResultFile read_results(const std::string& path, bool adversarial_examples = true);
 /// Whether `path` holds the per-attack records that `imbench attack --out`
 /// wrote before it wrote results files (what `imbench attack` may replace).
 bool is_attack_records_file(const std::string& path);
