@@ -295,6 +295,7 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("limit", po::value(&c.limit)->default_value(1000), "attack the first N images (0 = all)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)");
   add_torchscript_flags(d);
@@ -389,6 +390,9 @@ int cmd_run(const std::vector<std::string>& args) {
     ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
     ("quiet", po::bool_switch(&c.quiet), "no live progress line")
+    ("save-adversarial", po::bool_switch(&c.save_adversarial), "store every cell's adversarial examples in the results "
+                                                               "file (as save_adversarial = true in the matrix); a finished "
+                                                               "cell without them runs again")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags any result (for CI)");
   add_common(d, c.common, false);

@@ -229,17 +229,25 @@ nlohmann::json Matrix::to_json() const {
                    {"repeats", repeats},
                    {"audit_examples", audit_examples},
                    {"probe_examples", probe_examples},
-                   {"probe_queries", probe_queries}};
+                   {"probe_queries", probe_queries},
+                   {"save_adversarial", save_adversarial}};
   j["models"] = nlohmann::json::array();
   for (const auto& m : models) j["models"].push_back(m.to_json());
   j["attacks"] = nlohmann::json::array();
-  for (const auto& a : attacks) j["attacks"].push_back(a.to_json());
+  for (const auto& a : attacks) {
+    j["attacks"].push_back(a.to_json());
+    if (a.save_adversarial) j["attacks"].back()["save_adversarial"] = *a.save_adversarial;
+  }
   return j;
 }
 
 std::string Matrix::hash() const {
   auto j = to_json();
-  j.erase("batch_size");  // how examples are batched does not change the results' meaning
+  // How examples are batched and whether adversarial examples are saved do
+  // not change the results' meaning (a run that saves them resumes one that did not).
+  j.erase("batch_size");
+  j.erase("save_adversarial");
+  for (auto& a : j["attacks"]) a.erase("save_adversarial");
   return sha256_hex(j.dump());
 }
 
@@ -286,6 +294,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   m.audit_examples = r.integer("audit_examples", m.audit_examples, 1);
   m.probe_examples = r.integer("probe_examples", m.probe_examples, 0);
   m.probe_queries = r.integer("probe_queries", m.probe_queries, 0);
+  m.save_adversarial = r.boolean("save_adversarial", m.save_adversarial);
 
   std::set<std::string> names;
   const auto* models = array_of_tables(root, "models", file);
@@ -383,6 +392,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     if (t.get("eot")) a.eot = ar.integer("eot", 1, 1);
     a.source = ar.str("source", "");
     a.models = ar.strings("models");
+    if (t.get("save_adversarial")) a.save_adversarial = ar.boolean("save_adversarial", false);
     // The attack must accept its options, norm and eps now, not hours into a run.
     std::unique_ptr<attacks::Attack> instance;
     try {
@@ -395,7 +405,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     for (std::size_t k = 0; k < a.eps.size(); ++k)
       if (std::isinf(a.eps[k]) && !instance->minimises_norm())
         ar.fail(t.get("eps"), "eps", fmt::format("attack '{}' needs a finite eps (inf is for minimum-norm attacks: cw)", a.kind));
-    ar.finish({"name", "attack", "options", "norm", "eps", "targeted", "target_rule", "eot", "source", "models"});
+    ar.finish({"name", "attack", "options", "norm", "eps", "targeted", "target_rule", "eot", "source", "models",
+               "save_adversarial"});
     m.attacks.push_back(std::move(a));
   }
   // Cross references.
@@ -413,7 +424,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     for (const auto& n : a.models) check_model(n, "models");
   }
   r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade", "eot",
-            "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "models", "attacks"});
+            "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "save_adversarial",
+            "models", "attacks"});
   return m;
 }
 

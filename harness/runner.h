@@ -25,6 +25,10 @@ struct RunRequest {
   std::optional<std::string> device;  ///< overrides the matrix's device
   std::string data_dir, cifar10_dir;
   bool quiet = false;                 ///< no live progress line
+  /// Save every cell's adversarial examples (overrides the matrix's and its
+  /// attacks' save_adversarial). Changes no cell's resume key; a finished cell
+  /// without them is run again.
+  bool save_adversarial = false;
 };
 
 /// Runs (or resumes) the matrix and returns its results.
