@@ -81,6 +81,22 @@ expect 0 "re-run resumes" -- "$bin" run m.toml --out again.h5 --threads 2 --quie
 contains out "done earlier, kept" "finished cells are skipped"
 expect 0 "resumed file equals the first" -- $h5 same full.h5 again.h5
 
+# Asking for the adversarial examples later: saving them is not part of a
+# cell's hash, but a finished cell without them runs again (same seeds, same numbers).
+cp full.h5 adv.h5
+expect 0 "re-run with --save-adversarial" -- "$bin" run m.toml --out adv.h5 --threads 2 --quiet --report - --save-adversarial
+contains out "done earlier without its adversarial examples, run again to save them" "cells without adversarial examples run again"
+expect 0 "with the numbers of the first run" -- $h5 same full.h5 adv.h5
+"$py" - >adv.txt <<'PY'
+import h5py
+with h5py.File("adv.h5", "r") as f:
+    ok = [g["adversarial"].shape == (int(g["attacked"][:].sum()), 1, 28, 28) for g in f["cells"].values()]
+    print(f"{sum(ok)} of {len(ok)} cells hold their adversarial examples")
+PY
+contains adv.txt "11 of 11 cells hold their adversarial examples" "every cell saved one row per attacked example"
+expect 0 "a second re-run with --save-adversarial keeps them" -- "$bin" run m.toml --out adv.h5 --threads 2 --quiet --report - --save-adversarial
+if grep -q "run again" "$tmp/out"; then echo "FAIL: a cell with its adversarial examples ran again"; fail=1; else echo "ok: nothing ran again"; fi
+
 # Kill at a random moment after the first save, re-run, compare.
 "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
 pid=$!
