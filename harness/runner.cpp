@@ -166,7 +166,8 @@ reports::ResultFile Runner::run() {
 
   // An existing file must be a result of this matrix; its finished cells are kept.
   if (req_.write && req_.resume && fs::exists(out_path_)) {
-    auto existing = reports::read_results(out_path_);
+    // Saved adversarial examples stay in the file (save() copies them from there).
+    auto existing = reports::read_results(out_path_, reports::AdversarialExamples::kReference);
     const auto it = existing.root.find("matrix_hash");
     if (it == existing.root.end() || it->second != hash)
       throw Error(fmt::format("{} holds results of another matrix ('{}', hash {}), not of {} (hash {}); choose another "
@@ -314,6 +315,8 @@ reports::ResultFile Runner::run() {
         it = file_.cells.end() - 1;
       }
       save();
+      // Its adversarial examples are in the file now: later saves copy them from there.
+      if (req_.write) it->keep_adversarial_in(out_path_);
       ++cells_done_;
       prev = &*it;
       prev_hash = cell_hash;

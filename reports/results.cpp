@@ -173,12 +173,30 @@ std::optional<int64_t> parse_int64(const std::string& s) {
 
 // The adversarial examples: [M, <shape>] float32 in chunks of whole rows of
 // about 1 MiB, deflate-compressed (zero rows: an empty dataset).
+// Values left in a results file (CellResult::adversarial_file) are copied
+// from it, chunks as they are.
 void write_adversarial(H5::Group& g, const CellResult& c) {
   std::vector<hsize_t> dims{static_cast<hsize_t>(c.adversarial_index.size())};
   hsize_t row = 1;
   for (auto d : c.adversarial_shape) {
     dims.push_back(static_cast<hsize_t>(d));
     row *= static_cast<hsize_t>(d);
+  }
+  if (c.adversarial.empty() && dims[0] > 0) {
+    const std::string source = "/cells/" + c.id + "/adversarial";
+    const H5::H5File from(c.adversarial_file, H5F_ACC_RDONLY);
+    if (!from.nameExists("/cells/" + c.id) || !from.openGroup("/cells/" + c.id).nameExists("adversarial"))
+      throw Error(fmt::format("cell '{}': its adversarial examples are not in {}", c.id, c.adversarial_file));
+    const H5::DataSpace space = from.openDataSet(source).getSpace();
+    std::vector<hsize_t> have(static_cast<std::size_t>(space.getSimpleExtentNdims()));
+    space.getSimpleExtentDims(have.data());
+    if (have != dims)
+      throw Error(fmt::format("cell '{}': the adversarial examples in {} have shape [{}], expected [{}]", c.id,
+                              c.adversarial_file, fmt::join(have, ", "), fmt::join(dims, ", ")));
+    if (H5Ocopy(from.getId(), source.c_str(), g.getId(), "adversarial", H5P_DEFAULT, H5P_DEFAULT) < 0)
+      throw Error(fmt::format("cell '{}': cannot copy its adversarial examples from {}", c.id, c.adversarial_file));
+    h5::write_dataset(g, "adversarial_index", c.adversarial_index, H5::PredType::NATIVE_INT64, {dims[0]});
+    return;
   }
   H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
   H5::DSetCreatPropList props;
@@ -250,7 +268,7 @@ void validate(const std::string& path, const ResultFile& file) {
         row *= static_cast<std::size_t>(d);
       }
       const auto m = c.adversarial_index.size();
-      if (c.adversarial.size() != m * row)
+      if (!(c.adversarial.empty() && !c.adversarial_file.empty()) && c.adversarial.size() != m * row)
         fail(fmt::format("{}: adversarial has {} values, expected {} ({} rows of shape [{}])", where,
                          c.adversarial.size(), m * row, m, fmt::join(c.adversarial_shape, ", ")));
     } else if (!c.adversarial.empty() || !c.adversarial_index.empty()) {
@@ -350,7 +368,7 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
 
 class Reader {
  public:
-  Reader(std::string path, bool adversarial) : path_(std::move(path)), adversarial_(adversarial) {}
+  Reader(std::string path, AdversarialExamples adversarial) : path_(std::move(path)), adversarial_(adversarial) {}
 
   [[noreturn]] void fail(const std::string& where, const std::string& why) const {
     throw Error(fmt::format("{}: {}{}", path_, where.empty() ? "" : where + ": ", why));
@@ -538,14 +556,19 @@ class Reader {
       c.clean_prediction = dataset<int64_t>(g, where, "clean_prediction", i64, H5T_INTEGER, {r, n});
     if (g.nameExists("adversarial_prediction"))
       c.adversarial_prediction = dataset<int64_t>(g, where, "adversarial_prediction", i64, H5T_INTEGER, {r, n});
-    if (adversarial_ && g.nameExists("adversarial")) {
-      const H5::DataSpace space = g.openDataSet("adversarial").getSpace();
+    if (adversarial_ != AdversarialExamples::kSkip && g.nameExists("adversarial")) {
+      const H5::DataSet ds = g.openDataSet("adversarial");
+      if (ds.getTypeClass() != H5T_FLOAT) fail(where, "dataset 'adversarial' has the wrong type (expected floats)");
+      const H5::DataSpace space = ds.getSpace();
       std::vector<hsize_t> dims(static_cast<std::size_t>(space.getSimpleExtentNdims()));
       space.getSimpleExtentDims(dims.data());
       if (dims.size() < 2) fail(where, "dataset 'adversarial' has fewer than two dimensions");
       c.adversarial_shape.assign(dims.begin() + 1, dims.end());
       c.adversarial_index = dataset<int64_t>(g, where, "adversarial_index", i64, H5T_INTEGER, {dims[0]});
-      c.adversarial = dataset<float>(g, where, "adversarial", f32, H5T_FLOAT, dims);
+      if (adversarial_ == AdversarialExamples::kLoad)
+        c.adversarial = dataset<float>(g, where, "adversarial", f32, H5T_FLOAT, dims);
+      else
+        c.adversarial_file = path_;
     }
     return c;
   }
@@ -590,7 +613,7 @@ class Reader {
 
  private:
   std::string path_;
-  bool adversarial_ = true;  // read the adversarial examples (else leave them out)
+  AdversarialExamples adversarial_ = AdversarialExamples::kLoad;
 };
 
 }  // namespace
@@ -627,7 +650,7 @@ bool is_attack_records_file(const std::string& path) {
   }
 }
 
-ResultFile read_results(const std::string& path, bool adversarial_examples) {
+ResultFile read_results(const std::string& path, AdversarialExamples adversarial) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such file", path));
   if (fs::is_directory(path, ec)) throw Error(fmt::format("{}: is a folder, not a results file", path));
@@ -639,7 +662,7 @@ ResultFile read_results(const std::string& path, bool adversarial_examples) {
     throw Error(fmt::format("{}: cannot read: {}", path, h5::error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
-  const results_h5::Reader reader(path, adversarial_examples);
+  const results_h5::Reader reader(path, adversarial);
   try {
     const H5::H5File h5(path, H5F_ACC_RDONLY);
     return reader.read(h5);

@@ -95,7 +95,16 @@ struct CellResult {
   std::vector<int64_t> adversarial_shape;  ///< the shape of one example, e.g. {1, 28, 28}; empty: none saved
   std::vector<float> adversarial;          ///< [M * prod(adversarial_shape)] row-major
   std::vector<int64_t> adversarial_index;  ///< [M] index in the split of each row
+  /// Set when the values stayed in a results file (`adversarial` is empty):
+  /// write_results copies them from /cells/<id> of this file.
+  std::string adversarial_file;
   bool has_adversarial() const { return !adversarial_shape.empty(); }
+  /// Frees the values once they are in `file` (a results file holding this cell).
+  void keep_adversarial_in(const std::string& file) {
+    if (!has_adversarial()) return;
+    std::vector<float>().swap(adversarial);
+    adversarial_file = file;
+  }
 
   /// Numbers: clean_accuracy, robust_accuracy (mean over repeats and
   /// examples), robust_accuracy_std (over repeats), robust_accuracy_worst

@@ -456,11 +456,42 @@ TEST(Results, Version2StoresIntegersAsIntegersAndStringsAsUtf8) {
 TEST(Results, ReadingWithoutAdversarialExamplesLeavesThemOut) {
   TempDir dir;
   write_results(dir.file("r.h5"), round_trip_fixture());
-  const ResultFile numbers = read_results(dir.file("r.h5"), /*adversarial_examples=*/false);
+  const ResultFile numbers = read_results(dir.file("r.h5"), AdversarialExamples::kSkip);
   EXPECT_FALSE(numbers.cells[0].has_adversarial());
   EXPECT_TRUE(numbers.cells[0].adversarial.empty());
   EXPECT_EQ(numbers.cells[0].clean_prediction.size(), 30u);  // the predictions stay
   EXPECT_TRUE(read_results(dir.file("r.h5")).cells[0].has_adversarial());
+}
+
+TEST(Results, AdversarialExamplesLeftInTheFileAreCopiedWhenWritten) {
+  // Resume and merge keep the examples in their file, not in memory; the
+  // writer copies them, also onto the file they come from.
+  TempDir dir;
+  const ResultFile f = round_trip_fixture();
+  write_results(dir.file("a.h5"), f);
+  ResultFile ref = read_results(dir.file("a.h5"), AdversarialExamples::kReference);
+  const CellResult& c = ref.cells[0];
+  EXPECT_TRUE(c.has_adversarial());
+  EXPECT_TRUE(c.adversarial.empty());
+  EXPECT_EQ(c.adversarial_file, dir.file("a.h5"));
+  EXPECT_EQ(c.adversarial_index, f.cells[0].adversarial_index);
+  EXPECT_EQ(c.adversarial_shape, f.cells[0].adversarial_shape);
+  write_results(dir.file("b.h5"), ref);
+  expect_same_file(f, read_results(dir.file("b.h5")));
+  write_results(dir.file("a.h5"), ref);  // onto itself
+  expect_same_file(f, read_results(dir.file("a.h5")));
+  // A cell freed after it was written is copied too.
+  ResultFile kept = f;
+  kept.cells[0].keep_adversarial_in(dir.file("a.h5"));
+  EXPECT_TRUE(kept.cells[0].adversarial.empty());
+  write_results(dir.file("c.h5"), kept);
+  expect_same_file(f, read_results(dir.file("c.h5")));
+  // A file without them is an error naming it, and nothing is written.
+  kept.cells[0].adversarial_file = dir.file("empty.h5");
+  write_results(dir.file("empty.h5"), ResultFile{});
+  EXPECT_THAT(error_of<Error>([&] { write_results(dir.file("d.h5"), kept); }),
+              HasSubstr("its adversarial examples are not in " + dir.file("empty.h5")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("d.h5")));
 }
 
 TEST(Results, ReadsVersion1FilesAndWritesThemAsVersion2) {
