@@ -124,26 +124,35 @@ AttackResult Attack::run(models::Model& model, const torch::Tensor& x_in, const 
   r.repeats = model.is_stochastic() ? options.repeats : 1;
   {
     torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> clean, adv, success;
-    if (!model.is_stochastic()) {
-      // One forward of x_adv serves the prediction and the final loss.
-      if (options.evaluate_clean) clean.push_back(model.predict(x).eq(y));
-      const auto z = model.logits(x_adv);
-      const auto pred = z.argmax(1);
+    std::vector<torch::Tensor> clean, clean_pred, adv, adv_pred, success;
+    auto judge_clean = [&](const torch::Tensor& pred) {
+      clean_pred.push_back(pred);
+      clean.push_back(pred.eq(y));
+    };
+    auto judge = [&](const torch::Tensor& pred) {
+      adv_pred.push_back(pred);
       adv.push_back(pred.eq(y));
       success.push_back(targets.defined() ? pred.eq(targets) : pred.ne(y));
+    };
+    if (!model.is_stochastic()) {
+      // One forward of x_adv serves the prediction and the final loss.
+      if (options.evaluate_clean) judge_clean(model.predict(x));
+      const auto z = model.logits(x_adv);
+      judge(z.argmax(1));
       r.final_loss = attack_loss(loss_kind(), z, y, targets);
     } else {
       for (int64_t k = 0; k < r.repeats; ++k) {
-        if (options.evaluate_clean) clean.push_back(model.predict(x).eq(y));
-        const auto pred = model.predict(x_adv);
-        adv.push_back(pred.eq(y));
-        success.push_back(targets.defined() ? pred.eq(targets) : pred.ne(y));
+        if (options.evaluate_clean) judge_clean(model.predict(x));
+        judge(model.predict(x_adv));
       }
       r.final_loss = oracle.loss_only(x_adv, y, targets, make_loss(loss_kind())).loss;
     }
-    if (options.evaluate_clean) r.clean_correct = torch::stack(clean);
+    if (options.evaluate_clean) {
+      r.clean_correct = torch::stack(clean);
+      r.clean_prediction = torch::stack(clean_pred);
+    }
     r.adversarial_correct = torch::stack(adv);
+    r.adversarial_prediction = torch::stack(adv_pred);
     r.success = torch::stack(success);
     const auto d = x_adv - x;
     r.linf = linf_norm(d);

@@ -39,6 +39,8 @@ struct AttackResult {
   torch::Tensor targets;            ///< int64 [N]; undefined when untargeted
   torch::Tensor clean_correct;      ///< bool [R, N]: prediction rule on x is right, per repeat
   torch::Tensor adversarial_correct;  ///< bool [R, N]: prediction rule on x_adv is right, per repeat
+  torch::Tensor clean_prediction;  ///< int64 [R, N]: the prediction rule's class on x, per repeat (with clean_correct)
+  torch::Tensor adversarial_prediction;  ///< int64 [R, N]: the prediction rule's class on x_adv, per repeat
   torch::Tensor success;            ///< bool [R, N]: untargeted: x_adv misclassified; targeted: predicted as target
   torch::Tensor linf, l2, l0;       ///< [N] norms of x_adv - x (l0: changed pixels, |d| > 1e-6)
   torch::Tensor final_loss;         ///< [N] the attack's loss at x_adv (maximised; see describe())

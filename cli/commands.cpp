@@ -433,6 +433,8 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   attacks::parse_eot_reduction(cmd.eot_reduction);
   data::parse_split(cmd.split);
   if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
+  if (cmd.save_adversarial && cmd.out.empty())
+    throw UsageError("--save-adversarial stores the adversarial examples in the results file: give --out FILE.h5");
   auto need_file = [](const std::string& flag, const std::string& path) {
     if (!fs::exists(path)) throw UsageError(fmt::format("{} {}: no such file", flag, path));
     if (!fs::is_regular_file(path)) throw UsageError(fmt::format("{} {}: not a regular file", flag, path));
@@ -442,7 +444,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   // --out replaces an earlier attack's file (this format or the per-attack
   // records of earlier imbench versions), never the results of a matrix.
   if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
-    const auto existing = reports::read_results(cmd.out);
+    const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
     const auto it = existing.root.find("matrix_name");
     if (it == existing.root.end() || it->second != "attack")
       throw UsageError(fmt::format("--out {}: holds the results of matrix '{}', which imbench attack does not "
@@ -463,6 +465,7 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   m.eot = cmd.eot_samples > 0 ? cmd.eot_samples : 16;            // stochastic models only; deterministic ones take 1
   m.eot_reduction = cmd.eot_reduction;
   m.repeats = cmd.repeats > 0 ? cmd.repeats : 10;  // likewise
+  m.save_adversarial = cmd.save_adversarial;
   // Fixed names: the seeds derive from them, not from file names.
   std::vector<std::string> names{"model"};
   m.models.push_back(matrix_model(names[0], cmd.model, cmd.torchscript, "--model " + cmd.model));
@@ -615,6 +618,7 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
   r.cifar10_dir = cmd.common.cifar10_dir;
   r.quiet = cmd.quiet;
   r.dry_run = cmd.dry_run;
+  r.save_adversarial = cmd.save_adversarial;
   const auto file = harness::evaluate_matrix(r, out);
   if (cmd.dry_run) return 0;
   const auto soundness = reports::soundness_of(file);
@@ -624,7 +628,7 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
 
 
 int run_report(const ReportCommand& cmd, std::ostream& out) {
-  const auto file = reports::read_results(cmd.file);
+  const auto file = reports::read_results(cmd.file, reports::AdversarialExamples::kSkip);
   const auto o = cmd.out.empty() ? reports::ReportOptions{} : reports::report_options_for(cmd.out);
   const std::string text = reports::render_report(file, o);
   if (cmd.out.empty()) {
@@ -642,7 +646,7 @@ int run_report(const ReportCommand& cmd, std::ostream& out) {
 int run_export(const ExportCommand& cmd, std::ostream& out) {
   if (cmd.format != "csv") throw_unknown_name("export format", cmd.format, {"csv"});
   if (!cmd.out.empty() && fs::is_directory(cmd.out)) throw UsageError(fmt::format("--out {}: is a directory", cmd.out));
-  const auto file = reports::read_results(cmd.file);
+  const auto file = reports::read_results(cmd.file, reports::AdversarialExamples::kSkip);
   const std::string csv = reports::export_csv(file);
   if (cmd.out.empty()) {
     out << csv;
@@ -661,7 +665,9 @@ int run_merge(const MergeCommand& cmd, std::ostream& out) {
     if (fs::exists(cmd.out) && fs::equivalent(in, cmd.out))
       throw UsageError(fmt::format("--out {} is one of the inputs; write the merge to a new file", cmd.out));
   std::vector<reports::ResultFile> files;
-  for (const auto& in : cmd.inputs) files.push_back(reports::read_results(in));
+  // Saved adversarial examples stay in the shards: the writer copies them from there.
+  for (const auto& in : cmd.inputs)
+    files.push_back(reports::read_results(in, reports::AdversarialExamples::kReference));
   auto merged = reports::merge_results(files);
   harness::apply_cross_cell_checks(merged);
   reports::write_results(cmd.out, merged);
@@ -673,8 +679,8 @@ int run_merge(const MergeCommand& cmd, std::ostream& out) {
 int run_compare(const CompareCommand& cmd, std::ostream& out) {
   if (!(cmd.tolerance >= 0 && cmd.tolerance < 1)) throw UsageError("--tolerance must be in [0, 1) (0.02 = 2 points)");
   if (!(cmd.alpha > 0 && cmd.alpha < 1)) throw UsageError("--alpha must be in (0, 1)");
-  const auto base = reports::read_results(cmd.base);
-  const auto next = reports::read_results(cmd.next);
+  const auto base = reports::read_results(cmd.base, reports::AdversarialExamples::kSkip);
+  const auto next = reports::read_results(cmd.next, reports::AdversarialExamples::kSkip);
   reports::CompareOptions o;
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;

@@ -94,6 +94,7 @@ struct AttackCommand {
   std::string eot_reduction = "prediction-rule";
   int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
   std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
+  bool save_adversarial = false;  ///< also store the adversarial examples in `out`
   TorchScriptFlags torchscript;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
   bool quiet = false;               ///< no progress output
@@ -109,6 +110,7 @@ struct RunCommand {
   std::string shard;          ///< "" or "i/n"
   bool audit = false;
   bool quiet = false;
+  bool save_adversarial = false;    ///< store every cell's adversarial examples in the results file
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags a result
   bool dry_run = false;             ///< check everything, print what would run, write nothing
 };

@@ -334,6 +334,7 @@ int cmd_attack(const std::vector<std::string>& args) {
                                                                "matrix's examples; old name --limit)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
@@ -431,6 +432,9 @@ int cmd_run(const std::vector<std::string>& args) {
     ("audit", po::bool_switch(&c.audit), "also run the expensive soundness checks (EOT convergence, fixed noise, "
                                          "doubled budget, noise, unbounded attack) on the first audit_examples")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
+    ("save-adversarial", po::bool_switch(&c.save_adversarial), "store every cell's adversarial examples in the results "
+                                                               "file (as save_adversarial = true in the matrix); a finished "
+                                                               "cell without them runs again")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags any result (for CI)")
     ("dry-run", po::bool_switch(&c.dry_run), "check the matrix, the model files and the data, print the models to "

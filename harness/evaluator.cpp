@@ -68,11 +68,12 @@ EvaluatedModel CellEvaluator::prepare(const std::string& name, models::LoadedMod
     std::vector<torch::Tensor> parts;
     for (int64_t b = 0; b < ds_.size(); b += settings_.batch_size) {
       const int64_t e = std::min(ds_.size(), b + settings_.batch_size);
-      parts.push_back(model.predict(ds_.images.slice(0, b, e).to(device_)).cpu().eq(ds_.labels.slice(0, b, e)));
+      parts.push_back(model.predict(ds_.images.slice(0, b, e).to(device_)).cpu().to(torch::kLong));
     }
-    reps.push_back(parts.empty() ? torch::zeros({0}, torch::kBool) : torch::cat(parts));
+    reps.push_back(parts.empty() ? torch::zeros({0}, torch::kLong) : torch::cat(parts));
   }
-  m.clean = torch::stack(reps);
+  m.clean_prediction = torch::stack(reps);
+  m.clean = m.clean_prediction.eq(ds_.labels.to(torch::kLong).unsqueeze(0));
   return m;
 }
 
@@ -152,6 +153,8 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   const int64_t n_todo = idx.size(0);
 
   torch::Tensor own = torch::ones({R, N}, torch::kBool);
+  torch::Tensor own_pred = torch::full({R, N}, -1, torch::kLong);  // -1: not attacked
+  std::vector<torch::Tensor> saved;  // task.save_adversarial: x_adv of each batch, float32 on the CPU
   auto linf = torch::zeros({N}), l2 = torch::zeros({N}), l0 = torch::zeros({N});
   auto loss = torch::full({N}, std::numeric_limits<float>::quiet_NaN());
   auto evals = torch::zeros({N}, torch::kLong);
@@ -180,17 +183,21 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
     if (transfer) {
       torch::NoGradGuard no_grad;
       torch::manual_seed(ro.seed ^ 0x5eedULL);
-      std::vector<torch::Tensor> right, hit;
+      std::vector<torch::Tensor> right, hit, preds;
       for (int64_t k = 0; k < R; ++k) {
         const auto pred = target.predict(r.x_adv);
+        preds.push_back(pred);
         right.push_back(pred.eq(y));
         hit.push_back(r.targets.defined() ? pred.eq(r.targets) : pred.ne(y));
       }
       adv_correct = torch::stack(right);
       success = torch::stack(hit);
+      r.adversarial_prediction = torch::stack(preds);
     }
     seconds += std::chrono::duration<double>(Clock::now() - t0).count();
     own.index_copy_(1, bi, adv_correct.cpu());
+    own_pred.index_copy_(1, bi, r.adversarial_prediction.cpu().to(torch::kLong));
+    if (task.save_adversarial) saved.push_back(r.x_adv.detach().to(torch::kCPU, torch::kFloat).contiguous());
     successes += success.sum().item<int64_t>();
     linf.index_copy_(0, bi, r.linf.cpu().to(torch::kFloat));
     l2.index_copy_(0, bi, r.l2.cpu().to(torch::kFloat));
@@ -246,6 +253,15 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   c.l0 = to_vector<float>(l0);
   c.final_loss = to_vector<float>(loss);
   c.gradient_evaluations = to_vector<int64_t>(evals);
+  c.clean_prediction = to_vector<int64_t>(target_m.clean_prediction);
+  c.adversarial_prediction = to_vector<int64_t>(own_pred);
+  if (task.save_adversarial) {
+    const auto shape = ds_.images.sizes().slice(1);
+    c.adversarial_shape.assign(shape.begin(), shape.end());
+    if (!saved.empty()) c.adversarial = to_vector<float>(torch::cat(saved));
+    saved.clear();
+    c.adversarial_index = to_vector<int64_t>(idx);
+  }
   c.summarise();
   const double total_evals = evals.to(torch::kDouble).sum().item<double>();
   c.summary["seconds"] = seconds;

@@ -32,6 +32,7 @@ struct EvaluatedModel {
   models::LoadedModel loaded;
   std::string sha256;
   torch::Tensor clean;   ///< bool [R, N] on the CPU: the prediction rule right on the clean examples
+  torch::Tensor clean_prediction;  ///< int64 [R, N] on the CPU: the prediction rule's classes on the clean examples
   int64_t repeats = 1;   ///< R
   models::Model& model() const { return *loaded.model; }
 };
@@ -46,6 +47,9 @@ struct CellTask {
   std::string hash;                             ///< the resume key recorded with the result
   std::string seed_id;                          ///< the cell's seeds derive from this id ("" = the cell id)
   bool probe = false;                           ///< run the kCellProbe checks on this cell (probed_cells; --audit: every cell)
+  /// Keep the adversarial examples in the result (float32, one row per
+  /// attacked example); changes no number, so it is not part of `hash`.
+  bool save_adversarial = false;
 };
 
 /// The cells that get the default probes (kCellProbe), chosen from the whole

@@ -242,17 +242,25 @@ nlohmann::json Matrix::to_json() const {
                    {"repeats", repeats},
                    {"audit_examples", audit_examples},
                    {"probe_examples", probe_examples},
-                   {"probe_queries", probe_queries}};
+                   {"probe_queries", probe_queries},
+                   {"save_adversarial", save_adversarial}};
   j["models"] = nlohmann::json::array();
   for (const auto& m : models) j["models"].push_back(m.to_json());
   j["attacks"] = nlohmann::json::array();
-  for (const auto& a : attacks) j["attacks"].push_back(a.to_json());
+  for (const auto& a : attacks) {
+    j["attacks"].push_back(a.to_json());
+    if (a.save_adversarial) j["attacks"].back()["save_adversarial"] = *a.save_adversarial;
+  }
   return j;
 }
 
 std::string Matrix::hash() const {
   auto j = to_json();
-  j.erase("batch_size");  // how examples are batched does not change the results' meaning
+  // How examples are batched and whether adversarial examples are saved do
+  // not change the results' meaning (a run that saves them resumes one that did not).
+  j.erase("batch_size");
+  j.erase("save_adversarial");
+  for (auto& a : j["attacks"]) a.erase("save_adversarial");
   return sha256_hex(j.dump());
 }
 
@@ -312,6 +320,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   m.audit_examples = r.integer("audit_examples", m.audit_examples, 1);
   m.probe_examples = r.integer("probe_examples", m.probe_examples, 0);
   m.probe_queries = r.integer("probe_queries", m.probe_queries, 0);
+  m.save_adversarial = r.boolean("save_adversarial", m.save_adversarial);
 
   std::set<std::string> names;
   const auto* models = array_of_tables(root, "models", file);
@@ -413,6 +422,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     const std::string source_key = ar.renamed("source_model", "source", m.warnings);
     a.source = ar.str(source_key, "");
     a.models = ar.strings("models");
+    if (t.get("save_adversarial")) a.save_adversarial = ar.boolean("save_adversarial", false);
     // The attack must accept its options, norm and eps now, not hours into a run.
     std::unique_ptr<attacks::Attack> instance;
     try {
@@ -426,7 +436,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
       if (std::isinf(a.eps[k]) && !instance->minimises_norm())
         ar.fail(t.get("eps"), "eps", fmt::format("attack '{}' needs a finite eps (inf is for minimum-norm attacks: cw)", a.kind));
     ar.finish({"name", "attack", "options", "norm", "eps", "targeted", "target_rule", "eot_samples", "source_model",
-               "models"});
+               "models", "save_adversarial"});
     m.attacks.push_back(std::move(a));
   }
   // Cross references.
@@ -444,7 +454,8 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     for (const auto& n : a.models) check_model(n, "models");
   }
   r.finish({"name", "description", "dataset", "split", "examples", "seed", "device", "batch_size", "cascade",
-            "eot_samples", "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries", "models", "attacks"});
+            "eot_samples", "eot_reduction", "repeats", "audit_examples", "probe_examples", "probe_queries",
+            "save_adversarial", "models", "attacks"});
   return m;
 }
 

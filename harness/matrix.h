@@ -70,6 +70,10 @@ struct MatrixAttack {
   /// ("" = the cell id). `imbench attack` gives its white-box and transfer
   /// cells one id, so the transfer cells see the white-box adversarial examples.
   std::string seed_id;
+  /// Save this attack's adversarial examples in the results file (unset: the
+  /// matrix's save_adversarial). Not part of to_json() (the cell's
+  /// configuration): it changes no number.
+  std::optional<bool> save_adversarial;
 
   nlohmann::json to_json() const;
 };
@@ -94,6 +98,9 @@ struct Matrix {
   int64_t probe_examples = 32;
   /// Square's query budget in the black-box probe (check 9); 0 = off.
   int64_t probe_queries = 500;
+  /// Save every cell's adversarial examples in the results file (attacks may
+  /// override it). Recorded in to_json() but not in hash(): it changes no number.
+  bool save_adversarial = false;
   std::vector<MatrixModel> models;
   std::vector<MatrixAttack> attacks;
   /// Notes for the user found while reading (deprecated keys), "file:line: ..."; not part of the matrix.
@@ -104,6 +111,10 @@ struct Matrix {
   /// SHA-256 of to_json(): identifies the matrix in results files.
   std::string hash() const;
   const MatrixModel& model(const std::string& name) const;
+  /// Whether the cells of `attack` keep their adversarial examples.
+  bool saves_adversarial(const MatrixAttack& attack) const {
+    return attack.save_adversarial.value_or(save_adversarial);
+  }
 };
 
 /// Parses a matrix file; UsageError "<file>:<line>: <key>: <problem>".

@@ -241,6 +241,10 @@ reports::ResultFile Runner::run() {
   matrix_ = req_.matrix ? *req_.matrix : parse_matrix_file(req_.matrix_path);
   for (const auto& w : matrix_.warnings) fmt::print(stderr, "imbench: warning: {}\n", w);
   if (req_.device) matrix_.device = *req_.device;
+  if (req_.save_adversarial) {
+    matrix_.save_adversarial = true;
+    for (auto& a : matrix_.attacks) a.save_adversarial = true;
+  }
   const auto shard = req_.shard.empty() ? std::pair<int64_t, int64_t>{1, 1} : parse_shard(req_.shard);
   const std::string suffix = req_.shard.empty() ? "" : fmt::format("-shard-{}-of-{}", shard.first, shard.second);
   out_path_ = req_.out.empty() ? fmt::format("results/{}{}.h5", matrix_.name, suffix) : req_.out;
@@ -251,7 +255,8 @@ reports::ResultFile Runner::run() {
 
   // An existing file must be a result of this matrix; its finished cells are kept.
   if (req_.write && req_.resume && fs::exists(out_path_)) {
-    auto existing = reports::read_results(out_path_);
+    // Saved adversarial examples stay in the file (save() copies them from there).
+    auto existing = reports::read_results(out_path_, reports::AdversarialExamples::kReference);
     const auto it = existing.root.find("matrix_hash");
     if (it == existing.root.end() || it->second != hash)
       throw Error(fmt::format("{} holds results of another matrix ('{}', hash {}), not of {} (hash {}); choose another "
@@ -351,8 +356,15 @@ reports::ResultFile Runner::run() {
                          {"previous", prev_hash},
                          {"imbench_schema", reports::kResultsSchemaVersion}};
       const std::string cell_hash = sha256_hex(key.dump());
+      const bool save_adversarial = matrix_.saves_adversarial(a);
       auto it = std::find_if(file_.cells.begin(), file_.cells.end(), [&](const auto& c) { return c.id == plan.id; });
-      if (it != file_.cells.end() && it->hash == cell_hash) {
+      // A finished cell is kept unless its adversarial examples are asked for
+      // and it has none (saving them is not part of the hash: it changes no number).
+      const bool lacks_adversarial = save_adversarial && it != file_.cells.end() && !it->has_adversarial();
+      if (it != file_.cells.end() && it->hash == cell_hash && lacks_adversarial)
+        fmt::print(out_, "[cell {}/{}] {}: done earlier without its adversarial examples, run again to save them\n",
+                   cells_done_ + 1, cells_total_, plan.id);
+      if (it != file_.cells.end() && it->hash == cell_hash && !lacks_adversarial) {
         prev = &*it;
         prev_hash = cell_hash;
         ++cells_done_;
@@ -369,6 +381,7 @@ reports::ResultFile Runner::run() {
       task.hash = cell_hash;
       task.seed_id = a.seed_id;
       task.probe = probed.count(plan.id) > 0;
+      task.save_adversarial = save_adversarial;
       cell_started_ = false;
       auto cell = evaluator_->evaluate(task);
       if (!cell_started_) meter_->start(cell_index_, 0);
@@ -380,6 +393,8 @@ reports::ResultFile Runner::run() {
         it = file_.cells.end() - 1;
       }
       save();
+      // Its adversarial examples are in the file now: later saves copy them from there.
+      if (req_.write) it->keep_adversarial_in(out_path_);
       ++cells_done_;
       prev = &*it;
       prev_hash = cell_hash;

@@ -29,6 +29,10 @@ struct RunRequest {
   /// to train, cascade jobs, estimated work) and return an empty result:
   /// nothing is trained, attacked or written.
   bool dry_run = false;
+  /// Save every cell's adversarial examples (overrides the matrix's and its
+  /// attacks' save_adversarial). Changes no cell's resume key; a finished cell
+  /// without them is run again.
+  bool save_adversarial = false;
 };
 
 /// Runs (or resumes) the matrix and returns its results (none for a dry run).

@@ -29,10 +29,12 @@ std::string number(float v) { return std::isnan(v) ? "" : fmt::format("{}", v); 
 
 const std::vector<std::string>& export_columns() {
   static const std::vector<std::string> columns{
-      "cell",          "model",      "attack",         "attack_kind", "norm",        "eps",
-      "targeted",      "target_rule", "source_model",  "group",       "cascade_position", "repeat",
-      "example",       "label",      "target",         "attacked",    "clean_correct", "adversarial_correct",
-      "linf",          "l2",         "l0",             "final_loss",  "gradient_evaluations", "unreliable"};
+      "cell",          "model",         "attack",              "attack_kind",      "norm",
+      "eps",           "targeted",      "target_rule",         "source_model",     "group",
+      "cascade_position", "repeat",     "example",             "label",            "target",
+      "attacked",      "clean_correct", "adversarial_correct", "clean_prediction", "adversarial_prediction",
+      "linf",          "l2",            "l0",                  "final_loss",       "gradient_evaluations",
+      "unreliable"};
   return columns;
 }
 
@@ -46,7 +48,9 @@ std::string export_csv(const ResultFile& file) {
     const auto r = static_cast<std::size_t>(std::max<int64_t>(1, c.repeats));
     if (c.adversarial_correct.size() != r * n || c.clean_correct.size() != r * n || c.label.size() != n ||
         c.attacked.size() != n || c.linf.size() != n || c.l2.size() != n || c.l0.size() != n ||
-        c.final_loss.size() != n || c.gradient_evaluations.size() != n || (!c.target.empty() && c.target.size() != n))
+        c.final_loss.size() != n || c.gradient_evaluations.size() != n || (!c.target.empty() && c.target.size() != n) ||
+        (!c.clean_prediction.empty() && c.clean_prediction.size() != r * n) ||
+        (!c.adversarial_prediction.empty() && c.adversarial_prediction.size() != r * n))
       throw Error(fmt::format("cell '{}': per-example records of inconsistent sizes", c.id));
     const ModelInfo* m = file.find_model(c.model);
     const bool unreliable =
@@ -56,11 +60,16 @@ std::string export_csv(const ResultFile& file) {
         "{},{},{},{},{},{},{},{},{},{},{}", quoted(c.id), quoted(c.model), quoted(c.attack), quoted(c.attack_kind),
         c.norm, std::isinf(c.eps) ? std::string("inf") : number(c.eps), c.targeted ? "true" : "false",
         quoted(c.target_rule), quoted(c.source_model), quoted(c.group), c.cascade_position);
+    // Predictions: empty fields for files of schema version 1, which have none.
+    auto prediction = [&](const std::vector<int64_t>& v, std::size_t at) {
+      return v.empty() ? std::string() : std::to_string(v[at]);
+    };
     for (std::size_t k = 0; k < r; ++k)
       for (std::size_t i = 0; i < n; ++i) {
-        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", head, k, c.index[i], c.label[i],
+        out += fmt::format("{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n", head, k, c.index[i], c.label[i],
                            c.target.empty() ? std::string() : std::to_string(c.target[i]), c.attacked[i] ? 1 : 0,
                            c.clean_correct[k * n + i] ? 1 : 0, c.adversarial_correct[k * n + i] ? 1 : 0,
+                           prediction(c.clean_prediction, k * n + i), prediction(c.adversarial_prediction, k * n + i),
                            number(c.linf[i]), number(c.l2[i]), number(c.l0[i]), number(c.final_loss[i]),
                            c.gradient_evaluations[i], unreliable ? "true" : "false");
       }

@@ -6,10 +6,12 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <charconv>
 #include <cmath>
 #include <filesystem>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -151,6 +153,64 @@ std::string flags_to_json(const std::vector<Flag>& flags) {
   return j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
+bool is_integer_root_attribute(const std::string& key) {
+  return std::find(std::begin(kIntegerRootAttributes), std::end(kIntegerRootAttributes), key) !=
+         std::end(kIntegerRootAttributes);
+}
+
+bool is_count_summary_entry(const std::string& key) {
+  return std::find(std::begin(kCountSummaryEntries), std::end(kCountSummaryEntries), key) !=
+         std::end(kCountSummaryEntries);
+}
+
+// A whole decimal integer ("12", "-3"), nothing else.
+std::optional<int64_t> parse_int64(const std::string& s) {
+  int64_t v = 0;
+  const auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (s.empty() || ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
+  return v;
+}
+
+// The adversarial examples: [M, <shape>] float32 in chunks of whole rows of
+// about 1 MiB, deflate-compressed (zero rows: an empty dataset).
+// Values left in a results file (CellResult::adversarial_file) are copied
+// from it, chunks as they are.
+void write_adversarial(H5::Group& g, const CellResult& c) {
+  std::vector<hsize_t> dims{static_cast<hsize_t>(c.adversarial_index.size())};
+  hsize_t row = 1;
+  for (auto d : c.adversarial_shape) {
+    dims.push_back(static_cast<hsize_t>(d));
+    row *= static_cast<hsize_t>(d);
+  }
+  if (c.adversarial.empty() && dims[0] > 0) {
+    const std::string source = "/cells/" + c.id + "/adversarial";
+    const H5::H5File from(c.adversarial_file, H5F_ACC_RDONLY);
+    if (!from.nameExists("/cells/" + c.id) || !from.openGroup("/cells/" + c.id).nameExists("adversarial"))
+      throw Error(fmt::format("cell '{}': its adversarial examples are not in {}", c.id, c.adversarial_file));
+    const H5::DataSpace space = from.openDataSet(source).getSpace();
+    std::vector<hsize_t> have(static_cast<std::size_t>(space.getSimpleExtentNdims()));
+    space.getSimpleExtentDims(have.data());
+    if (have != dims)
+      throw Error(fmt::format("cell '{}': the adversarial examples in {} have shape [{}], expected [{}]", c.id,
+                              c.adversarial_file, fmt::join(have, ", "), fmt::join(dims, ", ")));
+    if (H5Ocopy(from.getId(), source.c_str(), g.getId(), "adversarial", H5P_DEFAULT, H5P_DEFAULT) < 0)
+      throw Error(fmt::format("cell '{}': cannot copy its adversarial examples from {}", c.id, c.adversarial_file));
+    h5::write_dataset(g, "adversarial_index", c.adversarial_index, H5::PredType::NATIVE_INT64, {dims[0]});
+    return;
+  }
+  H5::DataSpace space(static_cast<int>(dims.size()), dims.data());
+  H5::DSetCreatPropList props;
+  if (dims[0] > 0) {
+    std::vector<hsize_t> chunk = dims;
+    chunk[0] = std::clamp<hsize_t>((hsize_t{1} << 18) / row, 1, dims[0]);  // 2^18 floats = 1 MiB
+    props.setChunk(static_cast<int>(chunk.size()), chunk.data());
+    props.setDeflate(4);
+  }
+  H5::DataSet ds = g.createDataSet("adversarial", H5::PredType::NATIVE_FLOAT, space, props);
+  if (dims[0] > 0) ds.write(c.adversarial.data(), H5::PredType::NATIVE_FLOAT);
+  h5::write_dataset(g, "adversarial_index", c.adversarial_index, H5::PredType::NATIVE_INT64, {dims[0]});
+}
+
 // A name usable as an HDF5 group name (no path separator).
 bool valid_group_name(const std::string& s) { return !s.empty() && s != "." && s != ".." && s.find('/') == s.npos; }
 
@@ -163,6 +223,8 @@ void validate(const std::string& path, const ResultFile& file) {
       fail(fmt::format("root attribute schema is '{}', expected '{}'", value, kResultsSchema));
     if (key == "schema_version" && value != std::to_string(kResultsSchemaVersion))
       fail(fmt::format("root attribute schema_version is '{}', expected {}", value, kResultsSchemaVersion));
+    if (is_integer_root_attribute(key) && !parse_int64(value))
+      fail(fmt::format("root attribute {} is '{}', expected an integer", key, value));
   }
   std::set<std::string> models, cells;
   for (const auto& m : file.models) {
@@ -194,10 +256,30 @@ void validate(const std::string& path, const ResultFile& file) {
     expect("l0", c.l0.size(), n, "[N]");
     expect("final_loss", c.final_loss.size(), n, "[N]");
     expect("gradient_evaluations", c.gradient_evaluations.size(), n, "[N]");
+    if (!c.clean_prediction.empty()) expect("clean_prediction", c.clean_prediction.size(), rn, "[R, N]");
+    if (!c.adversarial_prediction.empty())
+      expect("adversarial_prediction", c.adversarial_prediction.size(), rn, "[R, N]");
+    if (c.has_adversarial()) {
+      std::size_t row = 1;
+      for (auto d : c.adversarial_shape) {
+        if (d < 1)
+          fail(fmt::format("{}: adversarial example shape [{}] has a dimension < 1", where,
+                           fmt::join(c.adversarial_shape, ", ")));
+        row *= static_cast<std::size_t>(d);
+      }
+      const auto m = c.adversarial_index.size();
+      if (!(c.adversarial.empty() && !c.adversarial_file.empty()) && c.adversarial.size() != m * row)
+        fail(fmt::format("{}: adversarial has {} values, expected {} ({} rows of shape [{}])", where,
+                         c.adversarial.size(), m * row, m, fmt::join(c.adversarial_shape, ", ")));
+    } else if (!c.adversarial.empty() || !c.adversarial_index.empty()) {
+      fail(fmt::format("{}: adversarial examples without their shape", where));
+    }
     for (const auto& [key, value] : c.summary) {
       if (key.empty()) fail(fmt::format("{}: a summary entry has an empty name", where));
       if (kCellAttributes.count(key))
         fail(fmt::format("{}: summary entry '{}' clashes with a cell attribute", where, key));
+      if (is_count_summary_entry(key) && !(std::isfinite(value) && value == std::round(value)))
+        fail(fmt::format("{}: summary entry '{}' is {}, expected a count", where, key, value));
     }
   }
 }
@@ -205,9 +287,14 @@ void validate(const std::string& path, const ResultFile& file) {
 void write_contents(H5::H5File& h5, const ResultFile& file) {
   H5::Group root = h5.openGroup("/");
   put_string(root, "schema", kResultsSchema);
-  put_number(root, "schema_version", kResultsSchemaVersion);
-  for (const auto& [key, value] : file.root)
-    if (key != "schema" && key != "schema_version") put_string(root, key, value);
+  put_int(root, "schema_version", kResultsSchemaVersion);
+  for (const auto& [key, value] : file.root) {
+    if (key == "schema" || key == "schema_version") continue;
+    if (is_integer_root_attribute(key))
+      put_int(root, key, *parse_int64(value));  // validate() checked it
+    else
+      put_string(root, key, value);
+  }
 
   H5::Group models = h5.createGroup("/models");
   for (std::size_t i = 0; i < file.models.size(); ++i) {
@@ -249,8 +336,13 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
     put_int(g, "repeats", c.repeats);
     put_int(g, "eot_samples", c.eot_samples);
     put_string(g, "flags", flags_to_json(c.flags));
-    put_number(g, "unreliable", c.unreliable() ? 1 : 0);
-    for (const auto& [key, value] : c.summary) put_number(g, key, value);
+    put_int(g, "unreliable", c.unreliable() ? 1 : 0);
+    for (const auto& [key, value] : c.summary) {
+      if (is_count_summary_entry(key))
+        put_int(g, key, static_cast<int64_t>(value));
+      else
+        put_number(g, key, value);
+    }
 
     const auto n = static_cast<hsize_t>(c.index.size()), r = static_cast<hsize_t>(c.repeats);
     h5::write_dataset(g, "index", c.index, H5::PredType::NATIVE_INT64, {n});
@@ -264,6 +356,11 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
     h5::write_dataset(g, "l0", c.l0, H5::PredType::NATIVE_FLOAT, {n});
     h5::write_dataset(g, "final_loss", c.final_loss, H5::PredType::NATIVE_FLOAT, {n});
     h5::write_dataset(g, "gradient_evaluations", c.gradient_evaluations, H5::PredType::NATIVE_INT64, {n});
+    if (!c.clean_prediction.empty())
+      h5::write_dataset(g, "clean_prediction", c.clean_prediction, H5::PredType::NATIVE_INT64, {r, n});
+    if (!c.adversarial_prediction.empty())
+      h5::write_dataset(g, "adversarial_prediction", c.adversarial_prediction, H5::PredType::NATIVE_INT64, {r, n});
+    if (c.has_adversarial()) write_adversarial(g, c);
   }
 }
 
@@ -271,7 +368,7 @@ void write_contents(H5::H5File& h5, const ResultFile& file) {
 
 class Reader {
  public:
-  explicit Reader(std::string path) : path_(std::move(path)) {}
+  Reader(std::string path, AdversarialExamples adversarial) : path_(std::move(path)), adversarial_(adversarial) {}
 
   [[noreturn]] void fail(const std::string& where, const std::string& why) const {
     throw Error(fmt::format("{}: {}{}", path_, where.empty() ? "" : where + ": ", why));
@@ -454,6 +551,25 @@ class Reader {
     c.l0 = dataset<float>(g, where, "l0", f32, H5T_FLOAT, {n});
     c.final_loss = dataset<float>(g, where, "final_loss", f32, H5T_FLOAT, {n});
     c.gradient_evaluations = dataset<int64_t>(g, where, "gradient_evaluations", i64, H5T_INTEGER, {n});
+    // Version 2 (absent in version 1, and in files merged from version-1 shards).
+    if (g.nameExists("clean_prediction"))
+      c.clean_prediction = dataset<int64_t>(g, where, "clean_prediction", i64, H5T_INTEGER, {r, n});
+    if (g.nameExists("adversarial_prediction"))
+      c.adversarial_prediction = dataset<int64_t>(g, where, "adversarial_prediction", i64, H5T_INTEGER, {r, n});
+    if (adversarial_ != AdversarialExamples::kSkip && g.nameExists("adversarial")) {
+      const H5::DataSet ds = g.openDataSet("adversarial");
+      if (ds.getTypeClass() != H5T_FLOAT) fail(where, "dataset 'adversarial' has the wrong type (expected floats)");
+      const H5::DataSpace space = ds.getSpace();
+      std::vector<hsize_t> dims(static_cast<std::size_t>(space.getSimpleExtentNdims()));
+      space.getSimpleExtentDims(dims.data());
+      if (dims.size() < 2) fail(where, "dataset 'adversarial' has fewer than two dimensions");
+      c.adversarial_shape.assign(dims.begin() + 1, dims.end());
+      c.adversarial_index = dataset<int64_t>(g, where, "adversarial_index", i64, H5T_INTEGER, {dims[0]});
+      if (adversarial_ == AdversarialExamples::kLoad)
+        c.adversarial = dataset<float>(g, where, "adversarial", f32, H5T_FLOAT, dims);
+      else
+        c.adversarial_file = path_;
+    }
     return c;
   }
 
@@ -469,15 +585,24 @@ class Reader {
     if (!has_schema) fail("", "HDF5 file without a 'schema' attribute, not an imbench results file");
     if (schema != kResultsSchema)
       fail("", fmt::format("schema '{}' is not an imbench results file (schema '{}')", schema, kResultsSchema));
+    // Version 1: a float64 schema_version, string root attributes, float64
+    // counts, no predictions; version 2: int64 (docs/results-h5.md).
     const double version = number_attribute(root, "", "schema_version");
-    if (version != kResultsSchemaVersion)
-      fail("", fmt::format("{} schema_version {} is not supported by this build (it reads version {})", kResultsSchema,
-                           version, kResultsSchemaVersion));
+    if (version != 1 && version != kResultsSchemaVersion)
+      fail("", fmt::format("{} schema_version {} is not supported by this build (it reads versions 1 to {})",
+                           kResultsSchema, version, kResultsSchemaVersion));
 
     ResultFile file;
+    file.read_version = static_cast<int64_t>(version);
     for (int i = 0; i < root.getNumAttrs(); ++i) {
       H5::Attribute a = root.openAttribute(static_cast<unsigned>(i));
-      if (a.getTypeClass() == H5T_STRING) file.root[a.getName()] = read_string(a);
+      if (a.getTypeClass() == H5T_STRING) {
+        file.root[a.getName()] = read_string(a);
+      } else if (a.getTypeClass() == H5T_INTEGER) {
+        int64_t v = 0;
+        a.read(H5::PredType::NATIVE_INT64, &v);
+        file.root[a.getName()] = std::to_string(v);
+      }
     }
     file.root["schema"] = kResultsSchema;
     file.root["schema_version"] = std::to_string(kResultsSchemaVersion);
@@ -488,6 +613,7 @@ class Reader {
 
  private:
   std::string path_;
+  AdversarialExamples adversarial_ = AdversarialExamples::kLoad;
 };
 
 }  // namespace
@@ -524,7 +650,7 @@ bool is_attack_records_file(const std::string& path) {
   }
 }
 
-ResultFile read_results(const std::string& path) {
+ResultFile read_results(const std::string& path, AdversarialExamples adversarial) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw Error(fmt::format("{}: no such file", path));
   if (fs::is_directory(path, ec)) throw Error(fmt::format("{}: is a folder, not a results file", path));
@@ -536,7 +662,7 @@ ResultFile read_results(const std::string& path) {
     throw Error(fmt::format("{}: cannot read: {}", path, h5::error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
-  const results_h5::Reader reader(path);
+  const results_h5::Reader reader(path, adversarial);
   try {
     const H5::H5File h5(path, H5F_ACC_RDONLY);
     return reader.read(h5);

@@ -1,5 +1,5 @@
 #pragma once
-/// Benchmark-matrix results (schema "imbench-results", version 1): the data
+/// Benchmark-matrix results (schema "imbench-results", version 2): the data
 /// model of `imbench run` (models, cells with per-example records, flags).
 /// Torch-free: everything here works on plain vectors, so `imbench
 /// report/compare/merge` and their tests build without LibTorch. The HDF5
@@ -11,6 +11,13 @@
 #include <vector>
 
 namespace imbench::reports {
+
+inline constexpr const char* kResultsSchema = "imbench-results";
+inline constexpr int kResultsSchemaVersion = 2;
+/// Root attributes stored as int64 (version 2; strings in version 1).
+inline constexpr const char* kIntegerRootAttributes[] = {"seed", "examples", "threads", "num_classes"};
+/// Summary entries that are counts, stored as int64 (version 2; float64 in version 1).
+inline constexpr const char* kCountSummaryEntries[] = {"attacked_examples"};
 
 /// The outcome of one soundness check (docs/EVALUATION.md, checks 1-12).
 struct Flag {
@@ -72,6 +79,32 @@ struct CellResult {
   std::vector<float> linf, l2, l0;        ///< [N] norms of x_adv - x (0 when not attacked)
   std::vector<float> final_loss;          ///< [N] the attack's loss at x_adv (NaN when not attacked)
   std::vector<int64_t> gradient_evaluations;  ///< [N]
+  /// [R * N] repeat-major: the class the prediction rule gives the clean
+  /// image in each repeat (clean_correct == (clean_prediction == label)).
+  /// Empty when read from a version-1 file.
+  std::vector<int64_t> clean_prediction;
+  /// [R * N] repeat-major: the class predicted on THIS attack's x_adv in each
+  /// repeat (not cumulative: adversarial_prediction == label is this attack's
+  /// own outcome), -1 where the attack did not run (`attacked` = 0). Empty
+  /// when read from a version-1 file.
+  std::vector<int64_t> adversarial_prediction;
+
+  // The adversarial examples themselves, when they were asked for
+  // (`--save-adversarial`, `save_adversarial = true`): one row per attacked
+  // example (M = the examples with attacked = 1), in index order.
+  std::vector<int64_t> adversarial_shape;  ///< the shape of one example, e.g. {1, 28, 28}; empty: none saved
+  std::vector<float> adversarial;          ///< [M * prod(adversarial_shape)] row-major
+  std::vector<int64_t> adversarial_index;  ///< [M] index in the split of each row
+  /// Set when the values stayed in a results file (`adversarial` is empty):
+  /// write_results copies them from /cells/<id> of this file.
+  std::string adversarial_file;
+  bool has_adversarial() const { return !adversarial_shape.empty(); }
+  /// Frees the values once they are in `file` (a results file holding this cell).
+  void keep_adversarial_in(const std::string& file) {
+    if (!has_adversarial()) return;
+    std::vector<float>().swap(adversarial);
+    adversarial_file = file;
+  }
 
   /// Numbers: clean_accuracy, robust_accuracy (mean over repeats and
   /// examples), robust_accuracy_std (over repeats), robust_accuracy_worst
@@ -88,19 +121,20 @@ struct CellResult {
 
 /// A whole results file.
 struct ResultFile {
-  /// Root attributes (strings): schema, schema_version, imbench_version,
+  /// Root attributes as text: schema, schema_version, imbench_version,
   /// git_revision, torch_version, device, device_name, threads, date, seed,
   /// matrix_name, matrix_hash, config_json (the full effective matrix),
-  /// shard ("all" or "i/n"), dataset, examples.
+  /// shard ("all" or "i/n"), dataset, examples. The integer ones
+  /// (kIntegerRootAttributes) are decimal integers here and int64 in the file.
   std::map<std::string, std::string> root;
+  /// The schema version of the file this was read from (1 or 2); writing
+  /// always writes kResultsSchemaVersion.
+  int64_t read_version = kResultsSchemaVersion;
   std::vector<ModelInfo> models;
   std::vector<CellResult> cells;
 
   const CellResult* find_cell(const std::string& id) const;
   const ModelInfo* find_model(const std::string& name) const;
 };
-
-inline constexpr const char* kResultsSchema = "imbench-results";
-inline constexpr int kResultsSchemaVersion = 1;
 
 }  // namespace imbench::reports

@@ -7,6 +7,14 @@
 
 namespace imbench::reports {
 
+/// What read_results does with the saved adversarial examples.
+enum class AdversarialExamples {
+  kLoad,       ///< into memory (CellResult::adversarial)
+  kSkip,       ///< leave them out, shape and index too (report, compare, export: numbers only)
+  kReference,  ///< shape and index only; CellResult::adversarial_file names the file, from which
+               ///< write_results copies them (resume and merge: memory stays bounded)
+};
+
 /// Writes atomically (temporary file in the same folder, renamed when
 /// complete): a kill at any moment leaves either the old or the new file.
 /// Refuses inconsistent records before any file is touched. Throws
@@ -15,8 +23,9 @@ void write_results(const std::string& path, const ResultFile& file);
 /// Reads a file written by write_results. Throws imbench::Error with a
 /// one-line message for a missing, unreadable or non-imbench file, a file of
 /// the per-attack records format of earlier imbench versions, or a schema
-/// version this build does not know.
-ResultFile read_results(const std::string& path);
+/// version this build does not know. Reads versions 1 and 2 (version 1: no
+/// predictions, so those vectors stay empty).
+ResultFile read_results(const std::string& path, AdversarialExamples adversarial = AdversarialExamples::kLoad);
 /// Whether `path` holds the per-attack records that `imbench attack --out`
 /// wrote before it wrote results files (what `imbench attack` may replace).
 bool is_attack_records_file(const std::string& path);

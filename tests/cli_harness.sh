@@ -81,6 +81,34 @@ expect 0 "re-run resumes" -- "$bin" run m.toml --out again.h5 --threads 2 --quie
 contains out "done earlier, kept" "finished cells are skipped"
 expect 0 "resumed file equals the first" -- $h5 same full.h5 again.h5
 
+# Asking for the adversarial examples later: saving them is not part of a
+# cell's hash, but a finished cell without them runs again (same seeds, same numbers).
+cp full.h5 adv.h5
+expect 0 "re-run with --save-adversarial" -- "$bin" run m.toml --out adv.h5 --threads 2 --quiet --report - --save-adversarial
+contains out "done earlier without its adversarial examples, run again to save them" "cells without adversarial examples run again"
+expect 0 "with the numbers of the first run" -- $h5 same full.h5 adv.h5
+cat >count_adv.py <<'PY'
+import sys
+import h5py
+with h5py.File(sys.argv[1], "r") as f:
+    ok = [g["adversarial"].shape == (int(g["attacked"][:].sum()), 1, 28, 28) for g in f["cells"].values() if "adversarial" in g]
+    print(f"{sum(ok)} of {len(f['cells'])} cells hold their adversarial examples")
+PY
+"$py" count_adv.py adv.h5 >adv.txt
+contains adv.txt "11 of 11 cells hold their adversarial examples" "every cell saved one row per attacked example"
+cp adv.h5 adv-first.h5
+expect 0 "a second re-run with --save-adversarial keeps them" -- "$bin" run m.toml --out adv.h5 --threads 2 --quiet --report - --save-adversarial
+if grep -q "run again" "$tmp/out"; then echo "FAIL: a cell with its adversarial examples ran again"; fail=1; else echo "ok: nothing ran again"; fi
+expect 0 "the rewritten file holds the same examples (copied from the file, not kept in memory)" -- $h5 same adv-first.h5 adv.h5
+"$py" count_adv.py adv.h5 >adv.txt
+contains adv.txt "11 of 11 cells hold their adversarial examples" "all of them"
+expect 0 "shard 1/2 with --save-adversarial" -- "$bin" run m.toml --shard 1/2 --out a1.h5 --threads 2 --quiet --report - --save-adversarial
+expect 0 "shard 2/2 with --save-adversarial" -- "$bin" run m.toml --shard 2/2 --out a2.h5 --threads 2 --quiet --report - --save-adversarial
+expect 0 "merge keeps the adversarial examples" -- "$bin" merge a1.h5 a2.h5 --out amerged.h5
+expect 0 "merged shards equal one run, adversarial examples included" -- $h5 same adv-first.h5 amerged.h5
+"$py" count_adv.py amerged.h5 >adv.txt
+contains adv.txt "11 of 11 cells hold their adversarial examples" "in every cell"
+
 # Kill at a random moment after the first save, re-run, compare.
 "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
 pid=$!

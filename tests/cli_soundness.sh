@@ -115,6 +115,102 @@ expect 0 "the documented pandas snippet runs on it" -- "$py" snippet.py
 contains out "adversarial_correct" "and prints robust accuracy per model, attack and eps"
 expect 2 "export refuses an unknown format" -- "$bin" export sweep.h5 --format parquet
 
+# Version 2 of the results schema: predictions per repeat, the adversarial
+# examples on request, integers as int64 and strings as str. eps = 0 pins
+# x_adv to the clean image (projection onto the 0-ball), so that cell's saved
+# examples are the split's clean images, against which the eps = 0.3 cells'
+# examples are checked. fgsm,pgd is a cascade: pgd attacks the survivors only.
+expect 2 "--save-adversarial needs --out" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 5 --eps 0.1 --save-adversarial
+contains err "--save-adversarial" "and says so"
+expect 0 "attack --save-adversarial writes the adversarial examples" -- "$bin" attack --model "$fixture/sfnn.ckpt" --dataset synthetic --limit 30 --attack fgsm,pgd --eps 0,0.3 --steps 5 --eot 2 --repeats 3 --threads 2 --save-adversarial --out a.h5
+cat >check_v2.py <<'PY'
+import json, sys
+import h5py
+import numpy as np
+
+problems = []
+def want(ok, what):
+    if not ok:
+        problems.append(what)
+
+def strings_are_str(obj, where):
+    for k, v in obj.attrs.items():
+        want(not isinstance(v, (bytes, np.bytes_)), f"{where}@{k} reads as bytes")
+        if isinstance(v, np.ndarray) and v.dtype.kind in "SO":
+            want(all(isinstance(x, str) for x in v.ravel()), f"{where}@{k} holds bytes")
+
+with h5py.File("a.h5", "r") as f:
+    a = f.attrs
+    want(a["schema_version"] == 2 and isinstance(a["schema_version"], np.integer), "schema_version is int 2")
+    for k in ("seed", "examples", "threads", "num_classes"):
+        want(isinstance(a[k], np.integer) and a[k].dtype == np.int64, f"root {k} is int64: {type(a[k])}")
+    n = int(a["examples"])
+    want(n == 30, f"examples {n}")
+    strings_are_str(f, "/")
+    for name, g in f["models"].items():
+        strings_are_str(g, "models/" + name)
+    cells = {cid: g for cid, g in f["cells"].items()}
+    want(set(cells) == {"model.fgsm.linf-0", "model.pgd.linf-0", "model.fgsm.linf-0.3", "model.pgd.linf-0.3"}, f"cells {sorted(cells)}")
+    clean = cells["model.fgsm.linf-0"]["adversarial"][:]
+    want(clean.shape == (n, 1, 28, 28), f"eps 0 examples {clean.shape}")
+    for cid, g in cells.items():
+        strings_are_str(g, cid)
+        for k in ("repeats", "eot_samples", "attacked_examples", "order", "cascade_position", "unreliable"):
+            want(isinstance(g.attrs[k], np.integer), f"{cid}@{k} is an integer: {type(g.attrs[k])}")
+        r = int(g.attrs["repeats"])
+        want(r == 3, f"{cid} repeats {r}")
+        index, label = g["index"][:], g["label"][:]
+        attacked = g["attacked"][:].astype(bool)
+        x = g["adversarial"]
+        m = int(attacked.sum())
+        want(x.dtype == np.float32 and x.shape == (m, 1, 28, 28), f"{cid} adversarial {x.dtype} {x.shape}, {m} attacked")
+        want(x.compression == "gzip" and x.chunks is not None, f"{cid} adversarial is deflate-compressed in chunks")
+        rows = g["adversarial_index"][:]
+        want(rows.dtype == np.int64 and np.array_equal(rows, index[attacked]), f"{cid} adversarial_index")
+        want(((rows >= 0) & (rows < n)).all(), f"{cid} indices in the split")
+        x = x[:]
+        eps = float(g.attrs["eps"])
+        d = np.abs(x - clean[rows]).reshape(m, -1).max(axis=1) if m else np.zeros(0)
+        want((d <= eps + 1e-6).all(), f"{cid} inside the eps ball: max {d.max() if m else 0}")
+        want(np.allclose(d, g["linf"][:][attacked], atol=1e-6), f"{cid} linf matches the saved examples")
+        want(((x >= 0) & (x <= 1)).all(), f"{cid} inside the box")
+        cp, ap = g["clean_prediction"][:], g["adversarial_prediction"][:]
+        want(cp.shape == (r, n) and ap.shape == (r, n) and cp.dtype == np.int64 and ap.dtype == np.int64, f"{cid} prediction shapes {cp.shape} {ap.shape}")
+        want(np.array_equal(cp == label, g["clean_correct"][:].astype(bool)), f"{cid} clean_prediction matches clean_correct")
+        adv = g["adversarial_correct"][:].astype(bool)
+        own = ap == label
+        if int(g.attrs["cascade_position"]) == 0:
+            want(attacked.all() and np.array_equal(own, adv), f"{cid} first cell: prediction == label <-> adversarial_correct")
+        else:
+            want((ap[:, ~attacked] == -1).all(), f"{cid} -1 where the cascade skipped the example")
+            want((ap[:, attacked] >= 0).all(), f"{cid} a class where it ran")
+            want(not adv[:, ~attacked].any(), f"{cid} skipped examples were wrong")
+            want(np.array_equal(adv[:, attacked], adv[:, attacked] & own[:, attacked]), f"{cid} cumulative correctness implies its own")
+    zero = cells["model.pgd.linf-0"]
+    want(np.array_equal(zero["adversarial"][:], clean[zero["adversarial_index"][:]]), "eps 0: x_adv is the clean image")
+for p in problems:
+    print("problem:", p)
+print("checked", "FAILED" if problems else "ok")
+sys.exit(1 if problems else 0)
+PY
+expect 0 "h5py: predictions [R, N], adversarial examples [M, 1, 28, 28] float32 in the eps ball, ints and strs" -- "$py" check_v2.py
+sed -n '/<!-- h5py-adversarial-snippet/,/^```$/p' "$src/docs/results-h5.md" | sed '1,2d;$d' >adv_snippet.py
+expect 0 "the documented h5py snippet loads the adversarial examples" -- "$py" adv_snippet.py
+contains out ", 1, 28, 28)" "and prints their shape"
+expect 0 "export writes the prediction columns" -- "$bin" export a.h5 --out a.csv
+"$py" - <<'PY' >export_check.txt 2>&1
+import pandas as pd
+df = pd.read_csv("a.csv")
+first = df[df.cell == "model.fgsm.linf-0.3"]
+ok = (first.adversarial_prediction == first.label).astype(int).equals(first.adversarial_correct) and (first.clean_prediction == first.label).astype(int).equals(first.clean_correct)
+print("export predictions", "agree" if ok else "disagree")
+PY
+contains export_check.txt "export predictions agree" "the exported predictions agree with the correctness columns"
+expect 0 "export of a version-1 file has empty prediction columns" -- "$bin" export "$src/reports/table1-mnist.h5" --out v1.csv
+head -2 v1.csv >v1-head.csv
+contains v1-head.csv ",clean_correct,adversarial_correct,clean_prediction,adversarial_prediction," "with the new columns in the header"
+if awk -F, 'NR == 2 { exit !($19 == "" && $20 == "") }' v1.csv; then echo "ok: and empty predictions"; else echo "FAIL: a version-1 file exported predictions: $(sed -n 2p v1.csv)"; fail=1; fi
+
 # Numbers in --help as people write them (0.05, not 0.050000000000000003).
 for cmd in train eval attack run report export merge compare info; do
   "$bin" $cmd --help >help.txt 2>&1

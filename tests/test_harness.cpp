@@ -146,6 +146,27 @@ TEST(Matrix, HashIgnoresBatchingButNotSettings) {
   EXPECT_NE(a.hash(), c.hash());
 }
 
+TEST(Matrix, SaveAdversarialIsReadButNotHashed) {
+  // Saving adversarial examples changes no number: the matrix hash (and so
+  // every cell's resume key) stays; an attack may override the matrix.
+  const auto a = parse_matrix_text(kGood, "m.toml");
+  const auto b = parse_matrix_text(good_with("seed = 3", "seed = 3\nsave_adversarial = true"), "m.toml");
+  const auto c = parse_matrix_text(
+      good_with("options = { steps = 10 }", "options = { steps = 10 }\nsave_adversarial = true"), "m.toml");
+  EXPECT_FALSE(a.save_adversarial);
+  EXPECT_TRUE(b.save_adversarial);
+  EXPECT_EQ(a.hash(), b.hash());
+  EXPECT_EQ(a.hash(), c.hash());
+  EXPECT_TRUE(b.to_json()["save_adversarial"].get<bool>());  // recorded in the results file's config_json
+  for (const auto& attack : b.attacks) EXPECT_TRUE(b.saves_adversarial(attack)) << attack.name;
+  ASSERT_EQ(c.attacks[2].name, "cw-t");
+  EXPECT_TRUE(c.saves_adversarial(c.attacks[2]));
+  EXPECT_FALSE(c.saves_adversarial(c.attacks[0]));
+  EXPECT_FALSE(c.attacks[2].to_json().contains("save_adversarial"));  // not in the cells' configuration
+  EXPECT_EQ(error_of_text(good_with("seed = 3", "seed = 3\nsave_adversarial = 1")),
+            "m.toml:6: save_adversarial: expected true or false, got an integer");
+}
+
 TEST(Matrix, ErrorsNameFileLineAndKey) {
   EXPECT_EQ(error_of_text(good_with("seed = 3", "sede = 3")), "m.toml:5: sede: unknown key (did you mean 'seed'?)");
   EXPECT_EQ(error_of_text(good_with("examples = 50", "examples = \"50\"")),

@@ -98,9 +98,12 @@ CellResult make_cell(const std::string& model, const std::string& attack, const 
   }
   for (int64_t k = 0; k < r; ++k)
     for (int64_t i = 0; i < n; ++i) {
-      const bool clean = i % 10 != 9;
+      const bool clean = i % 10 != 9, right = clean && correct(k, i);
       c.clean_correct.push_back(clean);
-      c.adversarial_correct.push_back(clean && correct(k, i));
+      c.adversarial_correct.push_back(right);
+      // Predictions that agree with the outcomes (-1: not attacked).
+      c.clean_prediction.push_back(clean ? i % 10 : (i + 1) % 10);
+      c.adversarial_prediction.push_back(!clean ? -1 : right ? i % 10 : (i + 3) % 10);
     }
   c.summarise();
   c.summary["seconds"] = 0.25 * static_cast<double>(steps);
@@ -141,7 +144,7 @@ std::map<std::string, std::string> root_of(const std::string& shard) {
           {"config_json", "{\"models\": [\"det\", \"sfnn\"]}"},
           {"shard", shard},
           {"dataset", "mnist test"},
-          {"examples", "first 10 of 10000"}};
+          {"examples", "10"}};
 }
 
 // Two models (one stochastic, R = 3), two Linf threat models with a cascade
@@ -194,6 +197,13 @@ ResultFile round_trip_fixture() {
                            [](int64_t k, int64_t i) { return (i * 7 + k) % 4 == 0; });
   c.summary["custom_metric"] = -2.5;
   c.flags = {{6, "iterative-vs-single-step", true, "PGD worse than FGSM on 3 of 500 examples"}};
+  // Adversarial examples of shape [1, 2, 3], one row per attacked example.
+  c.adversarial_shape = {1, 2, 3};
+  for (std::size_t i = 0; i < c.attacked.size(); ++i) {
+    if (!c.attacked[i]) continue;
+    c.adversarial_index.push_back(static_cast<int64_t>(i));
+    for (int v = 0; v < 6; ++v) c.adversarial.push_back(0.125f * static_cast<float>(i) + 0.01f * static_cast<float>(v));
+  }
   c.source_model = "det";
   CellResult inf = make_cell("det", "cw", "l2", kInf, "inf", 0, 1, 4, 1, [](int64_t, int64_t i) { return i == 0; });
   inf.targeted = true;
@@ -204,6 +214,7 @@ ResultFile round_trip_fixture() {
   empty.target_rule = "random";
   empty.attack_kind = "apgd-ce";
   empty.config_json = "{}";
+  empty.adversarial_shape = {1, 28, 28};  // saved, but no example was attacked: [0, 1, 28, 28]
   // Cells out of alphabetical order: the file keeps this order.
   f.cells = {c, inf, empty};
   return f;
@@ -272,6 +283,11 @@ void expect_same_cell(const CellResult& a, const CellResult& b) {
   expect_same_floats(a.l0, b.l0, w + " l0");
   expect_same_floats(a.final_loss, b.final_loss, w + " final_loss");
   EXPECT_EQ(a.gradient_evaluations, b.gradient_evaluations) << w;
+  EXPECT_EQ(a.clean_prediction, b.clean_prediction) << w;
+  EXPECT_EQ(a.adversarial_prediction, b.adversarial_prediction) << w;
+  EXPECT_EQ(a.adversarial_shape, b.adversarial_shape) << w;
+  EXPECT_EQ(a.adversarial_index, b.adversarial_index) << w;
+  expect_same_floats(a.adversarial, b.adversarial, w + " adversarial");
   ASSERT_EQ(a.summary.size(), b.summary.size()) << w;
   for (const auto& [key, value] : a.summary) {
     ASSERT_TRUE(b.summary.count(key)) << w << " " << key;
@@ -287,7 +303,7 @@ void expect_same_cell(const CellResult& a, const CellResult& b) {
 void expect_same_file(const ResultFile& a, const ResultFile& b) {
   auto root = a.root;
   root["schema"] = kResultsSchema;
-  root["schema_version"] = "1";
+  root["schema_version"] = std::to_string(kResultsSchemaVersion);
   EXPECT_EQ(root, b.root);
   ASSERT_EQ(a.models.size(), b.models.size());
   for (std::size_t i = 0; i < a.models.size(); ++i) expect_same_model(a.models[i], b.models[i]);
@@ -315,6 +331,216 @@ TEST(Results, RoundTripKeepsEveryField) {
   // Writing what was read gives the same contents again.
   write_results(dir.file("again.h5"), back);
   expect_same_file(f, read_results(dir.file("again.h5")));
+}
+
+namespace {
+
+// The type class and size of an attribute (H5T_STRING: whether it is a
+// variable-length UTF-8 string, what h5py reads as str).
+std::string type_of(const H5::H5Object& obj, const std::string& key) {
+  const H5::Attribute a = obj.openAttribute(key);
+  switch (a.getTypeClass()) {
+    case H5T_INTEGER:
+      return fmt::format("int{}", 8 * a.getIntType().getSize());
+    case H5T_FLOAT:
+      return fmt::format("float{}", 8 * a.getFloatType().getSize());
+    case H5T_STRING: {
+      const H5::StrType t = a.getStrType();
+      return t.isVariableStr() && t.getCset() == H5T_CSET_UTF8 ? "str" : "fixed or ASCII string";
+    }
+    case H5T_ENUM:
+      return "enum";
+    default:
+      return "other";
+  }
+}
+
+// Rewrites a file of this build into the version-1 layout: a float64
+// schema_version, string root integers, float64 counts, no predictions and
+// no adversarial examples.
+void downgrade_to_version_1(const std::string& path) {
+  H5::H5File h5(path, H5F_ACC_RDWR);
+  H5::Group root = h5.openGroup("/");
+  auto put_double = [](H5::H5Object& obj, const std::string& key, double v) {
+    obj.removeAttr(key);
+    obj.createAttribute(key, H5::PredType::NATIVE_DOUBLE, H5::DataSpace(H5S_SCALAR))
+        .write(H5::PredType::NATIVE_DOUBLE, &v);
+  };
+  auto to_double = [&](H5::H5Object& obj, const std::string& key) {
+    double v = 0;
+    obj.openAttribute(key).read(H5::PredType::NATIVE_DOUBLE, &v);
+    put_double(obj, key, v);
+  };
+  put_double(root, "schema_version", 1);
+  for (const char* key : kIntegerRootAttributes) {
+    if (!root.attrExists(key)) continue;
+    int64_t v = 0;
+    root.openAttribute(key).read(H5::PredType::NATIVE_INT64, &v);
+    root.removeAttr(key);
+    H5::StrType type(H5::PredType::C_S1, H5T_VARIABLE);
+    type.setCset(H5T_CSET_UTF8);
+    root.createAttribute(key, type, H5::DataSpace(H5S_SCALAR)).write(type, std::to_string(v));
+  }
+  H5::Group cells = h5.openGroup("/cells");
+  for (hsize_t i = 0; i < cells.getNumObjs(); ++i) {
+    H5::Group g = cells.openGroup(cells.getObjnameByIdx(i));
+    for (const char* key : {"attacked_examples", "unreliable"}) to_double(g, key);
+    for (const char* d : {"clean_prediction", "adversarial_prediction", "adversarial", "adversarial_index"})
+      if (g.nameExists(d)) g.unlink(d);
+  }
+}
+
+ResultFile without_version_2_records(ResultFile f) {
+  for (auto& c : f.cells) {
+    c.clean_prediction.clear();
+    c.adversarial_prediction.clear();
+    c.adversarial_shape.clear();
+    c.adversarial.clear();
+    c.adversarial_index.clear();
+  }
+  return f;
+}
+
+}  // namespace
+
+TEST(Results, Version2StoresIntegersAsIntegersAndStringsAsUtf8) {
+  TempDir dir;
+  write_results(dir.file("r.h5"), round_trip_fixture());
+  H5::H5File h5(dir.file("r.h5"), H5F_ACC_RDONLY);
+  const H5::Group root = h5.openGroup("/");
+  for (const char* key : {"schema_version", "seed", "examples", "threads"})
+    EXPECT_EQ(type_of(root, key), "int64") << key;
+  for (const char* key : {"schema", "imbench_version", "date", "shard", "dataset", "note", "empty"})
+    EXPECT_EQ(type_of(root, key), "str") << key;
+  int64_t version = 0;
+  root.openAttribute("schema_version").read(H5::PredType::NATIVE_INT64, &version);
+  EXPECT_EQ(version, 2);
+  const H5::Group cell = h5.openGroup("/cells/sfnn-1.0_x.pgd.linf-0.3");
+  for (const char* key : {"order", "repeats", "eot_samples", "cascade_position", "attacked_examples", "unreliable"})
+    EXPECT_EQ(type_of(cell, key), "int64") << key;
+  for (const char* key : {"robust_accuracy", "seconds", "eps", "custom_metric"})
+    EXPECT_EQ(type_of(cell, key), "float64");
+  for (const char* key : {"id", "model", "norm", "eps_text", "config_json", "flags", "hash", "source_model"})
+    EXPECT_EQ(type_of(cell, key), "str") << key;
+  for (const char* key : {"name", "description", "provenance", "prediction_rule", "training_json", "flags"})
+    EXPECT_EQ(type_of(h5.openGroup("/models/det"), key), "str") << key;
+
+  auto shape_of = [](const H5::DataSet& ds) {
+    const H5::DataSpace space = ds.getSpace();
+    std::vector<hsize_t> dims(static_cast<std::size_t>(space.getSimpleExtentNdims()));
+    space.getSimpleExtentDims(dims.data());
+    return dims;
+  };
+  for (const char* name : {"clean_prediction", "adversarial_prediction"}) {
+    const H5::DataSet ds = cell.openDataSet(name);
+    EXPECT_EQ(ds.getTypeClass(), H5T_INTEGER) << name;
+    EXPECT_EQ(ds.getIntType().getSize(), 8u) << name;
+    EXPECT_EQ(shape_of(ds), (std::vector<hsize_t>{3, 10})) << name;
+  }
+  const H5::DataSet adv = cell.openDataSet("adversarial");
+  EXPECT_EQ(adv.getTypeClass(), H5T_FLOAT);
+  EXPECT_EQ(adv.getFloatType().getSize(), 4u);
+  EXPECT_EQ(shape_of(adv), (std::vector<hsize_t>{9, 1, 2, 3}));
+  const H5::DSetCreatPropList props = adv.getCreatePlist();
+  EXPECT_EQ(props.getLayout(), H5D_CHUNKED);
+  EXPECT_TRUE(props.allFiltersAvail());
+  EXPECT_EQ(props.getNfilters(), 1);
+  EXPECT_EQ(shape_of(cell.openDataSet("adversarial_index")), std::vector<hsize_t>{9});
+  // Saved, with no row: [0, 1, 28, 28].
+  EXPECT_EQ(shape_of(h5.openGroup("/cells/det.apgd-ce.l2-1.5").openDataSet("adversarial")),
+            (std::vector<hsize_t>{0, 1, 28, 28}));
+  // Not saved: no dataset.
+  EXPECT_FALSE(h5.openGroup("/cells/det.cw.l2-inf").nameExists("adversarial"));
+}
+
+TEST(Results, ReadingWithoutAdversarialExamplesLeavesThemOut) {
+  TempDir dir;
+  write_results(dir.file("r.h5"), round_trip_fixture());
+  const ResultFile numbers = read_results(dir.file("r.h5"), AdversarialExamples::kSkip);
+  EXPECT_FALSE(numbers.cells[0].has_adversarial());
+  EXPECT_TRUE(numbers.cells[0].adversarial.empty());
+  EXPECT_EQ(numbers.cells[0].clean_prediction.size(), 30u);  // the predictions stay
+  EXPECT_TRUE(read_results(dir.file("r.h5")).cells[0].has_adversarial());
+}
+
+TEST(Results, AdversarialExamplesLeftInTheFileAreCopiedWhenWritten) {
+  // Resume and merge keep the examples in their file, not in memory; the
+  // writer copies them, also onto the file they come from.
+  TempDir dir;
+  const ResultFile f = round_trip_fixture();
+  write_results(dir.file("a.h5"), f);
+  ResultFile ref = read_results(dir.file("a.h5"), AdversarialExamples::kReference);
+  const CellResult& c = ref.cells[0];
+  EXPECT_TRUE(c.has_adversarial());
+  EXPECT_TRUE(c.adversarial.empty());
+  EXPECT_EQ(c.adversarial_file, dir.file("a.h5"));
+  EXPECT_EQ(c.adversarial_index, f.cells[0].adversarial_index);
+  EXPECT_EQ(c.adversarial_shape, f.cells[0].adversarial_shape);
+  write_results(dir.file("b.h5"), ref);
+  expect_same_file(f, read_results(dir.file("b.h5")));
+  write_results(dir.file("a.h5"), ref);  // onto itself
+  expect_same_file(f, read_results(dir.file("a.h5")));
+  // A cell freed after it was written is copied too.
+  ResultFile kept = f;
+  kept.cells[0].keep_adversarial_in(dir.file("a.h5"));
+  EXPECT_TRUE(kept.cells[0].adversarial.empty());
+  write_results(dir.file("c.h5"), kept);
+  expect_same_file(f, read_results(dir.file("c.h5")));
+  // A file without them is an error naming it, and nothing is written.
+  kept.cells[0].adversarial_file = dir.file("empty.h5");
+  write_results(dir.file("empty.h5"), ResultFile{});
+  EXPECT_THAT(error_of<Error>([&] { write_results(dir.file("d.h5"), kept); }),
+              HasSubstr("its adversarial examples are not in " + dir.file("empty.h5")));
+  EXPECT_FALSE(std::filesystem::exists(dir.file("d.h5")));
+}
+
+TEST(Results, ReadsVersion1FilesAndWritesThemAsVersion2) {
+  TempDir dir;
+  const ResultFile f = round_trip_fixture();
+  write_results(dir.file("v1.h5"), f);
+  downgrade_to_version_1(dir.file("v1.h5"));
+  {
+    H5::H5File h5(dir.file("v1.h5"), H5F_ACC_RDONLY);
+    ASSERT_EQ(type_of(h5.openGroup("/"), "seed"), "str");  // the layout of version 1
+    ASSERT_EQ(type_of(h5.openGroup("/"), "schema_version"), "float64");
+  }
+  const ResultFile v1 = read_results(dir.file("v1.h5"));
+  EXPECT_EQ(v1.read_version, 1);
+  // Everything but the records version 1 did not have; counts read back as numbers.
+  expect_same_file(without_version_2_records(f), v1);
+  EXPECT_EQ(v1.cells[0].summary.at("attacked_examples"), 9);
+
+  // Written again (as imbench merge does), it is a version-2 file.
+  write_results(dir.file("v2.h5"), merge_results({v1}));
+  const ResultFile v2 = read_results(dir.file("v2.h5"));
+  EXPECT_EQ(v2.read_version, 2);
+  EXPECT_EQ(v2.root.at("seed"), "0");
+  EXPECT_EQ(v2.root.at("shard"), "merged");
+  H5::H5File h5(dir.file("v2.h5"), H5F_ACC_RDONLY);
+  EXPECT_EQ(type_of(h5.openGroup("/"), "seed"), "int64");
+  EXPECT_EQ(type_of(h5.openGroup("/"), "schema_version"), "int64");
+  EXPECT_EQ(type_of(h5.openGroup("/cells/det.cw.l2-inf"), "attacked_examples"), "int64");
+  EXPECT_FALSE(h5.openGroup("/cells/det.cw.l2-inf").nameExists("clean_prediction"));  // none to write
+}
+
+TEST(Results, ReadsThePublishedVersion1File) {
+  // reports/table1-mnist.h5 was written by imbench before version 2.
+  const ResultFile f = read_results(std::string(IMBENCH_SOURCE_DIR) + "/reports/table1-mnist.h5");
+  EXPECT_EQ(f.read_version, 1);
+  EXPECT_EQ(f.root.at("seed"), "0");
+  EXPECT_EQ(f.root.at("examples"), "200");
+  EXPECT_EQ(f.root.at("threads"), "2");
+  EXPECT_EQ(f.root.at("schema_version"), std::to_string(kResultsSchemaVersion));
+  ASSERT_FALSE(f.cells.empty());
+  for (const auto& c : f.cells) {
+    EXPECT_EQ(c.size(), 200) << c.id;
+    EXPECT_TRUE(c.clean_prediction.empty()) << c.id;
+    EXPECT_TRUE(c.adversarial_prediction.empty()) << c.id;
+    EXPECT_FALSE(c.has_adversarial()) << c.id;
+    EXPECT_EQ(c.summary.at("attacked_examples"),
+              static_cast<double>(std::count(c.attacked.begin(), c.attacked.end(), 1)))
+        << c.id;
+  }
 }
 
 TEST(Results, EmptyFileAndLookups) {
@@ -361,6 +587,16 @@ TEST(Results, WriteRefusesBadRecordsAndLeavesTheOldFile) {
   EXPECT_THAT(refused([](ResultFile& f) { f.cells[1].model = "nobody"; }), HasSubstr("model 'nobody'"));
   EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].summary["eps"] = 1; }), HasSubstr("summary entry 'eps'"));
   EXPECT_THAT(refused([](ResultFile& f) { f.root["schema"] = "other"; }), HasSubstr("schema"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.root["examples"] = "first 10"; }),
+              HasSubstr("root attribute examples is 'first 10', expected an integer"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].clean_prediction.pop_back(); }),
+              HasSubstr("clean_prediction has 29 values, expected 30"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].adversarial.pop_back(); }),
+              HasSubstr("adversarial has 53 values, expected 54 (9 rows of shape [1, 2, 3])"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].adversarial_shape.clear(); }),
+              HasSubstr("adversarial examples without their shape"));
+  EXPECT_THAT(refused([](ResultFile& f) { f.cells[0].summary["attacked_examples"] = 2.5; }),
+              HasSubstr("summary entry 'attacked_examples' is 2.5, expected a count"));
 
   // A failure while writing (the target is a folder) removes the temporary file.
   std::filesystem::create_directories(dir.file("folder.h5"));
@@ -395,16 +631,17 @@ TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
     EXPECT_THAT(read_error(dir.file("truncated.h5")), HasSubstr("truncated")) << keep;
   }
 
-  // A results file of a later schema version: patch the double 1.0 stored
-  // after the attribute name "schema_version" to 2.0.
-  std::string v2 = good;
-  const auto name = v2.find("schema_version");
-  ASSERT_NE(name, std::string::npos);
-  const auto one = v2.find(std::string("\0\0\0\0\0\0\xf0\x3f", 8), name);
-  ASSERT_LT(one - name, 200u);
-  v2.replace(one + 6, 2, std::string("\0\x40", 2));
-  write_bytes(dir.file("v2.h5"), v2);
-  EXPECT_THAT(read_error(dir.file("v2.h5")), HasSubstr("schema_version 2 is not supported"));
+  // A results file of a later schema version.
+  write_results(dir.file("v3.h5"), round_trip_fixture());
+  {
+    H5::H5File h5(dir.file("v3.h5"), H5F_ACC_RDWR);
+    H5::Group root = h5.openGroup("/");
+    root.removeAttr("schema_version");
+    const int64_t three = 3;
+    root.createAttribute("schema_version", H5::PredType::NATIVE_INT64, H5::DataSpace(H5S_SCALAR))
+        .write(H5::PredType::NATIVE_INT64, &three);
+  }
+  EXPECT_THAT(read_error(dir.file("v3.h5")), HasSubstr("schema_version 3 is not supported"));
 
   // An HDF5 file of another kind.
   {
