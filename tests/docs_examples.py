@@ -327,7 +327,7 @@ def prepare(base, src, imbench, mnist_dir, shared):
         for name in os.listdir(quick):
             if name.endswith("-quick.ckpt"):
                 os.symlink(os.path.join(quick, name), os.path.join(repo, "checkpoints", name))
-    for name in ("my_model.pt", "results.h5", "results.csv"):
+    for name in ("my_model.pt", "results.h5", "results.csv", "a.h5"):
         shutil.copy2(os.path.join(shared, name), os.path.join(repo, name))
     data = os.path.join(base, "data", "mnist")
     os.makedirs(data)
@@ -375,12 +375,14 @@ def main():
         shared = os.path.join(tmp, "given")
         os.makedirs(shared)
         shutil.copy2(os.path.join(src, "tests", "fixtures", "docs", "my_model.pt"), shared)
-        # results.h5 / results.csv for the blocks of docs/results-h5.md that read one.
+        # results.h5 / results.csv / a.h5 (with adversarial examples) for the blocks of docs/results-h5.md.
         env = dict(os.environ, OMP_NUM_THREADS=os.environ.get("OMP_NUM_THREADS", "2"))
         fixture = os.path.join(src, "tests", "fixtures", "engine", "det.ckpt")
         for argv in ([imbench, "attack", "--model", fixture, "--dataset", "synthetic", "--examples", "20", "--attack",
                       "fgsm,pgd", "--eps", "0.1", "--steps", "5", "--threads", "2", "--out", "results.h5"],
-                     [imbench, "export", "results.h5", "--out", "results.csv"]):
+                     [imbench, "export", "results.h5", "--out", "results.csv"],
+                     [imbench, "attack", "--model", fixture, "--dataset", "synthetic", "--examples", "20", "--attack",
+                      "pgd", "--eps", "0.3", "--steps", "5", "--threads", "2", "--save-adversarial", "--out", "a.h5"]):
             p = subprocess.run(argv, cwd=shared, env=env, capture_output=True, text=True)
             if p.returncode != 0:
                 print(f"FAIL: preparing the sandbox: {' '.join(argv[1:])}: {p.stdout}{p.stderr}")
