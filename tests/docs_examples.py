@@ -11,7 +11,9 @@ fence (other comments may stand between them):
   <!-- example: run; short -->    the same with smaller work: `imbench train`
                                   gets --epochs 1, `attack` and `eval` at most
                                   --examples 100 (every flag is still checked, and
-                                  the checkpoints they write feed later lines)
+                                  the checkpoints they write feed later lines);
+                                  a toml matrix runs with examples at most 100
+                                  and its models' train epochs at 1
   <!-- example: run; dry-run: PATTERN, PATTERN -->
                                   run, but the lines containing a pattern are
                                   dry-run lines (below)
@@ -203,6 +205,27 @@ def transform(b, text):
     return code, "run"
 
 
+def short_matrix(lines):
+    """A matrix block with smaller work and the same lines: the top-level
+    `examples` at most SHORT_LIMIT (a line of its own keeps line numbers),
+    training overrides `epochs` at SHORT_EPOCHS."""
+    out, top, seen = [], True, False
+    for line in lines:
+        if line.startswith("["):
+            top = False
+        m = re.match(r"^(examples\s*=\s*)(\d+)", line)
+        if top and m:
+            n = int(m.group(2))
+            line = m.group(1) + str(min(n, SHORT_LIMIT) if n > 0 else SHORT_LIMIT) + line[m.end(2):]
+            seen = True
+        line = re.sub(r"(\bepochs\s*=\s*)\d+", rf"\g<1>{SHORT_EPOCHS}", line) if line.startswith("train") else line
+        out.append(line)
+    if not seen:
+        first_table = next((i for i, l in enumerate(out) if l.startswith("[")), len(out))
+        out.insert(first_table, f"examples = {SHORT_LIMIT}")  # shifts later lines by one in error messages
+    return out
+
+
 def shell_script(b):
     """A bash script of the block; script line -> doc line; the treatment of each imbench line."""
     script = ["set -eo pipefail", "trap 'echo \"@@docline $LINENO\" >&2' ERR"]
@@ -252,7 +275,7 @@ def run_block(b, sandbox, env, logs):
     if b.lang == "toml":
         name = f"doc-example-{b.line}.toml"
         with open(os.path.join(sandbox, name), "w") as f:
-            f.write("\n".join(b.lines) + "\n")
+            f.write("\n".join(short_matrix(b.lines) if b.short else b.lines) + "\n")
         argv = ["build/imbench", "run", name] + (["--dry-run"] if b.mode == "dry-run" else ["--quiet"])
         rc = run_process(argv, sandbox, env, log)
         if rc != 0:
