@@ -218,6 +218,17 @@ int cmd_train(const std::vector<std::string>& args) {
   return cli::run_train(c, std::cout);
 }
 
+// --dataset, --split and --examples of eval and attack: the examples a command works on.
+void add_data_flags(po::options_description& d, std::string& dataset, std::string& split, int64_t& examples) {
+  d.add_options()
+    ("dataset", po::value(&dataset)->default_value("mnist"),
+     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
+     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
+    ("split", po::value(&split)->default_value("test"), "test or train (registered datasets only)")
+    ("examples", po::value(&examples)->default_value(1000), "the first N images of the split (0 = all; a matrix's "
+                                                            "examples; old name --limit)");
+}
+
 // The TorchScript description flags (models::TorchScriptOptions's table):
 // --input-shape 1,28,28, --num-classes N, --stochastic (alone: true), --samples N.
 void add_torchscript_flags(po::options_description& d) {
@@ -242,12 +253,6 @@ int cmd_eval(const std::vector<std::string>& args) {
   po::options_description d("options", 100);
   d.add_options()
     ("model", po::value(&c.model)->required(), "an imbench checkpoint or a TorchScript file")
-    ("dataset", po::value(&c.dataset)->default_value("mnist"),
-     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
-     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
-    ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
-    ("examples", po::value(&c.examples)->default_value(1000), "evaluate the first N examples of the split (0 = all; "
-                                                               "a matrix's examples; old name --limit)")
     ("repeats", po::value(&c.repeats)->default_value(0), "passes with fresh samples (mean, std and worst; 0 = 10 for "
                                                          "stochastic models, 1 otherwise)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "evaluation batch size")
@@ -255,6 +260,7 @@ int cmd_eval(const std::vector<std::string>& args) {
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a per-model soundness check fires (for CI)")
     ("dry-run", po::bool_switch(&c.dry_run), "load the model and the data, print what would be evaluated and exit");
+  add_data_flags(d, c.dataset, c.split, c.examples);
   add_torchscript_flags(d);
   add_common(d, c.common);
   po::variables_map vm;
@@ -326,12 +332,6 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("repeats", po::value(&c.repeats)->default_value(0), "evaluations of x_adv with fresh samples (0 = 10 for stochastic models, 1 otherwise)")
     ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each, whose "
                                                       "source_model is --model)")
-    ("dataset", po::value(&c.dataset)->default_value("mnist"),
-     "mnist, fashion-mnist, cifar10, synthetic, or a test set of your own: FILE.h5 or FILE.npz (arrays x and y, "
-     "or FILE.h5:IMAGES,LABELS) or X.npy,Y.npy; float images in the model's box, uint8 scaled by 1/255 (README)")
-    ("split", po::value(&c.split)->default_value("test"), "test or train (registered datasets only)")
-    ("examples", po::value(&c.examples)->default_value(1000), "attack the first N images of the split (0 = all; a "
-                                                               "matrix's examples; old name --limit)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
     ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
@@ -340,6 +340,7 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("dry-run", po::bool_switch(&c.dry_run), "check the options, the model files and the data, print the cells and "
                                              "the estimated work and exit; nothing is attacked or written");
+  add_data_flags(d, c.dataset, c.split, c.examples);
   add_torchscript_flags(d);
   add_common(d, c.common);
   // The attacks' own options, from their option tables.

@@ -14,6 +14,7 @@
 #include <optional>
 
 #include "core/errors.h"
+#include "core/h5_error.h"
 
 namespace fs = std::filesystem;
 
@@ -577,22 +578,6 @@ Dataset load_npz(const FileDatasetSpec& s) {
 
 // ------------------------------------------------------------------ HDF5
 
-// One line for an HDF5 failure: the API's message and the innermost entry of
-// HDF5's error stack ("truncated file: eof = ..."), never the whole stack.
-std::string h5_detail(const H5::Exception& e) {
-  std::string innermost;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_UPWARD,
-      [](unsigned n, const H5E_error2_t* err, void* out) -> herr_t {
-        if (n == 0 && err->desc) *static_cast<std::string*>(out) = err->desc;
-        return 0;
-      },
-      &innermost);
-  std::string s = e.getDetailMsg();
-  if (!innermost.empty()) s += ": " + innermost;
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s;
-}
 
 std::vector<std::string> root_names(H5::H5File& f) {
   std::vector<std::string> names;
@@ -695,7 +680,7 @@ Dataset load_hdf5(const FileDatasetSpec& s) {
     const auto classes = h5_num_classes(f, y, s.path);
     return make_dataset(s.spec, {x.header, read_h5_array(x)}, {y.header, read_h5_array(y)}, classes);
   } catch (const H5::Exception& e) {
-    throw Error(fmt::format("{}: cannot read as HDF5 ({})", s.path, h5_detail(e)));
+    throw Error(fmt::format("{}: cannot read as HDF5 ({})", s.path, h5_error_detail(e)));
   }
 }
 

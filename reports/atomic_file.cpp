@@ -34,7 +34,7 @@ void replace_file_atomically(const std::string& path, const std::function<void(c
     fs::rename(tmp, target);
   } catch (const H5::Exception& e) {
     remove_tmp();
-    throw Error(fmt::format("{}: HDF5 write failed: {}", path, h5::error_detail(e)));
+    throw Error(fmt::format("{}: HDF5 write failed: {}", path, h5_error_detail(e)));
   } catch (const fs::filesystem_error& e) {
     remove_tmp();
     throw Error(fmt::format("{}: cannot write: {}", path, e.code().message()));

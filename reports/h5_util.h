@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/h5_error.h"
 
 namespace imbench::reports::h5 {
 
@@ -30,22 +31,5 @@ void write_dataset(H5::Group& g, const std::string& name, const std::vector<T>& 
   if (count > 0) ds.write(v.data(), type);
 }
 
-/// One line for an HDF5 failure: the C++ API's message and the innermost
-/// message of HDF5's error stack (e.g. "truncated file: eof = ..."), which
-/// says more than "H5Fopen failed".
-inline std::string error_detail(const H5::Exception& e) {
-  std::string innermost;
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_UPWARD,
-      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
-        if (n == 0 && err->desc) *static_cast<std::string*>(data) = err->desc;
-        return 0;
-      },
-      &innermost);
-  std::string s = e.getDetailMsg();
-  if (!innermost.empty()) s += ": " + innermost;
-  std::replace(s.begin(), s.end(), '\n', ' ');
-  return s;
-}
 
 }  // namespace imbench::reports::h5

@@ -659,7 +659,7 @@ ResultFile read_results(const std::string& path, AdversarialExamples adversarial
   try {
     is_hdf5 = H5::H5File::isHdf5(path);
   } catch (const H5::Exception& e) {
-    throw Error(fmt::format("{}: cannot read: {}", path, h5::error_detail(e)));
+    throw Error(fmt::format("{}: cannot read: {}", path, h5_error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
   const results_h5::Reader reader(path, adversarial);
@@ -668,7 +668,7 @@ ResultFile read_results(const std::string& path, AdversarialExamples adversarial
     return reader.read(h5);
   } catch (const H5::Exception& e) {
     throw Error(
-        fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): {}", path, h5::error_detail(e)));
+        fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): {}", path, h5_error_detail(e)));
   }
 }
 
