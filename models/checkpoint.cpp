@@ -60,14 +60,9 @@ struct Reader {
   }
 };
 
-struct ParsedFile {
-  CheckpointMeta meta;
-  std::string weights;
-};
+}  // namespace
 
-ParsedFile parse(const std::string& path) {
-  const auto raw = data::read_file_bytes(path);
-  const std::string bytes(raw.begin(), raw.end());
+ParsedCheckpoint parse_checkpoint(const std::string& bytes, const std::string& path) {
   if (bytes.rfind(kMagic + " ", 0) != 0)
     throw Error(fmt::format("{}: not an imbench checkpoint (missing '{}' header)", path, kMagic));
   Reader r{bytes, path};
@@ -93,7 +88,7 @@ ParsedFile parse(const std::string& path) {
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: checkpoint metadata is not valid JSON: {}", path, e.what()));
   }
-  ParsedFile out;
+  ParsedCheckpoint out;
   try {
     out.meta = CheckpointMeta::from_json(j);
   } catch (const std::exception& e) {
@@ -103,6 +98,11 @@ ParsedFile parse(const std::string& path) {
   return out;
 }
 
+namespace {
+ParsedCheckpoint parse(const std::string& path) {
+  const auto raw = data::read_file_bytes(path);
+  return parse_checkpoint(std::string(raw.begin(), raw.end()), path);
+}
 }  // namespace
 
 nlohmann::json CheckpointMeta::to_json() const {
@@ -164,7 +164,7 @@ bool is_checkpoint_file(const std::string& path) {
 }
 
 LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device) {
-  ParsedFile f = parse(path);
+  ParsedCheckpoint f = parse(path);
   LoadedCheckpoint out;
   try {
     out.model = create_model(f.meta.spec);

@@ -43,6 +43,17 @@ struct LoadedCheckpoint {
   CheckpointMeta meta;
 };
 
+/// A checkpoint's header and sections, parsed and verified (format version,
+/// section lengths, checksum, metadata) without building the model.
+struct ParsedCheckpoint {
+  CheckpointMeta meta;
+  std::string weights;  ///< the torch archive of the weights, as stored
+};
+
+/// Parses a whole checkpoint file held in memory; `name` (the file) is
+/// named in every error. imbench::Error on any defect.
+ParsedCheckpoint parse_checkpoint(const std::string& bytes, const std::string& name);
+
 /// Rebuilds and loads the model on `device`. imbench::Error on any defect.
 LoadedCheckpoint load_checkpoint(const std::string& path, torch::Device device = torch::kCPU);
 /// Reads and verifies the metadata only.
