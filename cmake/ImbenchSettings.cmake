@@ -7,6 +7,18 @@ target_include_directories(imbench_settings INTERFACE ${PROJECT_SOURCE_DIR} ${PR
 target_compile_options(imbench_settings INTERFACE -Wall -Wextra -Wno-unused-parameter
   # as LibTorch is built: lets GCC vectorise sqrt in the fused optimiser loops
   -fno-math-errno)
+if(IMBENCH_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID STREQUAL "Clang")
+    message(FATAL_ERROR "IMBENCH_FUZZ needs clang (libFuzzer): configure with -DCMAKE_CXX_COMPILER=clang++")
+  endif()
+  # The library code the fuzz targets call is instrumented too: coverage for
+  # libFuzzer (fuzzer-no-link; the targets link -fsanitize=fuzzer), ASan and
+  # UBSan, every UBSan finding fatal.
+  set(IMBENCH_SANITIZERS -fsanitize=address,undefined -fno-sanitize-recover=undefined)
+  target_compile_options(imbench_settings INTERFACE ${IMBENCH_SANITIZERS} -fsanitize=fuzzer-no-link
+                                                    -fno-omit-frame-pointer -g)
+  target_link_options(imbench_settings INTERFACE ${IMBENCH_SANITIZERS})
+endif()
 if(IMBENCH_WARNINGS_AS_ERRORS)
   target_compile_options(imbench_settings INTERFACE -Werror)
 endif()

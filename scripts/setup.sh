@@ -13,6 +13,8 @@ packages=(
   zlib1g-dev nlohmann-json3-dev libtomlplusplus-dev
   dataset-fashion-mnist
   python3 python3-h5py python3-numpy python3-pandas
+  # fuzz/ (scripts/fuzz.sh, ctest fuzz_smoke): clang 14 and its libFuzzer, ASan and UBSan runtimes
+  clang libclang-rt-14-dev
 )
 
 if [ "${IMBENCH_SKIP_APT:-0}" != 1 ]; then

@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Regenerates the seed corpora in fuzz/corpus/ (crash-* inputs stay): the
+# small text and binary seeds with fuzz/make_corpus.py (NumPy), the results
+# files with imbench's writer (make_results_seeds, built by scripts/fuzz.sh
+# in build-fuzz).
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+build=${IMBENCH_FUZZ_BUILD_DIR:-$root/build-fuzz}
+/usr/bin/python3 "$root/fuzz/make_corpus.py"  # the Debian python3, with NumPy
+cmake --build "$build" --target make_results_seeds
+mkdir -p "$root/fuzz/corpus/fuzz_results"
+ASAN_OPTIONS=detect_leaks=0 "$build/fuzz/make_results_seeds" "$root/fuzz/corpus/fuzz_results"
