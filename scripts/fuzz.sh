@@ -18,12 +18,12 @@ build=${IMBENCH_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${IMBENCH_JOBS:-2}
 all=(fuzz_idx fuzz_cifar fuzz_user_data fuzz_checkpoint fuzz_matrix fuzz_results fuzz_parse)
 limit=(-max_total_time=60)
-build_only=0
+build_only=0 smoke=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --build-only) build_only=1 ;;
-    --smoke) limit=(-max_total_time=8) ;;
+    --smoke) limit=(-max_total_time=8); smoke=1 ;;
     --runs) limit=(-runs="$2"); shift ;;
     --time) limit=(-max_total_time="$2"); shift ;;
     --jobs) jobs="$2"; shift ;;
@@ -61,9 +61,12 @@ for t in "${targets[@]}"; do
   # One process (no -jobs: it forks a worker and logs to ./fuzz-N.log); -max_len
   # defaults to the largest seed. HDF5 keeps freed memory in its own free lists
   # and ASan's quarantine holds more: fuzz_results gets more room.
-  rss=2048
+  rss=2048 run_limit=("${limit[@]}")
   [ "$t" = fuzz_results ] && rss=6144
-  if "$build/fuzz/$t" "${limit[@]}" -timeout=10 -rss_limit_mb=$rss \
+  # libhdf5 1.10.8 itself crashes on some mutated files within a few hundred
+  # executions (fuzz/hdf5-upstream/README.md): the smoke run only replays the corpus.
+  [ "$t" = fuzz_results ] && [ "$smoke" = 1 ] && run_limit=(-runs=0)
+  if "$build/fuzz/$t" "${run_limit[@]}" -timeout=10 -rss_limit_mb=$rss \
       -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" "$root/fuzz/corpus/$t" >"$log" 2>&1; then
     grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' "$log" || true
   else
