@@ -259,11 +259,17 @@ reports::ResultFile Runner::run() {
     auto existing = reports::read_results(out_path_, reports::AdversarialExamples::kReference);
     const auto it = existing.root.find("matrix_hash");
     if (it == existing.root.end() || it->second != hash)
-      throw Error(fmt::format("{} holds results of another matrix ('{}', hash {}), not of {} (hash {}); choose another "
-                              "--out or remove the file",
-                              out_path_, existing.root.count("matrix_name") ? existing.root["matrix_name"] : "?",
-                              it == existing.root.end() ? "none" : it->second.substr(0, 12), matrix_.path,
-                              hash.substr(0, 12)));
+      throw Error(fmt::format(
+          "{} holds results of another matrix ('{}', hash {}), not of {} (hash {}){}; choose another --out or remove "
+          "the file",
+          out_path_, existing.root.count("matrix_name") ? existing.root["matrix_name"] : "?",
+          it == existing.root.end() ? "none" : it->second.substr(0, 12), matrix_.path, hash.substr(0, 12),
+          existing.read_version != reports::kResultsSchemaVersion
+              ? fmt::format(" (it was written by imbench {} with results schema version {}; this imbench writes "
+                            "version {} and hashes matrices with the renamed keys eot_samples and source_model)",
+                            existing.root.count("imbench_version") ? existing.root["imbench_version"] : "?",
+                            existing.read_version, reports::kResultsSchemaVersion)
+              : ""));
     fmt::print(out_, "{} {}: {} finished cells\n", req_.dry_run ? "would resume" : "resuming", out_path_,
                existing.cells.size());
     if (!req_.dry_run) file_ = std::move(existing);
