@@ -73,12 +73,21 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
+  // clang-format off
   d.add_options()
     ("data-dir", po::value(&c.data_dir), "data directory (default: $IMBENCH_DATA_DIR, else ~/.cache/imbench)")
     ("cifar10-dir", po::value(&c.cifar10_dir), "a cifar-10-batches-bin folder (default: $IMBENCH_CIFAR10_DIR, else <data-dir>/cifar-10-batches-bin)")
     ("device", po::value(&c.device)->default_value("cpu"), "cpu, cuda or cuda:N")
-    ("threads", po::value(&c.threads)->default_value(0), "CPU threads for LibTorch (0 = all cores)");
-  if (with_seed) d.add_options()("seed", po::value(&c.seed)->default_value(0), "master seed: every random choice derives from it");
+    ("threads", po::value(&c.threads)->default_value(0), "CPU threads for LibTorch, at most 4 x the cores (0 = all cores)");
+  // clang-format on
+  // Read as a signed integer so that -1 is refused, not wrapped to 2^64 - 1.
+  auto seed = [&c](int64_t v) {
+    if (v < 0) throw UsageError(fmt::format("--seed must be in [0, 2^63), got {}", v));
+    c.seed = static_cast<uint64_t>(v);
+  };
+  if (with_seed)
+    d.add_options()("seed", po::value<int64_t>()->default_value(0)->notifier(seed),
+                    "master seed in [0, 2^63): every random choice derives from it");
 }
 
 // Flags renamed so that a flag, its matrix key and its HDF5 field share one

@@ -40,6 +40,27 @@ inline Bound at_least(double v) {
 inline Bound above(double v) {
   return {fmt::format("> {}", v), [v](double x) { return x > v; }};
 }
+/// The closed interval [lo, hi].
+inline Bound between(double lo, double hi) {
+  return {fmt::format("in [{}, {}]", lo, hi), [lo, hi](double x) { return x >= lo && x <= hi; }};
+}
+/// The environment variable that lifts every budget() cap to kMaxLargeBudget.
+inline constexpr const char* kAllowLargeBudgetEnv = "IMBENCH_ALLOW_LARGE_BUDGET";
+/// The ceiling of a budget option when IMBENCH_ALLOW_LARGE_BUDGET=1 (int32's maximum).
+inline constexpr double kMaxLargeBudget = 2147483647;
+/// True when IMBENCH_ALLOW_LARGE_BUDGET=1 is set.
+bool large_budget_allowed();
+/// A work budget (steps, restarts, queries, epochs): [lo, cap], so that a typo
+/// of a few zeros is refused instead of running for years; a user who means
+/// it sets IMBENCH_ALLOW_LARGE_BUDGET=1, which raises the cap to 2^31 - 1.
+inline Bound budget(double lo, double cap) {
+  const double hi = large_budget_allowed() ? kMaxLargeBudget : cap;
+  return {
+      fmt::format(
+          "in [{}, {}]{}", lo, hi,
+          hi < kMaxLargeBudget ? fmt::format(" ({}=1 allows up to {})", kAllowLargeBudgetEnv, kMaxLargeBudget) : ""),
+      [lo, hi](double x) { return x >= lo && x <= hi; }};
+}
 /// The half-open interval (lo, hi].
 inline Bound above_and_at_most(double lo, double hi) {
   return {fmt::format("in ({}, {}]", lo, hi), [lo, hi](double x) { return x > lo && x <= hi; }};
