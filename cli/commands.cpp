@@ -209,6 +209,10 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   const std::string path =
       cmd.out.empty() ? fmt::format("checkpoints/{}-{}-{}.ckpt", cmd.family, cmd.dataset, cmd.preset) : cmd.out;
   if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
+  if (!cmd.force && fs::exists(path) && !models::is_checkpoint_file(path))
+    throw UsageError(fmt::format("--out {}: exists and is not an imbench checkpoint; choose another file or pass --force "
+                                 "to replace it",
+                                 path));
   CommonOptions common = cmd.common;
   common.seed = plan.options.seed;
   prepare(common);
@@ -465,13 +469,22 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   for (const auto& path : cmd.transfer_to) need_file("--transfer-to", path);
   // --out replaces an earlier attack's file (this format or the per-attack
   // records of earlier imbench versions), never the results of a matrix.
-  if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
-    const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
-    const auto it = existing.root.find("matrix_name");
-    if (it == existing.root.end() || it->second != "attack")
+  if (!cmd.force && !cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
+    std::optional<std::string> matrix;  // nullopt: not a results file at all
+    try {
+      const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
+      const auto it = existing.root.find("matrix_name");
+      matrix = it == existing.root.end() ? std::string("?") : it->second;
+    } catch (const Error&) {
+    }
+    if (!matrix)
+      throw UsageError(fmt::format("--out {}: exists and is not an imbench results file{}; choose another file or pass "
+                                   "--force to replace it",
+                                   cmd.out, models::is_checkpoint_file(cmd.out) ? " (it is a checkpoint)" : ""));
+    if (*matrix != "attack")
       throw UsageError(fmt::format("--out {}: holds the results of matrix '{}', which imbench attack does not "
-                                   "overwrite; choose another file",
-                                   cmd.out, it == existing.root.end() ? "?" : it->second));
+                                   "overwrite; choose another file or pass --force to replace it",
+                                   cmd.out, *matrix));
   }
 
   harness::Matrix m;

@@ -197,7 +197,8 @@ int cmd_train(const std::vector<std::string>& args) {
     ("family", po::value(&c.family)->default_value("det"), fmt::format("{}", fmt::join(cli::family_names(), ", ")).c_str())
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("preset", po::value(&c.preset)->default_value("quick"), cli::preset_help().c_str())
-    ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
+    ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt); replaces an existing checkpoint, no other file unless --force")
+    ("force", po::bool_switch(&c.force), "let --out replace an existing file that is not an imbench checkpoint")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("dry-run", po::bool_switch(&c.dry_run), "check the options and the data, print what would be trained (model, "
                                              "options, epochs) and exit; nothing is written");
@@ -343,6 +344,7 @@ int cmd_attack(const std::vector<std::string>& args) {
                                                       "source_model is --model)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("force", po::bool_switch(&c.force), "let --out replace an existing file that is not an imbench attack's results (a checkpoint, a matrix's results, any other file)")
     ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)")

@@ -62,7 +62,7 @@ const OptionTable<TrainOptions>& TrainOptions::table() {
                    "flush denormal floats to zero while training (x86 computes with them far slower: 17x for the SFNN "
                    "output layer here); false: keep them, as imbench did before 2026-11-25")
           .integer("seed", &O::seed, "seed of the weight initialisation and the shuffling",
-                   at_least_and_below(0, 0x1p63));
+                   seed_range());
   return table;
 }
 
