@@ -18,17 +18,12 @@
 #include <set>
 #include <thread>
 
-#include "core/errors.h"
 #include "attacks/attack.h"
+#include "core/errors.h"
+#include "core/options.h"
 #include "core/version.h"
 #include "data/dataset.h"
 #include "data/fetch.h"
-#include "models/checkpoint.h"
-#include "models/device.h"
-#include "models/evaluate.h"
-#include "models/load.h"
-#include "models/torchscript.h"
-#include "models/train.h"
 #include "harness/checks.h"
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
@@ -36,14 +31,20 @@
 #include "harness/runner.h"
 #include "harness/training.h"
 #include "harness/zoo.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "models/evaluate.h"
+#include "models/load.h"
+#include "models/torchscript.h"
+#include "models/train.h"
 #include "reports/atomic_file.h"
 #include "reports/compare.h"
 #include "reports/export.h"
+#include "reports/markdown.h"
 #include "reports/merge.h"
 #include "reports/report.h"
 #include "reports/results.h"
 #include "reports/results_io.h"
-#include "reports/markdown.h"
 #include "reports/zoo_report.h"
 
 namespace fs = std::filesystem;
@@ -121,13 +122,29 @@ data::DataPaths paths_of(const CommonOptions& c) { return {data::resolve_data_di
 
 // Threads and seed before any tensor work; returns the device.
 torch::Device prepare(const CommonOptions& c) {
-  if (c.threads < 0) throw UsageError("--threads must be >= 0 (0 = all cores)");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.threads < 0 || c.threads > 4 * cores)
+    throw UsageError(fmt::format("--threads must be in [0, {}] (4 x the {} cores here; 0 = all cores), got {}",
+                                 4 * cores, cores, c.threads));
   // LibTorch 1.13 from Debian starts with one OpenMP thread; 0 means all cores.
   torch::set_num_threads(c.threads > 0 ? c.threads
                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const auto device = models::parse_device(c.device);
   models::seed_everything(c.seed);
   return device;
+}
+
+// A budget flag of the command itself (not an option table's): at most `cap`
+// unless IMBENCH_ALLOW_LARGE_BUDGET=1.
+void check_budget_flag(const std::string& flag, int64_t value, int64_t cap) {
+  const bool large = large_budget_allowed();
+  const int64_t max = large ? static_cast<int64_t>(kMaxLargeBudget) : cap;
+  if (value > max)
+    throw UsageError(fmt::format(
+        "{} must be <= {}{}, got {}", flag, max,
+        large ? ""
+              : fmt::format(" ({}=1 allows up to {})", kAllowLargeBudgetEnv, static_cast<int64_t>(kMaxLargeBudget)),
+        value));
 }
 
 std::string model_kind(const models::Model& m) {
@@ -192,6 +209,10 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   const std::string path =
       cmd.out.empty() ? fmt::format("checkpoints/{}-{}-{}.ckpt", cmd.family, cmd.dataset, cmd.preset) : cmd.out;
   if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
+  if (!cmd.force && fs::exists(path) && !models::is_checkpoint_file(path))
+    throw UsageError(fmt::format("--out {}: exists and is not an imbench checkpoint; choose another file or pass --force "
+                                 "to replace it",
+                                 path));
   CommonOptions common = cmd.common;
   common.seed = plan.options.seed;
   prepare(common);
@@ -232,6 +253,7 @@ std::function<void(int64_t, int64_t)> eval_progress() {
 int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.repeats < 0) throw UsageError("--repeats must be >= 0 (0 = 10 for stochastic models, 1 otherwise)");
+  check_budget_flag("--repeats", cmd.repeats, 10000);
   const auto device = prepare(cmd.common);
   auto loaded = models::load_model_file(cmd.model, cmd.torchscript, device);
   auto& model = loaded.model;
@@ -397,6 +419,10 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
   if (cmd.eot_samples < 0 || cmd.repeats < 0) throw UsageError("--eot-samples and --repeats must be >= 0 (0 = automatic)");
+  check_budget_flag("--eot-samples", cmd.eot_samples, 100000);
+  check_budget_flag("--repeats", cmd.repeats, 10000);
+  if (cmd.batch_size > (1 << 20))
+    throw UsageError(fmt::format("--batch-size must be <= {}, got {}", 1 << 20, cmd.batch_size));
   // The attacks (one, or a cascade) and the eps (one, or a sweep).
   auto attack_list = cmd.attacks;
   if (attack_list.empty()) attack_list.emplace_back(cmd.attack, cmd.attack_options_json);
@@ -443,13 +469,22 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   for (const auto& path : cmd.transfer_to) need_file("--transfer-to", path);
   // --out replaces an earlier attack's file (this format or the per-attack
   // records of earlier imbench versions), never the results of a matrix.
-  if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
-    const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
-    const auto it = existing.root.find("matrix_name");
-    if (it == existing.root.end() || it->second != "attack")
+  if (!cmd.force && !cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
+    std::optional<std::string> matrix;  // nullopt: not a results file at all
+    try {
+      const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
+      const auto it = existing.root.find("matrix_name");
+      matrix = it == existing.root.end() ? std::string("?") : it->second;
+    } catch (const Error&) {
+    }
+    if (!matrix)
+      throw UsageError(fmt::format("--out {}: exists and is not an imbench results file{}; choose another file or pass "
+                                   "--force to replace it",
+                                   cmd.out, models::is_checkpoint_file(cmd.out) ? " (it is a checkpoint)" : ""));
+    if (*matrix != "attack")
       throw UsageError(fmt::format("--out {}: holds the results of matrix '{}', which imbench attack does not "
-                                   "overwrite; choose another file",
-                                   cmd.out, it == existing.root.end() ? "?" : it->second));
+                                   "overwrite; choose another file or pass --force to replace it",
+                                   cmd.out, *matrix));
   }
 
   harness::Matrix m;

@@ -109,15 +109,36 @@ expect 0 "merged shards equal one run, adversarial examples included" -- $h5 sam
 "$py" count_adv.py amerged.h5 >adv.txt
 contains adv.txt "11 of 11 cells hold their adversarial examples" "in every cell"
 
-# Kill at a random moment after the first save, re-run, compare.
-"$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do [ -f killed.h5 ] && break; sleep 0.05; done
-sleep "0.$((RANDOM % 10))"
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+# Kill at a random moment after the first save, re-run, compare. The moment
+# comes from bash's generator seeded with IMBENCH_KILL_SEED (default: from the
+# clock; printed so that a failure can be replayed).
+seed=${IMBENCH_KILL_SEED:-$(( $(date +%s) % 100000 ))}
+echo "note: kill moment seeded with IMBENCH_KILL_SEED=$seed"
+RANDOM=$seed
+full_cells=$($h5 summary full.h5 | sed -n 's/.*cells=\([0-9]*\).*/\1/p')
+cells_of() { $h5 summary "$1" 2>/dev/null | sed -n 's/.*cells=\([0-9]*\).*/\1/p'; }
+# Up to three tries: a kill that lands after the run finished proves nothing.
+for try in 1 2 3; do
+  rm -f killed.h5 killed.h5.tmp-*
+  "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do [ -f killed.h5 ] && break; sleep 0.05; done
+  sleep "0.$((RANDOM % 10))"
+  killed_early=0
+  kill -9 "$pid" 2>/dev/null && killed_early=1
+  wait "$pid" 2>/dev/null
+  killed_cells=$(cells_of killed.h5)
+  [ "$killed_early" = 1 ] && [ -n "$killed_cells" ] && [ "$killed_cells" -lt "$full_cells" ] && break
+  echo "note: try $try: the kill did not leave a partial file (cells '$killed_cells' of $full_cells); again"
+done
 ls killed.h5.tmp-* >/dev/null 2>&1 && echo "note: a temporary file was left by the killed run (ignored by readers)"
 expect 0 "the killed run's file is readable" -- $h5 summary killed.h5
+# The kill must have left a partial file (fewer cells than the full run), or the resume below proves nothing.
+if [ "$killed_early" = 1 ] && [ -n "$killed_cells" ] && [ "$killed_cells" -lt "$full_cells" ]; then
+  echo "ok: the killed file was partial ($killed_cells of $full_cells cells)"
+else
+  echo "FAIL: the kill left no partial file (killed before the end: $killed_early; cells $killed_cells of $full_cells)"; fail=1
+fi
 expect 0 "re-run after kill -9" -- "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report -
 expect 0 "killed + resumed equals uninterrupted (timings aside)" -- $h5 same full.h5 killed.h5
 
