@@ -629,13 +629,11 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
 
 int run_report(const ReportCommand& cmd, std::ostream& out) {
   const auto file = reports::read_results(cmd.file, reports::AdversarialExamples::kSkip);
-  const auto o = cmd.out.empty() ? reports::ReportOptions{} : reports::report_options_for(cmd.out);
-  const std::string text = reports::render_report(file, o);
   if (cmd.out.empty()) {
-    out << text;
+    out << reports::render_report(file, {});
   } else {
-    reports::write_text_atomically(cmd.out, text);
-    fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
+    reports::write_report(cmd.out, file);
+    fmt::print(out, "report: {} (curves in {})\n", cmd.out, reports::report_options_for(cmd.out).curves_dir);
   }
   if (!cmd.fail_on_unreliable) return 0;
   const auto soundness = reports::soundness_of(file);
