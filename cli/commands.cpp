@@ -683,6 +683,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;
   o.allow_config_change = cmd.allow_config_change;
+  o.allow_missing = cmd.allow_missing;
   const auto r = reports::compare_results(base, next, o);
   // r.markdown ends with the summary line (cells compared, regressions, improvements, tolerance, alpha).
   const std::string text = fmt::format("# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\n\n{}", cmd.base,
@@ -691,6 +692,9 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   out << text;
   if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
+  if (!r.missing.empty() && !o.allow_missing)
+    throw Error(fmt::format("{}: {} of the {} cells of {} are missing: {} (--allow-missing compares the rest)",
+                            cmd.next, r.missing.size(), base.cells.size(), cmd.base, reports::list_cells(r.missing)));
   return r.passed(o) ? 0 : 1;
 }
 
