@@ -664,13 +664,11 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
 
 int run_report(const ReportCommand& cmd, std::ostream& out) {
   const auto file = reports::read_results(cmd.file, reports::AdversarialExamples::kSkip);
-  const auto o = cmd.out.empty() ? reports::ReportOptions{} : reports::report_options_for(cmd.out);
-  const std::string text = reports::render_report(file, o);
   if (cmd.out.empty()) {
-    out << text;
+    out << reports::render_report(file, {});
   } else {
-    reports::write_text_atomically(cmd.out, text);
-    fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
+    reports::write_report(cmd.out, file);
+    fmt::print(out, "report: {} (curves in {})\n", cmd.out, reports::report_options_for(cmd.out).curves_dir);
   }
   if (!cmd.fail_on_unreliable) return 0;
   const auto soundness = reports::soundness_of(file);
@@ -720,6 +718,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;
   o.allow_config_change = cmd.allow_config_change;
+  o.allow_missing = cmd.allow_missing;
   const auto r = reports::compare_results(base, next, o);
   // r.markdown ends with the summary line (cells compared, regressions, improvements, tolerance, alpha).
   const std::string text = fmt::format("# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\n\n{}", cmd.base,
@@ -728,6 +727,9 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   out << text;
   if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
+  if (!r.missing.empty() && !o.allow_missing)
+    throw Error(fmt::format("{}: {} of the {} cells of {} are missing: {} (--allow-missing compares the rest)",
+                            cmd.next, r.missing.size(), base.cells.size(), cmd.base, reports::list_cells(r.missing)));
   return r.passed(o) ? 0 : 1;
 }
 

@@ -140,6 +140,7 @@ struct CompareCommand {
   double tolerance = 0.0;
   double alpha = 0.05;
   bool allow_config_change = false;  ///< judge cells run with another configuration like the others
+  bool allow_missing = false;        ///< pass although base cells are missing from the new file
   std::string out;  ///< also write the table here ("" = no file)
 };
 

@@ -531,6 +531,8 @@ int cmd_compare(const std::vector<std::string>& args) {
     ("allow-config-change", po::bool_switch(&c.allow_config_change),
      "judge cells whose configuration differs (attack options, EOT, repeats, seed, model file) like "
      "the others instead of failing on them")
+    ("allow-missing", po::bool_switch(&c.allow_missing),
+     "pass although cells of the base file are missing from the new file (they are listed either way)")
     ("out", po::value(&c.out), "also write the comparison (Markdown) to this file");
   po::variables_map vm;
   po::positional_options_description pos;
@@ -539,7 +541,9 @@ int cmd_compare(const std::vector<std::string>& args) {
              "Compares robust accuracy cell by cell: McNemar's exact test when both files hold the same\n"
              "examples, a two-proportion test otherwise. Exit code 1 when any cell drops by more than the\n"
              "tolerance with p < alpha, or when a matching cell was run with another configuration (listed;\n"
-             "--allow-config-change judges those too): a CI gate. 0 otherwise.",
+             "--allow-config-change judges those too), or when cells of the base file are missing from the\n"
+             "new file (listed; --allow-missing compares the rest): a CI gate. 0 otherwise. Cells only in\n"
+             "the new file are listed and do not fail.",
              d, args, vm, &pos)) return 0;
   return cli::run_compare(c, std::cout);
 }

@@ -27,7 +27,6 @@
 #include "harness/training.h"
 #include "models/device.h"
 #include "models/load.h"
-#include "reports/atomic_file.h"
 #include "reports/markdown.h"
 #include "reports/report.h"
 #include "reports/results.h"
@@ -423,7 +422,7 @@ reports::ResultFile Runner::run() {
   if (req_.report != "-") {
     std::string report = req_.report;
     if (report.empty()) report = (fs::path(out_path_).replace_extension(".md")).string();
-    reports::write_text_atomically(report, reports::render_report(file_, reports::report_options_for(report)));
+    reports::write_report(report, file_);
     fmt::print(out_, "report: {}\n", report);
   }
   return std::move(file_);

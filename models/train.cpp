@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 #include "models/device.h"
 #include "models/evaluate.h"
@@ -381,28 +382,7 @@ std::string format_duration(double seconds) {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(fmt::format("{}: cannot open for writing", tmp.string()));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(fmt::format("{}: write failed (disk full?)", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignore;
-    fs::remove(tmp, ignore);
-    throw Error(fmt::format("{}: cannot replace: {}", path, ec.message()));
-  }
+  imbench::write_file_atomically(path, bytes);
 }
 
 TrainResult train(TrainableModel& model, const data::Dataset& train_set, const data::Dataset* validation,

@@ -164,6 +164,18 @@ $py "$src/tests/h5_results.py" plant-config config.h5 det.pgd.linf-0.1
 expect 1 "compare refuses a planted configuration change" -- "$bin" compare full.h5 config.h5
 contains out "options.steps: " "and names what changed"
 expect 0 "--allow-config-change judges it like the others" -- "$bin" compare full.h5 config.h5 --allow-config-change
+# Merge refuses two copies of a cell whose records differ (the planted base.h5
+# has other adversarial_correct values, same hash); compare fails on base
+# cells missing from the new file unless --allow-missing.
+expect 1 "merge refuses two different results of one cell" -- "$bin" merge full.h5 base.h5 --out refused.h5
+contains err "cell 'det.pgd.linf-0.1' has two different results" "and names the cell"
+contains err "adversarial_correct differs" "and what differs"
+[ -e refused.h5 ] && { echo "FAIL: the refused merge wrote refused.h5"; fail=1; } || echo "ok: nothing written"
+expect 1 "compare fails when base cells are missing from the new file" -- "$bin" compare full.h5 s1.h5
+contains err "cells of full.h5 are missing" "and says so"
+expect 0 "--allow-missing compares the rest" -- "$bin" compare full.h5 s1.h5 --allow-missing
+contains out "(allowed: --allow-missing)" "and still lists the missing cells"
+expect 0 "cells only in the new file do not fail" -- "$bin" compare s1.h5 full.h5
 
 # Report to a file with curves.
 expect 0 "report" -- "$bin" report full.h5 --out rep/report.md
