@@ -15,8 +15,11 @@ namespace {
 // first line is only "The following operation failed in the TorchScript
 // interpreter."; the cause ("RuntimeError: mat1 and mat2 shapes cannot be
 // multiplied (1x3072 and 784x4)") is its last line.
-std::string cause_of(const c10::Error& e) {
-  const std::string what = e.what_without_backtrace();
+// The interpreter rethrows what failed inside it as a std::runtime_error
+// (that first line, a TorchScript traceback, then the cause), not a c10::Error.
+std::string cause_of(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
   std::vector<std::string> lines;
   std::size_t start = 0;
   while (start <= what.size()) {
@@ -102,7 +105,7 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     c10::IValue out;
     try {
       out = module_.forward({torch::zeros(shape)});
-    } catch (const c10::Error& e) {
+    } catch (const std::exception& e) {
       const bool given = o.input_shape.has_value();
       std::string recorded;
       if (given && module_.hasattr("imbench_input_shape")) {
@@ -146,7 +149,7 @@ torch::Tensor TorchScriptModel::logits(const torch::Tensor& x) {
   c10::IValue out;
   try {
     out = module_.forward({x});
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw Error(fmt::format("{}: forward failed on input of shape [{}] (the model takes [N, {}]): {}", name_,
                             fmt::join(x.sizes(), ", "), fmt::join(input_shape_, ", "), cause_of(e)));
   }
@@ -163,7 +166,7 @@ torch::Tensor TorchScriptModel::sample_logits(const torch::Tensor& x, int64_t sa
   c10::IValue out;
   try {
     out = module_.get_method("sample_logits")({x, samples});
-  } catch (const c10::Error& e) {
+  } catch (const std::exception& e) {
     throw Error(fmt::format("{}: sample_logits failed on input of shape [{}] (the model takes [N, {}]): {}", name_,
                             fmt::join(x.sizes(), ", "), fmt::join(input_shape_, ", "), cause_of(e)));
   }

@@ -558,10 +558,12 @@ TEST(LoadModelFile, EmptyShortAndDirectorySayWhatTheyAre) {
   TempDir dir;
   write_all(dir.file("empty.ckpt"), "");
   write_all(dir.file("ten.ckpt"), "0123456789");
-  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.file("empty.ckpt"), {}, torch::kCPU); }), HasSubstr("the file is empty"));
+  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.file("empty.ckpt"), {}, torch::kCPU); }),
+              HasSubstr("the file is empty"));
   EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.file("ten.ckpt"), {}, torch::kCPU); }),
               HasSubstr("10 bytes, too short to be an imbench checkpoint or TorchScript file"));
-  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.path.string(), {}, torch::kCPU); }), HasSubstr("is a directory"));
+  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.path.string(), {}, torch::kCPU); }),
+              HasSubstr("is a directory"));
   EXPECT_THAT(error_of<Error>([&] { load_model_file("/dev/zero", {}, torch::kCPU); }), HasSubstr("not a regular file"));
   EXPECT_THAT(error_of<Error>([&] { read_checkpoint_meta("/dev/zero"); }), HasSubstr("not a regular file"));
 }
