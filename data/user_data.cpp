@@ -485,16 +485,24 @@ class MemberReader {
       std::memset(&z_, 0, sizeof z_);
       if (inflateInit2(&z_, -MAX_WBITS) != Z_OK) throw Error(fmt::format("{}: zlib inflateInit2 failed", what_));
       z_open_ = true;
-      z_.next_in = compressed_.data();
-      z_.avail_in = static_cast<uInt>(compressed_.size());
-      head_.resize(static_cast<std::size_t>(prefix));
-      inflate_into(head_.data(), prefix);
-      header = parse_npy_header(head_.data(), prefix, what_, data_offset_);
     }
-    const std::uint64_t have = m.uncompressed - std::min(m.uncompressed, data_offset_), want = header.bytes();
-    if (have != want)
-      throw Error(fmt::format("{}: the .npy header declares {} {} ({} data bytes) but the member holds {}", what_,
-                              header.dtype.name(), shape_text(header.shape), want, have));
+    // The destructor does not run when the constructor throws: end the zlib stream here (found by fuzz_user_data).
+    try {
+      if (m.method != 0) {
+        z_.next_in = compressed_.data();
+        z_.avail_in = static_cast<uInt>(compressed_.size());
+        head_.resize(static_cast<std::size_t>(prefix));
+        inflate_into(head_.data(), prefix);
+        header = parse_npy_header(head_.data(), prefix, what_, data_offset_);
+      }
+      const std::uint64_t have = m.uncompressed - std::min(m.uncompressed, data_offset_), want = header.bytes();
+      if (have != want)
+        throw Error(fmt::format("{}: the .npy header declares {} {} ({} data bytes) but the member holds {}", what_,
+                                header.dtype.name(), shape_text(header.shape), want, have));
+    } catch (...) {
+      if (z_open_) inflateEnd(&z_);
+      throw;
+    }
   }
   ~MemberReader() {
     if (z_open_) inflateEnd(&z_);
