@@ -228,25 +228,16 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
 // Evaluation progress on stderr: a live line on a terminal, else a plain
 // line every 30 s (logs); images done of all, rate and the time left.
 std::function<void(int64_t, int64_t)> eval_progress() {
-  const bool tty = ::isatty(fileno(stderr)) != 0;
   const auto start = std::chrono::steady_clock::now();
-  auto last_log = start;
-  return [=](int64_t done, int64_t total) mutable {
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start).count();
+  auto seconds = [start] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto line = std::make_shared<harness::ProgressLine>(::isatty(fileno(stderr)) != 0, seconds);
+  return [line, seconds](int64_t done, int64_t total) {
+    const double elapsed = seconds();
     const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
-    const std::string line =
-        fmt::format("eval: {}/{} images (examples x repeats), {:.0f} images/s, elapsed {}, ETA {}", done, total, rate,
-                    harness::format_duration(elapsed),
-                    rate > 0 ? harness::format_duration(static_cast<double>(total - done) / rate) : std::string("-"));
-    if (tty) {
-      fmt::print(stderr, "\r\033[K{}", line);
-      if (done == total) fmt::print(stderr, "\r\033[K");
-    } else if (std::chrono::duration<double>(now - last_log).count() >= 30 && done < total) {
-      last_log = now;
-      fmt::print(stderr, "progress: {}\n", line);
-    }
-    std::fflush(stderr);
+    line->show(fmt::format("eval: {}/{} images (examples x repeats), {:.0f} images/s, elapsed {}, ETA {}", done, total,
+                           rate, harness::format_duration(elapsed),
+                           rate > 0 ? harness::format_duration(static_cast<double>(total - done) / rate) : "-"));
+    if (done == total) line->clear();
   };
 }
 

@@ -94,7 +94,7 @@ class Runner {
   std::unique_ptr<ProgressMeter> meter_;
   std::size_t cell_index_ = 0;
   bool cell_started_ = false;
-  double last_log_ = 0;
+  std::unique_ptr<ProgressLine> line_;
 };
 
 // A live line on a terminal; without one (a log), a plain line every 30 s on
@@ -108,17 +108,8 @@ void Runner::progress(const std::string& what, int64_t done, int64_t total) {
   }
   meter_->update(done, total);
   if (req_.quiet) return;
-  if (tty_) {
-    fmt::print(stderr, "\r\033[K[cell {}/{}] {}: {}/{} images; {}", cells_done_ + 1, cells_total_, what, done, total,
-               meter_->summary(static_cast<std::size_t>(cells_done_)));
-    return;
-  }
-  const double now = seconds_since_epoch();
-  if (now - last_log_ >= 30) {
-    last_log_ = now;
-    fmt::print(stderr, "progress: [cell {}/{}] {}: {}/{} images; {}\n", cells_done_ + 1, cells_total_, what, done, total,
-               meter_->summary(static_cast<std::size_t>(cells_done_)));
-  }
+  line_->show(fmt::format("[cell {}/{}] {}: {}/{} images; {}", cells_done_ + 1, cells_total_, what, done, total,
+                          meter_->summary(static_cast<std::size_t>(cells_done_))));
 }
 
 void Runner::ensure_checkpoint(const MatrixModel& m) {
@@ -180,7 +171,7 @@ void Runner::print_estimated_work(const std::vector<const JobPlan*>& mine,
            ds_.size(), matrix_.cascade && plan.position > 0});
     }
   meter_ = std::make_unique<ProgressMeter>(std::move(work), seconds_since_epoch);
-  last_log_ = seconds_since_epoch();
+  line_ = std::make_unique<ProgressLine>(tty_, seconds_since_epoch);
   fmt::print(out_,
              "estimated work: {:.3g} M gradient evaluations (examples x EOT samples x attack budget, before "
              "cascades remove examples); the ETA follows from the rate of the first cells\n",
