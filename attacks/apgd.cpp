@@ -8,8 +8,9 @@ const OptionTable<ApgdOptions>& ApgdOptions::table() {
   using O = ApgdOptions;
   static const auto table =
       OptionTable<O>()
-          .integer("steps", &O::steps, "iterations; AutoAttack: 100", at_least(2))
-          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept", at_least(1))
+          .integer("steps", &O::steps, "iterations; AutoAttack: 100", budget(2, kMaxSteps))
+          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept",
+                   budget(1, kMaxRestarts))
           .number("rho", &O::rho,
                   "halve the step size when fewer steps than this share raised the loss; AutoAttack: 0.75",
                   above_and_at_most(0, 1))

@@ -97,6 +97,14 @@ AttackResult Attack::run(models::Model& model, const torch::Tensor& x_in, const 
   if (std::isinf(threat.eps) && !minimises_norm())
     throw UsageError(fmt::format("attack '{}' needs a finite eps", name()));
   model.check_input(x_in);
+  if (threat.norm == Norm::kL2 && std::isfinite(threat.eps) && x_in.dim() > 0 && x_in.size(0) > 0) {
+    const double diagonal = (threat.upper - threat.lower) * std::sqrt(static_cast<double>(x_in[0].numel()));
+    if (threat.eps > diagonal)
+      throw UsageError(
+          fmt::format("--eps {:g} is larger than the L2 diameter {:g} of the input box [{:g}, {:g}]^{}; "
+                      "use at most that, or inf with a minimum-norm attack",
+                      threat.eps, diagonal, threat.lower, threat.upper, x_in[0].numel()));
+  }
   if (y_in.dim() != 1 || y_in.size(0) != x_in.size(0))
     throw UsageError(fmt::format("labels must be [N] with N = {}", x_in.size(0)));
   const auto device = model.device();

@@ -8,9 +8,10 @@ const OptionTable<CwOptions>& CwOptions::table() {
   using O = CwOptions;
   static const auto table =
       OptionTable<O>()
-          .integer("steps", &O::steps, "Adam iterations per binary-search step; the paper: up to 10000", at_least(1))
+          .integer("steps", &O::steps, "Adam iterations per binary-search step; the paper: up to 10000",
+                   budget(1, kMaxSteps))
           .integer("binary_search_steps", &O::binary_search_steps, "binary-search steps over c; the paper: 9",
-                   at_least(1))
+                   budget(1, kMaxBinarySearchSteps))
           .number("learning_rate", &O::learning_rate, "Adam step size; the paper: 0.01", above(0))
           .number("initial_const", &O::initial_const, "c_0, the first weight of the margin term; the paper: 1e-3",
                   above(0))

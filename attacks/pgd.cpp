@@ -11,14 +11,15 @@ const OptionTable<PgdOptions>& PgdOptions::table() {
   using O = PgdOptions;
   static const auto table =
       OptionTable<O>()
-          .integer("steps", &O::steps, "iterations", at_least(1))
+          .integer("steps", &O::steps, "iterations", budget(1, kMaxSteps))
           .number("step_size", &O::step_size, "step size alpha in input units; 0: step_size_factor eps / steps",
                   at_least(0))
           .number("step_size_factor", &O::step_size_factor,
                   "with step_size 0: alpha in units of eps / steps, so one value fits every eps; Madry et al.: 2.5",
                   above(0))
           .boolean("random_start", &O::random_start, "start uniformly at random in the eps-ball")
-          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept", at_least(1))
+          .integer("restarts", &O::restarts, "runs from fresh starts; per example the best is kept",
+                   budget(1, kMaxRestarts))
           .boolean("early_stop", &O::early_stop, "stop updating examples already adversarial")
           .integer("check_every", &O::check_every, "with early_stop: steps between checks (the only host syncs)",
                    at_least(1))

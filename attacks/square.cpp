@@ -237,13 +237,13 @@ const OptionTable<SquareOptions>& SquareOptions::table() {
       OptionTable<O>()
           .integer("queries", &O::queries,
                    "loss evaluations per example and restart, the initial point included; AutoAttack: 5000",
-                   at_least(1))
+                   budget(1, kMaxQueries))
           .number("p_init", &O::p_init,
                   "initial share of a channel's pixels a square covers, halved on the paper's schedule rescaled to "
                   "the queries; AutoAttack: 0.8",
                   above_and_at_most(0, 1))
           .integer("restarts", &O::restarts, "runs from fresh starts on the examples not yet fooled; the best is kept",
-                   at_least(1))
+                   budget(1, kMaxRestarts))
           .boolean("early_stop", &O::early_stop, "stop querying an example once it is adversarial")
           .choice("loss", &O::loss, "score to maximise: margin (the paper) or ce (cross-entropy)",
                   std::vector<LossKind>{LossKind::kMargin, LossKind::kCrossEntropy}, to_string, parse_square_loss);

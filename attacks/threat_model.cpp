@@ -39,6 +39,13 @@ void ThreatModel::validate() const {
   if (std::isnan(eps) || eps < 0) throw UsageError(fmt::format("--eps must be a number >= 0 (or inf), got {}", eps));
   if (!(std::isfinite(lower) && std::isfinite(upper) && lower < upper))
     throw UsageError(fmt::format("input bounds [{}, {}] are empty or not finite", lower, upper));
+  // A Linf ball wider than the box is the box itself: a larger eps is a typo
+  // (and 1e39 overflows float). L2 is checked against the box's diagonal by Attack::run.
+  if (norm == Norm::kLinf && std::isfinite(eps) && eps > upper - lower)
+    throw UsageError(
+        fmt::format("--eps {:g} is larger than the input range {:g} (inputs in [{:g}, {:g}]); use at most "
+                    "{:g}, or inf with a minimum-norm attack",
+                    eps, upper - lower, lower, upper, upper - lower));
 }
 
 std::string format_eps(double eps) {

@@ -18,17 +18,12 @@
 #include <set>
 #include <thread>
 
-#include "core/errors.h"
 #include "attacks/attack.h"
+#include "core/errors.h"
+#include "core/options.h"
 #include "core/version.h"
 #include "data/dataset.h"
 #include "data/fetch.h"
-#include "models/checkpoint.h"
-#include "models/device.h"
-#include "models/evaluate.h"
-#include "models/load.h"
-#include "models/torchscript.h"
-#include "models/train.h"
 #include "harness/checks.h"
 #include "harness/evaluator.h"
 #include "harness/matrix.h"
@@ -36,14 +31,20 @@
 #include "harness/runner.h"
 #include "harness/training.h"
 #include "harness/zoo.h"
+#include "models/checkpoint.h"
+#include "models/device.h"
+#include "models/evaluate.h"
+#include "models/load.h"
+#include "models/torchscript.h"
+#include "models/train.h"
 #include "reports/atomic_file.h"
 #include "reports/compare.h"
 #include "reports/export.h"
+#include "reports/markdown.h"
 #include "reports/merge.h"
 #include "reports/report.h"
 #include "reports/results.h"
 #include "reports/results_io.h"
-#include "reports/markdown.h"
 #include "reports/zoo_report.h"
 
 namespace fs = std::filesystem;
@@ -121,13 +122,29 @@ data::DataPaths paths_of(const CommonOptions& c) { return {data::resolve_data_di
 
 // Threads and seed before any tensor work; returns the device.
 torch::Device prepare(const CommonOptions& c) {
-  if (c.threads < 0) throw UsageError("--threads must be >= 0 (0 = all cores)");
+  const int cores = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  if (c.threads < 0 || c.threads > 4 * cores)
+    throw UsageError(fmt::format("--threads must be in [0, {}] (4 x the {} cores here; 0 = all cores), got {}",
+                                 4 * cores, cores, c.threads));
   // LibTorch 1.13 from Debian starts with one OpenMP thread; 0 means all cores.
   torch::set_num_threads(c.threads > 0 ? c.threads
                                        : static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
   const auto device = models::parse_device(c.device);
   models::seed_everything(c.seed);
   return device;
+}
+
+// A budget flag of the command itself (not an option table's): at most `cap`
+// unless IMBENCH_ALLOW_LARGE_BUDGET=1.
+void check_budget_flag(const std::string& flag, int64_t value, int64_t cap) {
+  const bool large = large_budget_allowed();
+  const int64_t max = large ? static_cast<int64_t>(kMaxLargeBudget) : cap;
+  if (value > max)
+    throw UsageError(fmt::format(
+        "{} must be <= {}{}, got {}", flag, max,
+        large ? ""
+              : fmt::format(" ({}=1 allows up to {})", kAllowLargeBudgetEnv, static_cast<int64_t>(kMaxLargeBudget)),
+        value));
 }
 
 std::string model_kind(const models::Model& m) {
@@ -192,6 +209,10 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
   const std::string path =
       cmd.out.empty() ? fmt::format("checkpoints/{}-{}-{}.ckpt", cmd.family, cmd.dataset, cmd.preset) : cmd.out;
   if (fs::is_directory(path)) throw UsageError(fmt::format("--out {}: is a directory, expected a file name", path));
+  if (!cmd.force && fs::exists(path) && !models::is_checkpoint_file(path))
+    throw UsageError(fmt::format("--out {}: exists and is not an imbench checkpoint; choose another file or pass --force "
+                                 "to replace it",
+                                 path));
   CommonOptions common = cmd.common;
   common.seed = plan.options.seed;
   prepare(common);
@@ -207,31 +228,23 @@ int run_train(const TrainCommand& cmd, std::ostream& out) {
 // Evaluation progress on stderr: a live line on a terminal, else a plain
 // line every 30 s (logs); images done of all, rate and the time left.
 std::function<void(int64_t, int64_t)> eval_progress() {
-  const bool tty = ::isatty(fileno(stderr)) != 0;
   const auto start = std::chrono::steady_clock::now();
-  auto last_log = start;
-  return [=](int64_t done, int64_t total) mutable {
-    const auto now = std::chrono::steady_clock::now();
-    const double elapsed = std::chrono::duration<double>(now - start).count();
+  auto seconds = [start] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto line = std::make_shared<harness::ProgressLine>(::isatty(fileno(stderr)) != 0, seconds);
+  return [line, seconds](int64_t done, int64_t total) {
+    const double elapsed = seconds();
     const double rate = elapsed > 0 ? static_cast<double>(done) / elapsed : 0;
-    const std::string line =
-        fmt::format("eval: {}/{} images (examples x repeats), {:.0f} images/s, elapsed {}, ETA {}", done, total, rate,
-                    harness::format_duration(elapsed),
-                    rate > 0 ? harness::format_duration(static_cast<double>(total - done) / rate) : std::string("-"));
-    if (tty) {
-      fmt::print(stderr, "\r\033[K{}", line);
-      if (done == total) fmt::print(stderr, "\r\033[K");
-    } else if (std::chrono::duration<double>(now - last_log).count() >= 30 && done < total) {
-      last_log = now;
-      fmt::print(stderr, "progress: {}\n", line);
-    }
-    std::fflush(stderr);
+    line->show(fmt::format("eval: {}/{} images (examples x repeats), {:.0f} images/s, elapsed {}, ETA {}", done, total,
+                           rate, harness::format_duration(elapsed),
+                           rate > 0 ? harness::format_duration(static_cast<double>(total - done) / rate) : "-"));
+    if (done == total) line->clear();
   };
 }
 
 int run_eval(const EvalCommand& cmd, std::ostream& out) {
   if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.repeats < 0) throw UsageError("--repeats must be >= 0 (0 = 10 for stochastic models, 1 otherwise)");
+  check_budget_flag("--repeats", cmd.repeats, 10000);
   const auto device = prepare(cmd.common);
   auto loaded = models::load_model_file(cmd.model, cmd.torchscript, device);
   auto& model = loaded.model;
@@ -397,6 +410,10 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   if (cmd.examples < 0) throw UsageError("--examples must be >= 0 (0 = all examples)");
   if (cmd.batch_size < 1) throw UsageError("--batch-size must be >= 1");
   if (cmd.eot_samples < 0 || cmd.repeats < 0) throw UsageError("--eot-samples and --repeats must be >= 0 (0 = automatic)");
+  check_budget_flag("--eot-samples", cmd.eot_samples, 100000);
+  check_budget_flag("--repeats", cmd.repeats, 10000);
+  if (cmd.batch_size > (1 << 20))
+    throw UsageError(fmt::format("--batch-size must be <= {}, got {}", 1 << 20, cmd.batch_size));
   // The attacks (one, or a cascade) and the eps (one, or a sweep).
   auto attack_list = cmd.attacks;
   if (attack_list.empty()) attack_list.emplace_back(cmd.attack, cmd.attack_options_json);
@@ -443,13 +460,22 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   for (const auto& path : cmd.transfer_to) need_file("--transfer-to", path);
   // --out replaces an earlier attack's file (this format or the per-attack
   // records of earlier imbench versions), never the results of a matrix.
-  if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
-    const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
-    const auto it = existing.root.find("matrix_name");
-    if (it == existing.root.end() || it->second != "attack")
+  if (!cmd.force && !cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
+    std::optional<std::string> matrix;  // nullopt: not a results file at all
+    try {
+      const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
+      const auto it = existing.root.find("matrix_name");
+      matrix = it == existing.root.end() ? std::string("?") : it->second;
+    } catch (const Error&) {
+    }
+    if (!matrix)
+      throw UsageError(fmt::format("--out {}: exists and is not an imbench results file{}; choose another file or pass "
+                                   "--force to replace it",
+                                   cmd.out, models::is_checkpoint_file(cmd.out) ? " (it is a checkpoint)" : ""));
+    if (*matrix != "attack")
       throw UsageError(fmt::format("--out {}: holds the results of matrix '{}', which imbench attack does not "
-                                   "overwrite; choose another file",
-                                   cmd.out, it == existing.root.end() ? "?" : it->second));
+                                   "overwrite; choose another file or pass --force to replace it",
+                                   cmd.out, *matrix));
   }
 
   harness::Matrix m;
@@ -629,13 +655,11 @@ int run_run(const RunCommand& cmd, std::ostream& out) {
 
 int run_report(const ReportCommand& cmd, std::ostream& out) {
   const auto file = reports::read_results(cmd.file, reports::AdversarialExamples::kSkip);
-  const auto o = cmd.out.empty() ? reports::ReportOptions{} : reports::report_options_for(cmd.out);
-  const std::string text = reports::render_report(file, o);
   if (cmd.out.empty()) {
-    out << text;
+    out << reports::render_report(file, {});
   } else {
-    reports::write_text_atomically(cmd.out, text);
-    fmt::print(out, "report: {} (curves in {})\n", cmd.out, o.curves_dir);
+    reports::write_report(cmd.out, file);
+    fmt::print(out, "report: {} (curves in {})\n", cmd.out, reports::report_options_for(cmd.out).curves_dir);
   }
   if (!cmd.fail_on_unreliable) return 0;
   const auto soundness = reports::soundness_of(file);
@@ -685,6 +709,7 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   o.tolerance = cmd.tolerance;
   o.alpha = cmd.alpha;
   o.allow_config_change = cmd.allow_config_change;
+  o.allow_missing = cmd.allow_missing;
   const auto r = reports::compare_results(base, next, o);
   // r.markdown ends with the summary line (cells compared, regressions, improvements, tolerance, alpha).
   const std::string text = fmt::format("# imbench compare\n\nbase: {} ({})\nnew:  {} ({})\n\n{}", cmd.base,
@@ -693,6 +718,9 @@ int run_compare(const CompareCommand& cmd, std::ostream& out) {
   out << text;
   if (!cmd.out.empty()) reports::write_text_atomically(cmd.out, text);
   if (r.matched == 0) throw Error("no cell of the base file is in the new file: nothing to compare");
+  if (!r.missing.empty() && !o.allow_missing)
+    throw Error(fmt::format("{}: {} of the {} cells of {} are missing: {} (--allow-missing compares the rest)",
+                            cmd.next, r.missing.size(), base.cells.size(), cmd.base, reports::list_cells(r.missing)));
   return r.passed(o) ? 0 : 1;
 }
 

@@ -38,6 +38,7 @@ struct TrainCommand {
   std::string dataset = "mnist";
   std::string preset = "quick";
   std::string out;                 ///< checkpoint path ("" = models/<family>-<dataset>-<preset>.ckpt)
+  bool force = false;              ///< replace an existing `out` that is not an imbench checkpoint
   /// The training, architecture and family options given, by key, as the
   /// flags' texts ({"learning_rate", "0.01"}, {"hidden", "512,512"});
   /// run_train reads them with the family's rows (train_flags()).
@@ -95,6 +96,7 @@ struct AttackCommand {
   int64_t repeats = 0;   ///< 0: 10 for stochastic models, 1 otherwise
   std::string out;       ///< imbench-results HDF5 file (read by report, compare, merge)
   bool save_adversarial = false;  ///< also store the adversarial examples in `out`
+  bool force = false;             ///< replace an existing `out` that is not an earlier attack's results file
   TorchScriptFlags torchscript;
   bool fail_on_unreliable = false;  ///< exit 3 when a check flags the result
   bool quiet = false;               ///< no progress output
@@ -138,6 +140,7 @@ struct CompareCommand {
   double tolerance = 0.0;
   double alpha = 0.05;
   bool allow_config_change = false;  ///< judge cells run with another configuration like the others
+  bool allow_missing = false;        ///< pass although base cells are missing from the new file
   std::string out;  ///< also write the table here ("" = no file)
 };
 

@@ -73,12 +73,21 @@ std::vector<std::string> split_list(const std::string& text) {
 }
 
 void add_common(po::options_description& d, cli::CommonOptions& c, bool with_seed = true) {
+  // clang-format off
   d.add_options()
     ("data-dir", po::value(&c.data_dir), "data directory (default: $IMBENCH_DATA_DIR, else ~/.cache/imbench)")
     ("cifar10-dir", po::value(&c.cifar10_dir), "a cifar-10-batches-bin folder (default: $IMBENCH_CIFAR10_DIR, else <data-dir>/cifar-10-batches-bin)")
     ("device", po::value(&c.device)->default_value("cpu"), "cpu, cuda or cuda:N")
-    ("threads", po::value(&c.threads)->default_value(0), "CPU threads for LibTorch (0 = all cores)");
-  if (with_seed) d.add_options()("seed", po::value(&c.seed)->default_value(0), "master seed: every random choice derives from it");
+    ("threads", po::value(&c.threads)->default_value(0), "CPU threads for LibTorch, at most 4 x the cores (0 = all cores)");
+  // clang-format on
+  // Read as a signed integer so that -1 is refused, not wrapped to 2^64 - 1.
+  auto seed = [&c](int64_t v) {
+    if (v < 0) throw UsageError(fmt::format("--seed must be in [0, 2^63), got {}", v));
+    c.seed = static_cast<uint64_t>(v);
+  };
+  if (with_seed)
+    d.add_options()("seed", po::value<int64_t>()->default_value(0)->notifier(seed),
+                    "master seed in [0, 2^63): every random choice derives from it");
 }
 
 // Flags renamed so that a flag, its matrix key and its HDF5 field share one
@@ -188,7 +197,8 @@ int cmd_train(const std::vector<std::string>& args) {
     ("family", po::value(&c.family)->default_value("det"), fmt::format("{}", fmt::join(cli::family_names(), ", ")).c_str())
     ("dataset", po::value(&c.dataset)->default_value("mnist"), "mnist, fashion-mnist, cifar10 or synthetic")
     ("preset", po::value(&c.preset)->default_value("quick"), cli::preset_help().c_str())
-    ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt)")
+    ("out", po::value(&c.out), "checkpoint file (default: checkpoints/<family>-<dataset>-<preset>.ckpt); replaces an existing checkpoint, no other file unless --force")
+    ("force", po::bool_switch(&c.force), "let --out replace an existing file that is not an imbench checkpoint")
     ("quiet,q", po::bool_switch(&c.quiet), "no progress output")
     ("dry-run", po::bool_switch(&c.dry_run), "check the options and the data, print what would be trained (model, "
                                              "options, epochs) and exit; nothing is written");
@@ -334,6 +344,7 @@ int cmd_attack(const std::vector<std::string>& args) {
                                                       "source_model is --model)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
     ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("force", po::bool_switch(&c.force), "let --out replace an existing file that is not an imbench attack's results (a checkpoint, a matrix's results, any other file)")
     ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
      "exit with status 3 when a soundness check flags the result (for CI)")
@@ -520,6 +531,8 @@ int cmd_compare(const std::vector<std::string>& args) {
     ("allow-config-change", po::bool_switch(&c.allow_config_change),
      "judge cells whose configuration differs (attack options, EOT, repeats, seed, model file) like "
      "the others instead of failing on them")
+    ("allow-missing", po::bool_switch(&c.allow_missing),
+     "pass although cells of the base file are missing from the new file (they are listed either way)")
     ("out", po::value(&c.out), "also write the comparison (Markdown) to this file");
   po::variables_map vm;
   po::positional_options_description pos;
@@ -528,7 +541,9 @@ int cmd_compare(const std::vector<std::string>& args) {
              "Compares robust accuracy cell by cell: McNemar's exact test when both files hold the same\n"
              "examples, a two-proportion test otherwise. Exit code 1 when any cell drops by more than the\n"
              "tolerance with p < alpha, or when a matching cell was run with another configuration (listed;\n"
-             "--allow-config-change judges those too): a CI gate. 0 otherwise.",
+             "--allow-config-change judges those too), or when cells of the base file are missing from the\n"
+             "new file (listed; --allow-missing compares the rest): a CI gate. 0 otherwise. Cells only in\n"
+             "the new file are listed and do not fail.",
              d, args, vm, &pos)) return 0;
   return cli::run_compare(c, std::cout);
 }

@@ -1,5 +1,10 @@
 #include "core/option_table.h"
 
+#include <cstdlib>
+#include <cstring>
+
+#include "core/options.h"
+
 #include <fmt/format.h>
 
 #include <algorithm>
@@ -8,6 +13,11 @@
 #include <sstream>
 
 namespace imbench {
+
+bool large_budget_allowed() {
+  const char* v = std::getenv(kAllowLargeBudgetEnv);
+  return v != nullptr && std::strcmp(v, "1") == 0;
+}
 
 std::string spell_option(const std::string& key, OptionSpelling spelling) {
   if (spelling == OptionSpelling::kKey) return key;

@@ -33,6 +33,11 @@ namespace imbench {
 struct Bound {
   std::string text;  ///< ">= 1"
   std::function<bool(double)> holds;
+  /// A range's lower end: a value below it is told ">= lo" (the words a
+  /// value of 0 needs), one above the range the whole text.
+  std::optional<double> low = std::nullopt;
+  /// The words for a value that fails.
+  std::string words_for(double x) const { return low && x < *low ? fmt::format(">= {}", *low) : text; }
 };
 inline Bound at_least(double v) {
   return {fmt::format(">= {}", v), [v](double x) { return x >= v; }};
@@ -40,9 +45,34 @@ inline Bound at_least(double v) {
 inline Bound above(double v) {
   return {fmt::format("> {}", v), [v](double x) { return x > v; }};
 }
+/// The closed interval [lo, hi].
+inline Bound between(double lo, double hi) {
+  return {fmt::format("in [{}, {}]", lo, hi), [lo, hi](double x) { return x >= lo && x <= hi; }, lo};
+}
+/// The environment variable that lifts every budget() cap to kMaxLargeBudget.
+inline constexpr const char* kAllowLargeBudgetEnv = "IMBENCH_ALLOW_LARGE_BUDGET";
+/// The ceiling of a budget option when IMBENCH_ALLOW_LARGE_BUDGET=1 (int32's maximum).
+inline constexpr double kMaxLargeBudget = 2147483647;
+/// True when IMBENCH_ALLOW_LARGE_BUDGET=1 is set.
+bool large_budget_allowed();
+/// A work budget (steps, restarts, queries, epochs): [lo, cap], so that a typo
+/// of a few zeros is refused instead of running for years; a user who means
+/// it sets IMBENCH_ALLOW_LARGE_BUDGET=1, which raises the cap to 2^31 - 1.
+inline Bound budget(double lo, double cap) {
+  const double hi = large_budget_allowed() ? kMaxLargeBudget : cap;
+  return {
+      fmt::format(
+          "in [{}, {}]{}", lo, hi,
+          hi < kMaxLargeBudget ? fmt::format(" ({}=1 allows up to {})", kAllowLargeBudgetEnv, kMaxLargeBudget) : ""),
+      [lo, hi](double x) { return x >= lo && x <= hi; }, lo};
+}
 /// The half-open interval (lo, hi].
 inline Bound above_and_at_most(double lo, double hi) {
   return {fmt::format("in ({}, {}]", lo, hi), [lo, hi](double x) { return x > lo && x <= hi; }};
+}
+/// A seed: an integer in [0, 2^63), so that it survives every signed 64-bit path.
+inline Bound seed_range() {
+  return {"in [0, 2^63)", [](double x) { return x >= 0 && x < 0x1p63; }, 0.0};
 }
 /// The half-open interval [lo, hi).
 inline Bound at_least_and_below(double lo, double hi) {
@@ -256,7 +286,9 @@ class OptionTable {
     return std::isfinite(x) && (!bound || bound->holds(x));
   }
 
-  static std::string bound_words(const std::optional<Bound>& bound) { return bound ? bound->text : "finite"; }
+  static std::string bound_words(const std::optional<Bound>& bound, double x) {
+    return bound ? bound->words_for(x) : "finite";
+  }
 
   template <typename M, typename IsType>
   OptionTable& scalar(std::string key, OptionType type, std::string help, std::optional<Bound> bound, M O::*member,
@@ -268,7 +300,8 @@ class OptionTable {
     auto check_value = [bound](const nlohmann::json& v, const std::string& key, const std::string& where) {
       if constexpr (!std::is_same_v<T, bool>) {
         if (!acceptable(v.get<double>(), bound))
-          throw OptionError(key, fmt::format("{} must be {}, got {}", where, bound_words(bound), value_text(v)));
+          throw OptionError(key, fmt::format("{} must be {}, got {}", where, bound_words(bound, v.get<double>()),
+                                             value_text(v)));
       }
     };
     row.read = [member, is_type, expected, check_value](const nlohmann::json& v, O& o, const std::string& key,
@@ -300,7 +333,8 @@ class OptionTable {
       if (v.empty()) throw OptionError(key, fmt::format("{} must not be empty", where));
       for (const auto& e : v)
         if (!acceptable(e.get<double>(), bound))
-          throw OptionError(key, fmt::format("{} values must be {}, got {}", where, bound_words(bound), value_text(v)));
+          throw OptionError(key, fmt::format("{} values must be {}, got {}", where, bound_words(bound, e.get<double>()),
+                                             value_text(v)));
     };
     row.read = [member, is_type, expected, check_value](const nlohmann::json& v, O& o, const std::string& key,
                                                        const std::string& where) {

@@ -7,6 +7,7 @@
 #include <fstream>
 
 #include "core/errors.h"
+#include "core/input_file.h"
 
 namespace imbench::data {
 namespace {
@@ -25,6 +26,11 @@ std::vector<std::uint8_t> gunzip_file(const std::string& path) {
       throw Error(fmt::format("{}: corrupt gzip data ({})", path, why));
     }
     if (n == 0) break;
+    if (out.size() + static_cast<std::size_t>(n) > kMaxDataFileBytes) {
+      gzclose(f);
+      throw Error(fmt::format("{}: unpacks to more than {}, more than a data file may be", path,
+                              byte_size_text(kMaxDataFileBytes)));
+    }
     out.insert(out.end(), chunk.begin(), chunk.begin() + n);
   }
   // zlib reports a stream cut short only at close time (Z_BUF_ERROR).
@@ -42,8 +48,7 @@ std::uint32_t be32(const std::uint8_t* p) {
 }  // namespace
 
 std::vector<std::uint8_t> read_file_bytes(const std::string& path) {
-  if (!std::filesystem::exists(path)) throw Error(fmt::format("{}: file not found", path));
-  if (std::filesystem::is_directory(path)) throw Error(fmt::format("{}: is a directory, expected a file", path));
+  check_input_file(path, "data file", kMaxDataFileBytes);  // a regular file of bounded size
   std::ifstream in(path, std::ios::binary);
   if (!in) throw Error(fmt::format("{}: cannot open for reading", path));
   unsigned char magic[2] = {0, 0};

@@ -3,14 +3,19 @@
 #include <fmt/format.h>
 #include <fmt/ranges.h>
 
+#include <toml++/toml.h>
 #include <cmath>
+#include <filesystem>
 #include <fstream>
+#include <limits>
 #include <set>
 #include <sstream>
-#include <toml++/toml.h>
 
 #include "attacks/attack.h"
+#include "attacks/options.h"
 #include "core/errors.h"
+#include "core/input_file.h"
+#include "core/options.h"
 #include "core/parse.h"
 #include "core/sha256.h"
 #include "data/dataset.h"
@@ -21,6 +26,10 @@
 
 namespace imbench::harness {
 namespace {
+
+// Caps of the matrix's own budgets (IMBENCH_ALLOW_LARGE_BUDGET=1 lifts them to 2^31 - 1).
+constexpr int64_t kMaxEotSamples = 100000;
+constexpr int64_t kMaxRepeats = 10000;
 
 std::string type_name(const toml::node& n) {
   switch (n.type()) {
@@ -101,12 +110,22 @@ class Reader {
     if (!n->is_string()) fail(n, key, "expected a string, got " + type_name(*n));
     return n->as_string()->get();
   }
-  int64_t integer(const std::string& key, int64_t def, int64_t min) {
+  // In [min, max]; a budget (a cap a user may lift with IMBENCH_ALLOW_LARGE_BUDGET=1) says so.
+  int64_t integer(const std::string& key, int64_t def, int64_t min, int64_t max = std::numeric_limits<int64_t>::max(),
+                  bool budget = false) {
     const auto* n = node(key);
     if (!n) return def;
     if (!n->is_integer()) fail(n, key, "expected an integer, got " + type_name(*n));
     const int64_t v = n->as_integer()->get();
+    if (budget && large_budget_allowed()) max = std::max<int64_t>(max, static_cast<int64_t>(kMaxLargeBudget));
     if (v < min) fail(n, key, fmt::format("must be >= {}, got {}", min, v));
+    if (v > max)
+      fail(n, key,
+           fmt::format("must be <= {}{}, got {}", max,
+                       budget && !large_budget_allowed() ? fmt::format(" ({}=1 allows up to {})", kAllowLargeBudgetEnv,
+                                                                       static_cast<int64_t>(kMaxLargeBudget))
+                                                         : "",
+                       v));
     return v;
   }
   bool boolean(const std::string& key, bool def) {
@@ -310,16 +329,16 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
   m.examples = r.integer("examples", m.examples, 0);
   m.seed = static_cast<uint64_t>(r.integer("seed", 0, 0));
   m.device = r.str("device", m.device);
-  m.batch_size = r.integer("batch_size", m.batch_size, 1);
+  m.batch_size = r.integer("batch_size", m.batch_size, 1, 1 << 20);
   m.cascade = r.boolean("cascade", m.cascade);
-  m.eot = r.integer(r.renamed("eot_samples", "eot", m.warnings), m.eot, 1);
+  m.eot = r.integer(r.renamed("eot_samples", "eot", m.warnings), m.eot, 1, kMaxEotSamples, true);
   m.eot_reduction = r.str("eot_reduction", m.eot_reduction);
   if (m.eot_reduction != "prediction-rule" && m.eot_reduction != "mean-loss")
     r.fail(root.get("eot_reduction"), "eot_reduction", "expected \"prediction-rule\" or \"mean-loss\"");
-  m.repeats = r.integer("repeats", m.repeats, 1);
+  m.repeats = r.integer("repeats", m.repeats, 1, kMaxRepeats, true);
   m.audit_examples = r.integer("audit_examples", m.audit_examples, 1);
   m.probe_examples = r.integer("probe_examples", m.probe_examples, 0);
-  m.probe_queries = r.integer("probe_queries", m.probe_queries, 0);
+  m.probe_queries = r.integer("probe_queries", m.probe_queries, 0, static_cast<int64_t>(attacks::kMaxQueries), true);
   m.save_adversarial = r.boolean("save_adversarial", m.save_adversarial);
 
   std::set<std::string> names;
@@ -418,7 +437,7 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
     if (a.target_rule != "random" && a.target_rule != "least-likely" && a.target_rule != "next")
       ar.fail(t.get("target_rule"), "target_rule", "expected \"random\", \"least-likely\" or \"next\"");
     const std::string eot_key = ar.renamed("eot_samples", "eot", m.warnings);
-    if (t.get(eot_key)) a.eot = ar.integer(eot_key, 1, 1);
+    if (t.get(eot_key)) a.eot = ar.integer(eot_key, 1, 1, kMaxEotSamples, true);
     const std::string source_key = ar.renamed("source_model", "source", m.warnings);
     a.source = ar.str(source_key, "");
     a.models = ar.strings("models");
@@ -460,6 +479,10 @@ Matrix parse_matrix_text(const std::string& text, const std::string& file) {
 }
 
 Matrix parse_matrix_file(const std::string& path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec))
+    throw UsageError(fmt::format("matrix file {}: cannot be read (missing or unreadable)", path));
+  check_input_file(path, "matrix file (TOML)", kMaxMatrixFileBytes);  // not a directory, /dev/zero or 1 GB
   std::ifstream in(path, std::ios::binary);
   if (!in) throw UsageError(fmt::format("matrix file {}: cannot be read (missing or unreadable)", path));
   std::stringstream ss;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 
 namespace imbench::harness {
 
@@ -111,6 +112,25 @@ std::string ProgressMeter::summary(std::size_t cells_done) const {
   }
   return fmt::format("cells {}/{}, {:.0f}% of the work{}, elapsed {}, ETA {}", cells_done, cells_.size(),
                      100 * fraction_done(), rate, format_duration(elapsed), eta ? format_duration(*eta) : "?");
+}
+
+ProgressLine::ProgressLine(bool tty, std::function<double()> clock)
+    : tty_(tty), clock_(std::move(clock)), last_log_(clock_()) {}
+
+void ProgressLine::show(const std::string& line) {
+  if (tty_) {
+    fmt::print(stderr, "\r\033[K{}", line);
+  } else {
+    const double now = clock_();
+    if (now - last_log_ < 30) return;
+    last_log_ = now;
+    fmt::print(stderr, "progress: {}\n", line);
+  }
+  std::fflush(stderr);
+}
+
+void ProgressLine::clear() const {
+  if (tty_) fmt::print(stderr, "\r\033[K");
 }
 
 }  // namespace imbench::harness

@@ -23,6 +23,23 @@ double work_per_example(const std::vector<std::string>& budget_options, const st
 /// "45s", "3m07s", "1h12m".
 std::string format_duration(double seconds);
 
+/// Where a progress line goes: redrawn in place on a terminal; in a log, a
+/// plain "progress: ..." line at most every 30 s. Shared by run, attack and eval.
+class ProgressLine {
+ public:
+  /// `tty`: stderr is a terminal; `clock`: seconds, monotonic.
+  ProgressLine(bool tty, std::function<double()> clock);
+  void show(const std::string& line);
+  /// Clears a live line (terminal only) before other output.
+  void clear() const;
+  bool tty() const { return tty_; }
+
+ private:
+  bool tty_;
+  std::function<double()> clock_;
+  double last_log_;
+};
+
 class ProgressMeter {
  public:
   struct Cell {

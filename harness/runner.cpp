@@ -27,7 +27,6 @@
 #include "harness/training.h"
 #include "models/device.h"
 #include "models/load.h"
-#include "reports/atomic_file.h"
 #include "reports/markdown.h"
 #include "reports/report.h"
 #include "reports/results.h"
@@ -95,7 +94,7 @@ class Runner {
   std::unique_ptr<ProgressMeter> meter_;
   std::size_t cell_index_ = 0;
   bool cell_started_ = false;
-  double last_log_ = 0;
+  std::unique_ptr<ProgressLine> line_;
 };
 
 // A live line on a terminal; without one (a log), a plain line every 30 s on
@@ -109,17 +108,8 @@ void Runner::progress(const std::string& what, int64_t done, int64_t total) {
   }
   meter_->update(done, total);
   if (req_.quiet) return;
-  if (tty_) {
-    fmt::print(stderr, "\r\033[K[cell {}/{}] {}: {}/{} images; {}", cells_done_ + 1, cells_total_, what, done, total,
-               meter_->summary(static_cast<std::size_t>(cells_done_)));
-    return;
-  }
-  const double now = seconds_since_epoch();
-  if (now - last_log_ >= 30) {
-    last_log_ = now;
-    fmt::print(stderr, "progress: [cell {}/{}] {}: {}/{} images; {}\n", cells_done_ + 1, cells_total_, what, done, total,
-               meter_->summary(static_cast<std::size_t>(cells_done_)));
-  }
+  line_->show(fmt::format("[cell {}/{}] {}: {}/{} images; {}", cells_done_ + 1, cells_total_, what, done, total,
+                          meter_->summary(static_cast<std::size_t>(cells_done_))));
 }
 
 void Runner::ensure_checkpoint(const MatrixModel& m) {
@@ -181,7 +171,7 @@ void Runner::print_estimated_work(const std::vector<const JobPlan*>& mine,
            ds_.size(), matrix_.cascade && plan.position > 0});
     }
   meter_ = std::make_unique<ProgressMeter>(std::move(work), seconds_since_epoch);
-  last_log_ = seconds_since_epoch();
+  line_ = std::make_unique<ProgressLine>(tty_, seconds_since_epoch);
   fmt::print(out_,
              "estimated work: {:.3g} M gradient evaluations (examples x EOT samples x attack budget, before "
              "cascades remove examples); the ETA follows from the rate of the first cells\n",
@@ -259,11 +249,17 @@ reports::ResultFile Runner::run() {
     auto existing = reports::read_results(out_path_, reports::AdversarialExamples::kReference);
     const auto it = existing.root.find("matrix_hash");
     if (it == existing.root.end() || it->second != hash)
-      throw Error(fmt::format("{} holds results of another matrix ('{}', hash {}), not of {} (hash {}); choose another "
-                              "--out or remove the file",
-                              out_path_, existing.root.count("matrix_name") ? existing.root["matrix_name"] : "?",
-                              it == existing.root.end() ? "none" : it->second.substr(0, 12), matrix_.path,
-                              hash.substr(0, 12)));
+      throw Error(fmt::format(
+          "{} holds results of another matrix ('{}', hash {}), not of {} (hash {}){}; choose another --out or remove "
+          "the file",
+          out_path_, existing.root.count("matrix_name") ? existing.root["matrix_name"] : "?",
+          it == existing.root.end() ? "none" : it->second.substr(0, 12), matrix_.path, hash.substr(0, 12),
+          existing.read_version != reports::kResultsSchemaVersion
+              ? fmt::format(" (it was written by imbench {} with results schema version {}; this imbench writes "
+                            "version {} and hashes matrices with the renamed keys eot_samples and source_model)",
+                            existing.root.count("imbench_version") ? existing.root["imbench_version"] : "?",
+                            existing.read_version, reports::kResultsSchemaVersion)
+              : ""));
     fmt::print(out_, "{} {}: {} finished cells\n", req_.dry_run ? "would resume" : "resuming", out_path_,
                existing.cells.size());
     if (!req_.dry_run) file_ = std::move(existing);
@@ -417,7 +413,7 @@ reports::ResultFile Runner::run() {
   if (req_.report != "-") {
     std::string report = req_.report;
     if (report.empty()) report = (fs::path(out_path_).replace_extension(".md")).string();
-    reports::write_text_atomically(report, reports::render_report(file_, reports::report_options_for(report)));
+    reports::write_report(report, file_);
     fmt::print(out_, "report: {}\n", report);
   }
   return std::move(file_);

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "core/errors.h"
+#include "core/input_file.h"
 #include "core/sha256.h"
 #include "core/version.h"
 #include "data/idx.h"
@@ -42,14 +43,17 @@ struct Reader {
     pos = end + 1;
     return l;
   }
-  std::string section(const std::string& name) {
+  std::string section(const std::string& name, std::uint64_t max_len) {
     const std::string head = line();
     std::istringstream in(head);
     std::string got;
     std::size_t len = 0;
     if (!(in >> got >> len) || got != name)
       throw Error(fmt::format("{}: corrupt checkpoint: expected section '{}', found '{}'", path, name, head));
-    if (pos + len + 1 > bytes.size())
+    if (len > max_len)
+      throw Error(fmt::format("{}: corrupt checkpoint: section '{}' declares {} bytes, more than the {} allowed", path,
+                              name, len, max_len));
+    if (len >= bytes.size() - pos)  // pos <= bytes.size(); the section and its newline must fit
       throw Error(fmt::format("{}: truncated checkpoint: section '{}' needs {} bytes, {} remain", path, name, len,
                               bytes.size() - pos));
     std::string body = bytes.substr(pos, len);
@@ -59,6 +63,50 @@ struct Reader {
     return body;
   }
 };
+
+// The file's bytes, bounded before they are read.
+std::string read_checkpoint_bytes(const std::string& path) {
+  const auto size = check_input_file(path, "checkpoint", kMaxCheckpointBytes);
+  if (size == 0) throw Error(fmt::format("{}: the file is empty, not an imbench checkpoint", path));
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw Error(fmt::format("{}: cannot open for reading", path));
+  std::string bytes(size, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(size));
+  if (static_cast<std::uint64_t>(in.gcount()) != size)
+    throw Error(fmt::format("{}: read error (the file changed while it was read?)", path));
+  return bytes;
+}
+
+// Parameters every family has at least: the weights from the input through
+// the hidden layers, and one per class. Saturates instead of overflowing.
+std::uint64_t min_parameter_count(const ModelSpec& spec) {
+  constexpr std::uint64_t kHuge = std::uint64_t{1} << 62;
+  auto mul = [](std::uint64_t a, std::uint64_t b) { return a != 0 && b > kHuge / a ? kHuge : a * b; };
+  std::vector<std::uint64_t> widths{1};
+  for (auto d : spec.input_shape) widths.back() = mul(widths.back(), static_cast<std::uint64_t>(d));
+  for (auto h : spec.hidden) widths.push_back(static_cast<std::uint64_t>(h));
+  std::uint64_t n = static_cast<std::uint64_t>(spec.num_classes);
+  for (std::size_t i = 0; i + 1 < widths.size(); ++i) n = std::min(kHuge, n + mul(widths[i], widths[i + 1]));
+  return n;
+}
+
+// The recorded architecture must be valid and small enough for the weight
+// section (float32: 4 bytes per parameter) before the model is built: a
+// header that declares hidden widths of 100000 or a billion classes must not
+// allocate.
+void check_spec_against_weights(const ModelSpec& spec, std::size_t weight_bytes, const std::string& path) {
+  try {
+    spec.validate();
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: the recorded architecture is invalid: {}", path, e.what()));
+  }
+  const std::uint64_t params = min_parameter_count(spec);
+  if (params > weight_bytes / 4)
+    throw Error(
+        fmt::format("{}: the recorded architecture {} needs at least {} parameters ({} as float32) but the "
+                    "weight section holds {}",
+                    path, spec.layer_string(), params, byte_size_text(params * 4), byte_size_text(weight_bytes)));
+}
 
 }  // namespace
 
@@ -71,8 +119,8 @@ ParsedCheckpoint parse_checkpoint(const std::string& bytes, const std::string& p
   if (version != std::to_string(kCheckpointFormatVersion))
     throw Error(fmt::format("{}: checkpoint format version {} is not supported (this imbench reads version {})", path,
                             version, kCheckpointFormatVersion));
-  const std::string meta_text = r.section("meta");
-  std::string weights = r.section("weights");
+  const std::string meta_text = r.section("meta", kMaxCheckpointMetaBytes);
+  std::string weights = r.section("weights", kMaxCheckpointBytes);
   const std::size_t signed_end = r.pos;
   const std::string sum_line = r.line();
   if (sum_line.rfind("sha256 ", 0) != 0) throw Error(fmt::format("{}: corrupt checkpoint: missing checksum line", path));
@@ -80,29 +128,34 @@ ParsedCheckpoint parse_checkpoint(const std::string& bytes, const std::string& p
   const std::string want = sum_line.substr(7);
   const std::string got = sha256_hex(bytes.substr(0, signed_end));
   if (got != want)
-    throw Error(fmt::format("{}: checkpoint checksum mismatch (file is corrupted): recorded {}, computed {}", path,
-                            want.substr(0, 16), got.substr(0, 16)));
+    throw Error(
+        fmt::format("{}: checkpoint checksum mismatch (file is corrupted): recorded {}, computed {}", path, want, got));
   nlohmann::json j;
   try {
     j = nlohmann::json::parse(meta_text);
   } catch (const nlohmann::json::exception& e) {
     throw Error(fmt::format("{}: checkpoint metadata is not valid JSON: {}", path, e.what()));
   }
+  if (!j.is_object()) throw Error(fmt::format("{}: checkpoint metadata is not a JSON object", path));
+  if (j.value("format", std::string()) != "imbench-checkpoint")
+    throw Error(fmt::format("{}: checkpoint metadata: format must be \"imbench-checkpoint\"", path));
+  if (!j.contains("format_version") || j["format_version"] != kCheckpointFormatVersion)
+    throw Error(
+        fmt::format("{}: checkpoint metadata format_version {} is not supported (this imbench reads version {})", path,
+                    j.contains("format_version") ? j["format_version"].dump() : "(missing)", kCheckpointFormatVersion));
   ParsedCheckpoint out;
   try {
     out.meta = CheckpointMeta::from_json(j);
   } catch (const std::exception& e) {
     throw Error(fmt::format("{}: checkpoint metadata incomplete: {}", path, e.what()));
   }
+  check_spec_against_weights(out.meta.spec, weights.size(), path);
   out.weights = std::move(weights);
   return out;
 }
 
 namespace {
-ParsedCheckpoint parse(const std::string& path) {
-  const auto raw = data::read_file_bytes(path);
-  return parse_checkpoint(std::string(raw.begin(), raw.end()), path);
-}
+ParsedCheckpoint parse(const std::string& path) { return parse_checkpoint(read_checkpoint_bytes(path), path); }
 }  // namespace
 
 nlohmann::json CheckpointMeta::to_json() const {
@@ -157,6 +210,8 @@ void save_checkpoint(const std::string& path, TrainableModel& model, CheckpointM
 CheckpointMeta read_checkpoint_meta(const std::string& path) { return parse(path).meta; }
 
 bool is_checkpoint_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::is_regular_file(path, ec)) return false;
   std::ifstream in(path, std::ios::binary);
   std::string head(kMagic.size(), '\0');
   in.read(head.data(), static_cast<std::streamsize>(head.size()));

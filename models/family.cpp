@@ -22,10 +22,21 @@ std::string ModelSpec::layer_string() const {
 
 void ModelSpec::validate() const {
   find_family(family);
-  if (input_shape.empty() || input_dim() <= 0) throw UsageError("model spec: the input shape must be non-empty and positive");
+  if (input_shape.empty() || input_shape.size() > 8)
+    throw UsageError("model spec: the input shape must have 1 to 8 dimensions");
+  int64_t dim = 1;
+  for (auto d : input_shape) {
+    if (d <= 0 || d > kMaxInputSize || (dim *= d) > kMaxInputSize)
+      throw UsageError(fmt::format("model spec: the input shape [{}] must be positive with at most {} values",
+                                   fmt::join(input_shape, ", "), kMaxInputSize));
+  }
+  if (hidden.size() > kMaxHiddenLayers)
+    throw UsageError(fmt::format("model spec: {} hidden layers (at most {})", hidden.size(), kMaxHiddenLayers));
   for (auto h : hidden)
-    if (h <= 0) throw UsageError(fmt::format("model spec: hidden width {} must be positive", h));
-  if (num_classes < 2) throw UsageError(fmt::format("model spec: {} classes (need at least 2)", num_classes));
+    if (h <= 0 || h > kMaxModelWidth)
+      throw UsageError(fmt::format("model spec: hidden width {} must be in [1, {}]", h, kMaxModelWidth));
+  if (num_classes < 2 || num_classes > kMaxClasses)
+    throw UsageError(fmt::format("model spec: {} classes (need 2 to {})", num_classes, kMaxClasses));
   if (activation != "sigmoid" && activation != "relu") throw_unknown_name("activation", activation, {"sigmoid", "relu"});
 }
 
@@ -52,7 +63,8 @@ ModelSpec ModelSpec::from_json(const nlohmann::json& j) {
 const OptionTable<ModelSpec>& ModelSpec::architecture_table() {
   static const auto table =
       OptionTable<ModelSpec>()
-          .integer_list("hidden", &ModelSpec::hidden, "hidden layer widths, e.g. 512,512 (the paper's)", at_least(1))
+          .integer_list("hidden", &ModelSpec::hidden, "hidden layer widths, e.g. 512,512 (the paper's)",
+                        between(1, kMaxModelWidth))
           .choice("activation", &ModelSpec::activation, "sigmoid (the paper's) or relu", {"sigmoid", "relu"});
   return table;
 }
@@ -128,7 +140,7 @@ const OptionTable<VibHyper>& VibHyper::table() {
   using H = VibHyper;
   static const auto table =
       OptionTable<H>()
-          .integer("k", &H::k, "bottleneck size K (Alemi et al.: 256)", at_least(1))
+          .integer("k", &H::k, "bottleneck size K (Alemi et al.: 256)", between(1, kMaxModelWidth))
           .number("beta", &H::beta, "weight of the KL term (Alemi et al.: 1e-3)", at_least(0))
           .integer("train_samples", &H::train_samples, "draws of z per training example", at_least(1))
           .integer("test_samples", &H::test_samples, "draws of z averaged by the prediction rule", at_least(1));

@@ -12,6 +12,14 @@
 namespace imbench::models {
 
 /// Everything needed to rebuild a model's architecture (not its weights).
+/// Sanity bounds on an architecture (checked by ModelSpec::validate, so a
+/// checkpoint header cannot ask for a model of many gigabytes): widths of the
+/// hidden layers and VIB bottleneck, values per input, layers, classes.
+inline constexpr int64_t kMaxModelWidth = 65536;
+inline constexpr int64_t kMaxInputSize = int64_t{1} << 24;  ///< values in one input example
+inline constexpr std::size_t kMaxHiddenLayers = 64;
+inline constexpr int64_t kMaxClasses = 100000;
+
 struct ModelSpec {
   std::string family = "det";
   std::vector<int64_t> input_shape{1, 28, 28};

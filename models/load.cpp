@@ -6,11 +6,19 @@
 #include <algorithm>
 
 #include "core/errors.h"
+#include "core/input_file.h"
 #include "models/checkpoint.h"
 
 namespace imbench::models {
 
 LoadedModel load_model_file(const std::string& path, const TorchScriptOptions& ts, torch::Device device) {
+  // Bounded before any reader sees it: a directory, a device or an empty file
+  // is named as such, not as a TorchScript file that failed to load.
+  const auto size = check_input_file(path, "model file (imbench checkpoint or TorchScript)", kMaxCheckpointBytes);
+  if (size == 0) throw Error(fmt::format("{}: the file is empty, not an imbench checkpoint or TorchScript file", path));
+  // The smallest zip archive (TorchScript's container) is its 22-byte end record.
+  if (size < 22 && !is_checkpoint_file(path))
+    throw Error(fmt::format("{}: {} bytes, too short to be an imbench checkpoint or TorchScript file", path, size));
   if (is_checkpoint_file(path)) {
     if (ts.any()) {
       std::vector<std::string> flags;

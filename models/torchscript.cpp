@@ -2,11 +2,40 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <vector>
 
 #include "core/errors.h"
 
 namespace imbench::models {
+namespace {
+
+// The line of a c10 error that says what went wrong: an interpreter error's
+// first line is only "The following operation failed in the TorchScript
+// interpreter."; the cause ("RuntimeError: mat1 and mat2 shapes cannot be
+// multiplied (1x3072 and 784x4)") is its last line.
+// The interpreter rethrows what failed inside it as a std::runtime_error
+// (that first line, a TorchScript traceback, then the cause), not a c10::Error.
+std::string cause_of(const std::exception& e) {
+  const auto* c10_error = dynamic_cast<const c10::Error*>(&e);
+  const std::string what = c10_error ? c10_error->what_without_backtrace() : e.what();
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  while (start <= what.size()) {
+    const auto end = std::min(what.find('\n', start), what.size());
+    std::string line = what.substr(start, end - start);
+    const auto first = line.find_first_not_of(" \t");
+    if (first != std::string::npos) lines.push_back(line.substr(first));
+    start = end + 1;
+  }
+  if (lines.empty()) return "unknown error";
+  if (lines.front().rfind("The following operation failed in the TorchScript interpreter", 0) == 0)
+    return lines.back();
+  return lines.front();
+}
+
+}  // namespace
 
 const OptionTable<TorchScriptOptions>& TorchScriptOptions::table() {
   using O = TorchScriptOptions;
@@ -73,6 +102,23 @@ TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string&
     std::vector<int64_t> shape{1};
     shape.insert(shape.end(), input_shape_.begin(), input_shape_.end());
     torch::NoGradGuard no_grad;
+    c10::IValue out;
+    try {
+      out = module_.forward({torch::zeros(shape)});
+    } catch (const std::exception& e) {
+      const bool given = o.input_shape.has_value();
+      std::string recorded;
+      if (given && module_.hasattr("imbench_input_shape")) {
+        try {
+          recorded = fmt::format("; the module records imbench_input_shape [{}]",
+                                 fmt::join(module_.attr("imbench_input_shape").toIntVector(), ", "));
+        } catch (const c10::Error&) {
+        }
+      }
+      throw Error(fmt::format("{}: the module does not accept examples of shape [{}] ({}){}: {}", name_,
+                              fmt::join(input_shape_, ", "),
+                              given ? "given by --input-shape" : "its imbench_input_shape", recorded, cause_of(e)));
+    }
     num_classes_ = logits(torch::zeros(shape)).size(1);
   }
   if (num_classes_ < 2) throw UsageError(fmt::format("{}: the module outputs {} classes (need >= 2)", name_, num_classes_));
@@ -103,9 +149,9 @@ torch::Tensor TorchScriptModel::logits(const torch::Tensor& x) {
   c10::IValue out;
   try {
     out = module_.forward({x});
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw Error(fmt::format("{}: forward failed: {}", name_, what.substr(0, what.find('\n'))));
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: forward failed on input of shape [{}] (the model takes [N, {}]): {}", name_,
+                            fmt::join(x.sizes(), ", "), fmt::join(input_shape_, ", "), cause_of(e)));
   }
   if (!out.isTensor()) throw Error(fmt::format("{}: forward must return a tensor of logits", name_));
   auto t = out.toTensor();
@@ -120,9 +166,9 @@ torch::Tensor TorchScriptModel::sample_logits(const torch::Tensor& x, int64_t sa
   c10::IValue out;
   try {
     out = module_.get_method("sample_logits")({x, samples});
-  } catch (const c10::Error& e) {
-    std::string what = e.what_without_backtrace();
-    throw Error(fmt::format("{}: sample_logits failed: {}", name_, what.substr(0, what.find('\n'))));
+  } catch (const std::exception& e) {
+    throw Error(fmt::format("{}: sample_logits failed on input of shape [{}] (the model takes [N, {}]): {}", name_,
+                            fmt::join(x.sizes(), ", "), fmt::join(input_shape_, ", "), cause_of(e)));
   }
   if (!out.isTensor()) throw Error(fmt::format("{}: sample_logits must return a tensor of logits [S, N, C]", name_));
   auto t = out.toTensor();

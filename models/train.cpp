@@ -16,6 +16,7 @@
 #include <cmath>
 #include <cstdio>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
 #include "models/device.h"
 #include "models/evaluate.h"
@@ -50,18 +51,19 @@ const OptionTable<TrainOptions>& TrainOptions::table() {
           .number("learning_rate", &O::learning_rate, "learning rate", above(0))
           .flag("lr")
           .number("momentum", &O::momentum, "SGD momentum", at_least_and_below(0, 1))
-          .integer("batch_size", &O::batch_size, "mini-batch size", at_least(1))
-          .integer("epochs", &O::epochs, "maximum epochs (with early stopping, an upper bound)", at_least(1))
+          .integer("batch_size", &O::batch_size, "mini-batch size", between(1, 1 << 20))
+          .integer("epochs", &O::epochs, "maximum epochs (with early stopping, an upper bound)", budget(1, 10000))
           .number("grad_clip", &O::grad_clip, "global gradient-norm clip (0 = off)", at_least(0))
-          .integer("validation_size", &O::validation_size,
-                   "validation split: the last N training images (0 = none)", at_least(0))
-          .integer("patience", &O::patience, "early stopping after N epochs without a better validation accuracy (0 = off)",
+          .integer("validation_size", &O::validation_size, "validation split: the last N training images (0 = none)",
                    at_least(0))
+          .integer("patience", &O::patience,
+                   "early stopping after N epochs without a better validation accuracy (0 = off)", at_least(0))
           .boolean("shuffle", &O::shuffle, "reshuffle the training images every epoch")
           .boolean("flush_denormal", &O::flush_denormal,
                    "flush denormal floats to zero while training (x86 computes with them far slower: 17x for the SFNN "
                    "output layer here); false: keep them, as imbench did before 2026-11-25")
-          .integer("seed", &O::seed, "seed of the weight initialisation and the shuffling");
+          .integer("seed", &O::seed, "seed of the weight initialisation and the shuffling",
+                   seed_range());
   return table;
 }
 
@@ -380,28 +382,7 @@ std::string format_duration(double seconds) {
 }  // namespace
 
 void write_file_atomically(const std::string& path, const std::string& bytes) {
-  const fs::path target(path);
-  if (target.has_parent_path()) fs::create_directories(target.parent_path());
-  const fs::path tmp = target.string() + fmt::format(".tmp-{}", ::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    if (!out) throw Error(fmt::format("{}: cannot open for writing", tmp.string()));
-    out.write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
-    out.flush();
-    if (!out) {
-      out.close();
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      throw Error(fmt::format("{}: write failed (disk full?)", tmp.string()));
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    std::error_code ignore;
-    fs::remove(tmp, ignore);
-    throw Error(fmt::format("{}: cannot replace: {}", path, ec.message()));
-  }
+  imbench::write_file_atomically(path, bytes);
 }
 
 TrainResult train(TrainableModel& model, const data::Dataset& train_set, const data::Dataset* validation,

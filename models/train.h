@@ -134,7 +134,9 @@ TrainResult train(TrainableModel& model, const data::Dataset& train, const data:
                   const TrainOptions& options, const ProgressSink& progress = {}, const std::string& state_path = {});
 
 /// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename; imbench::Error (one line) on failure, leaving no temporary file.
+/// a rename (imbench::write_file_atomically); imbench::Error (one line,
+/// "PATH: write failed: disk full") on failure, leaving no temporary file and
+/// the previous file as it was.
 void write_file_atomically(const std::string& path, const std::string& bytes);
 
 /// A sink writing to stderr: a live line on a terminal, a line per epoch otherwise.

@@ -1,21 +1,15 @@
 #pragma once
-/// The one way reports/ replaces a file (results, reports, robustness
-/// curves): a temporary file beside the target, flushed and renamed over it.
-/// Torch-free.
-#include <functional>
+/// How reports/ replaces a text file (reports, robustness curves, CSV): the
+/// one atomic writer of core/atomic_file.h. Results files go through it too
+/// (write_results builds the HDF5 file in memory first). Torch-free.
 #include <string>
 
 namespace imbench::reports {
 
-/// Replaces `path` atomically: `write(tmp)` fills a temporary file beside it,
-/// which is flushed to disk and renamed over `path`. Creates missing parent
-/// folders. On any failure the temporary file is removed, `path` is left as it
-/// was, and an imbench::Error naming `path` is thrown (HDF5 and filesystem
-/// errors included); errors `write` throws as imbench::Error pass unchanged.
-void replace_file_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write);
-
-/// Writes `text` to `path` through replace_file_atomically. UsageError when
-/// `path` is a folder.
+/// Writes `text` to `path` through imbench::write_file_atomically: a
+/// temporary file beside it, flushed and renamed over it. On failure the
+/// temporary file is removed, `path` is left as it was, and an imbench::Error
+/// of one line naming `path` is thrown. UsageError when `path` is a folder.
 void write_text_atomically(const std::string& path, const std::string& text);
 
 }  // namespace imbench::reports

@@ -172,20 +172,16 @@ CompareResult compare_results(const ResultFile& base, const ResultFile& next, co
   std::vector<std::string> only_next;
   for (const auto& c : next.cells)
     if (!base.find_cell(c.id)) only_next.push_back(c.id);
-  const std::vector<std::string> only_base = out.unmatched;
+  out.missing = out.unmatched;
+  out.only_new = only_next;
   out.unmatched.insert(out.unmatched.end(), only_next.begin(), only_next.end());
 
   out.markdown = table.render();
-  out.markdown +=
-      fmt::format("\n{} cells compared: {} regressions, {} improvements, {} with a changed configuration "
-                  "(tolerance {:.2f} points, i.e. --tolerance {:g}; alpha {:g}).\n",
-                  out.matched, out.regressions, out.improvements, out.config_changes, 100 * options.tolerance,
-                  options.tolerance, options.alpha);
-  auto ids = [](const std::vector<std::string>& v) {
-    std::vector<std::string> quoted;
-    for (const auto& id : v) quoted.push_back("`" + id + "`");
-    return quoted.empty() ? std::string("none") : fmt::format("{}", fmt::join(quoted, ", "));
-  };
+  out.markdown += fmt::format(
+      "\n{} cells compared: {} regressions, {} improvements, {} with a changed configuration "
+      "(tolerance {:.2f} points, i.e. --tolerance {:g}; alpha {:g}).\n",
+      out.matched, out.regressions, out.improvements, out.config_changes, 100 * options.tolerance, options.tolerance,
+      options.alpha);
   if (out.config_changes > 0)
     out.markdown += fmt::format(
         "\n### Configuration differences\n\nThese cells were not run the same way, so a change in their numbers "
@@ -197,9 +193,22 @@ CompareResult compare_results(const ResultFile& base, const ResultFile& next, co
   if (out.unmatched.empty())
     out.markdown += "Every cell is in both files.\n";
   else
-    out.markdown +=
-        fmt::format("Cells only in the base file: {}; only in the new file: {}.\n", ids(only_base), ids(only_next));
+    out.markdown += fmt::format(
+        "Cells only in the base file: {}{}; only in the new file: {}.\n", list_cells(out.missing),
+        out.missing.empty()     ? ""
+        : options.allow_missing ? " (allowed: --allow-missing)"
+                                : " (missing from the new file: the comparison fails; --allow-missing allows it)",
+        list_cells(out.only_new));
   return out;
+}
+
+std::string list_cells(const std::vector<std::string>& ids, std::size_t limit) {
+  if (ids.empty()) return "none";
+  std::vector<std::string> quoted;
+  for (std::size_t i = 0; i < ids.size() && i < limit; ++i) quoted.push_back("`" + ids[i] + "`");
+  std::string text = fmt::format("{}", fmt::join(quoted, ", "));
+  if (ids.size() > limit) text += fmt::format(" and {} more", ids.size() - limit);
+  return text;
 }
 
 }  // namespace imbench::reports

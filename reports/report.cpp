@@ -11,10 +11,13 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <string_view>
 #include <tuple>
+#include <utility>
+#include <vector>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
-#include "reports/atomic_file.h"
 #include "reports/markdown.h"
 #include "reports/report.h"
 #include "reports/results.h"
@@ -407,8 +410,10 @@ struct Chart {
 
 // Writes one SVG per norm and targeting with a finite eps: every model's
 // worst-case accuracy against eps from its clean accuracy at eps 0, with
-// the spread over repeats as a band; returns the report's lines linking them.
-std::string write_curves(const ResultFile& file, const std::vector<Column>& columns, const ReportOptions& options) {
+// the spread over repeats as a band, appended to `svgs` as (path, text);
+// returns the report's lines linking them.
+std::string write_curves(const ResultFile& file, const std::vector<Column>& columns, const ReportOptions& options,
+                         std::vector<std::pair<std::string, std::string>>& svgs) {
   std::error_code ec;
   std::filesystem::create_directories(options.curves_dir, ec);
   if (ec) throw Error(fmt::format("{}: cannot create the curves folder: {}", options.curves_dir, ec.message()));
@@ -470,8 +475,8 @@ std::string write_curves(const ResultFile& file, const std::vector<Column>& colu
     }
     name += ".svg";
     const std::string title = fmt::format("{}, {}: worst-case robust accuracy", root_or(file, "dataset"), label);
-    write_text_atomically((std::filesystem::path(options.curves_dir) / name).string(),
-                          render_svg(title, "eps (" + norm_label(chart.norm) + ")", series));
+    svgs.emplace_back((std::filesystem::path(options.curves_dir) / name).string(),
+                      render_svg(title, "eps (" + norm_label(chart.norm) + ")", series));
     links += fmt::format("![{}: worst-case robust accuracy of every model]({}{})\n", label, options.curves_link_prefix,
                          name);
   }
@@ -1076,8 +1081,12 @@ std::string Soundness::line() const {
                      flagged_models > 0 ? fmt::format(", {} model(s) flagged", flagged_models) : "");
 }
 
-std::string render_report(const ResultFile& file, const ReportOptions& options) {
-  using namespace report_detail;
+namespace report_detail {
+namespace {
+
+// The report and, when options.curves_dir is set, its curves (path, SVG) in `svgs`.
+std::string render(const ResultFile& file, const ReportOptions& options,
+                   std::vector<std::pair<std::string, std::string>>& svgs) {
   const std::vector<Column> columns = columns_of(file);
   std::string out = fmt::format("# imbench report: {}\n\n", root_or(file, "matrix_name", "unnamed matrix"));
   out += verdict_section(file) + "\n";
@@ -1088,7 +1097,7 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   out += accuracy_section(file, columns) + "\n";
   if (const std::string paper = paper_section(file, columns); !paper.empty()) out += paper + "\n";
   if (!options.curves_dir.empty()) {
-    const std::string links = write_curves(file, columns, options);
+    const std::string links = write_curves(file, columns, options, svgs);
     out += "## Robustness curves\n\n";
     out += links.empty()
                ? "No finite eps in this file: no curves.\n"
@@ -1102,6 +1111,35 @@ std::string render_report(const ResultFile& file, const ReportOptions& options) 
   out += diagnostics_section(file) + "\n";
   out += provenance_section(file);
   return out;
+}
+
+std::vector<std::pair<std::string, std::string_view>> views_of(
+    const std::vector<std::pair<std::string, std::string>>& files) {
+  std::vector<std::pair<std::string, std::string_view>> views;
+  for (const auto& [path, text] : files) views.emplace_back(path, text);
+  return views;
+}
+
+}  // namespace
+}  // namespace report_detail
+
+std::string render_report(const ResultFile& file, const ReportOptions& options) {
+  using namespace report_detail;
+  std::vector<std::pair<std::string, std::string>> svgs;
+  std::string out = render(file, options, svgs);
+  write_files_atomically(views_of(svgs));
+  return out;
+}
+
+void write_report(const std::string& path, const ResultFile& file) {
+  using namespace report_detail;
+  std::error_code ec;
+  if (std::filesystem::is_directory(path, ec))
+    throw UsageError(fmt::format("{}: is a directory, expected a file name", path));
+  std::vector<std::pair<std::string, std::string>> files;
+  const std::string text = render(file, report_options_for(path), files);
+  files.emplace_back(path, text);
+  write_files_atomically(views_of(files));
 }
 
 ReportOptions report_options_for(const std::string& report_path) {

@@ -22,6 +22,13 @@ ReportOptions report_options_for(const std::string& report_path);
 /// environment.
 std::string render_report(const ResultFile& file, const ReportOptions& options);
 
+/// Writes the report of `file` to `path` with its curves in the folder of
+/// report_options_for(path), all through imbench::write_files_atomically:
+/// every file is written before any is replaced, so a full disk leaves the
+/// previous report and curves as they were (imbench::Error, one line).
+/// UsageError when `path` is a folder.
+void write_report(const std::string& path, const ResultFile& file);
+
 /// Results a soundness check flagged: cells with a failed flag, and every
 /// cell of a model with a failed model-level flag.
 struct Soundness {

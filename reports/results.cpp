@@ -15,8 +15,8 @@
 #include <set>
 #include <utility>
 
+#include "core/atomic_file.h"
 #include "core/errors.h"
-#include "reports/atomic_file.h"
 #include "reports/h5_util.h"
 #include "reports/results_io.h"
 
@@ -621,12 +621,31 @@ class Reader {
 
 void write_results(const std::string& path, const ResultFile& file) {
   results_h5::validate(path, file);
-  replace_file_atomically(path, [&](const std::string& tmp) {
-    H5::Exception::dontPrint();
-    H5::H5File h5(tmp, H5F_ACC_TRUNC);
+  // The file is built in memory (HDF5's core driver, no backing store) and
+  // written by imbench::write_file_atomically: HDF5 never sees a failing disk,
+  // whose errors it reports from destructors and whose half-closed files
+  // crash a second close. The price: a save holds the file's bytes in memory.
+  H5::Exception::dontPrint();
+  std::string image;
+  try {
+    H5::FileAccPropList fapl;
+    if (H5Pset_fapl_core(fapl.getId(), std::size_t{1} << 20, false) < 0)
+      throw Error(fmt::format("{}: write failed: cannot set up an in-memory HDF5 file", path));
+    // A name of its own: never the same HDF5 file as `path`, which a resumed
+    // run may have open to copy adversarial examples from.
+    H5::H5File h5(path + ".image", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
     results_h5::write_contents(h5, file);  // every group and dataset is closed when this returns
+    h5.flush(H5F_SCOPE_GLOBAL);
+    const ssize_t size = H5Fget_file_image(h5.getId(), nullptr, 0);
+    if (size <= 0) throw Error(fmt::format("{}: write failed: cannot take the HDF5 file image", path));
+    image.resize(static_cast<std::size_t>(size));
+    if (H5Fget_file_image(h5.getId(), image.data(), image.size()) != size)
+      throw Error(fmt::format("{}: write failed: cannot take the HDF5 file image", path));
     h5.close();
-  });
+  } catch (const H5::Exception& e) {
+    throw Error(fmt::format("{}: HDF5 write failed: {}", path, h5_error_detail(e)));
+  }
+  write_file_atomically(path, image);
 }
 
 bool is_attack_records_file(const std::string& path) {

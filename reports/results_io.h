@@ -17,6 +17,10 @@ enum class AdversarialExamples {
 
 /// Writes atomically (temporary file in the same folder, renamed when
 /// complete): a kill at any moment leaves either the old or the new file.
+/// The HDF5 file is assembled in memory and written by
+/// imbench::write_file_atomically, so a full disk gives one Error line
+/// ("PATH: write failed: disk full") and leaves the old file byte-identical;
+/// a save holds the file's bytes (adversarial examples included) in memory.
 /// Refuses inconsistent records before any file is touched. Throws
 /// imbench::Error.
 void write_results(const std::string& path, const ResultFile& file);

@@ -109,15 +109,36 @@ expect 0 "merged shards equal one run, adversarial examples included" -- $h5 sam
 "$py" count_adv.py amerged.h5 >adv.txt
 contains adv.txt "11 of 11 cells hold their adversarial examples" "in every cell"
 
-# Kill at a random moment after the first save, re-run, compare.
-"$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
-pid=$!
-for _ in $(seq 1 600); do [ -f killed.h5 ] && break; sleep 0.05; done
-sleep "0.$((RANDOM % 10))"
-kill -9 "$pid" 2>/dev/null
-wait "$pid" 2>/dev/null
+# Kill at a random moment after the first save, re-run, compare. The moment
+# comes from bash's generator seeded with IMBENCH_KILL_SEED (default: from the
+# clock; printed so that a failure can be replayed).
+seed=${IMBENCH_KILL_SEED:-$(( $(date +%s) % 100000 ))}
+echo "note: kill moment seeded with IMBENCH_KILL_SEED=$seed"
+RANDOM=$seed
+full_cells=$($h5 summary full.h5 | sed -n 's/.*cells=\([0-9]*\).*/\1/p')
+cells_of() { $h5 summary "$1" 2>/dev/null | sed -n 's/.*cells=\([0-9]*\).*/\1/p'; }
+# Up to three tries: a kill that lands after the run finished proves nothing.
+for try in 1 2 3; do
+  rm -f killed.h5 killed.h5.tmp-*
+  "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1 &
+  pid=$!
+  for _ in $(seq 1 600); do [ -f killed.h5 ] && break; sleep 0.05; done
+  sleep "0.$((RANDOM % 10))"
+  killed_early=0
+  kill -9 "$pid" 2>/dev/null && killed_early=1
+  wait "$pid" 2>/dev/null
+  killed_cells=$(cells_of killed.h5)
+  [ "$killed_early" = 1 ] && [ -n "$killed_cells" ] && [ "$killed_cells" -lt "$full_cells" ] && break
+  echo "note: try $try: the kill did not leave a partial file (cells '$killed_cells' of $full_cells); again"
+done
 ls killed.h5.tmp-* >/dev/null 2>&1 && echo "note: a temporary file was left by the killed run (ignored by readers)"
 expect 0 "the killed run's file is readable" -- $h5 summary killed.h5
+# The kill must have left a partial file (fewer cells than the full run), or the resume below proves nothing.
+if [ "$killed_early" = 1 ] && [ -n "$killed_cells" ] && [ "$killed_cells" -lt "$full_cells" ]; then
+  echo "ok: the killed file was partial ($killed_cells of $full_cells cells)"
+else
+  echo "FAIL: the kill left no partial file (killed before the end: $killed_early; cells $killed_cells of $full_cells)"; fail=1
+fi
 expect 0 "re-run after kill -9" -- "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report -
 expect 0 "killed + resumed equals uninterrupted (timings aside)" -- $h5 same full.h5 killed.h5
 
@@ -143,6 +164,18 @@ $py "$src/tests/h5_results.py" plant-config config.h5 det.pgd.linf-0.1
 expect 1 "compare refuses a planted configuration change" -- "$bin" compare full.h5 config.h5
 contains out "options.steps: " "and names what changed"
 expect 0 "--allow-config-change judges it like the others" -- "$bin" compare full.h5 config.h5 --allow-config-change
+# Merge refuses two copies of a cell whose records differ (the planted base.h5
+# has other adversarial_correct values, same hash); compare fails on base
+# cells missing from the new file unless --allow-missing.
+expect 1 "merge refuses two different results of one cell" -- "$bin" merge full.h5 base.h5 --out refused.h5
+contains err "cell 'det.pgd.linf-0.1' has two different results" "and names the cell"
+contains err "adversarial_correct differs" "and what differs"
+[ -e refused.h5 ] && { echo "FAIL: the refused merge wrote refused.h5"; fail=1; } || echo "ok: nothing written"
+expect 1 "compare fails when base cells are missing from the new file" -- "$bin" compare full.h5 s1.h5
+contains err "cells of full.h5 are missing" "and says so"
+expect 0 "--allow-missing compares the rest" -- "$bin" compare full.h5 s1.h5 --allow-missing
+contains out "(allowed: --allow-missing)" "and still lists the missing cells"
+expect 0 "cells only in the new file do not fail" -- "$bin" compare s1.h5 full.h5
 
 # Report to a file with curves.
 expect 0 "report" -- "$bin" report full.h5 --out rep/report.md

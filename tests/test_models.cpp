@@ -530,6 +530,44 @@ TEST(TorchScript, OptionsOverrideAndMissingShapeIsAUsageError) {
   EXPECT_THROW(TorchScriptModel::load(dir.file("none.pt"), o), Error);
 }
 
+// Issue 15: a module given an --input-shape it does not take (3,32,32 for a
+// 784-input model) names the file, the given shape and the interpreter's
+// cause (which holds the expected 784), not only "The following operation
+// failed in the TorchScript interpreter."
+TEST(TorchScript, WrongInputShapeNamesFileAndShapes) {
+  TempDir dir;
+  linear_script(torch::zeros({784, 4}), torch::zeros({4}), false).save(dir.file("bare.pt"));
+  TorchScriptOptions o;
+  o.input_shape = std::vector<int64_t>{3, 32, 32};
+  const auto message = error_of<Error>([&] { TorchScriptModel::load(dir.file("bare.pt"), o); });
+  EXPECT_THAT(message, HasSubstr(dir.file("bare.pt") + ": the module does not accept examples of shape [3, 32, 32] "
+                                                        "(given by --input-shape)"));
+  EXPECT_THAT(message, HasSubstr("784"));
+  EXPECT_THAT(message, testing::Not(HasSubstr("The following operation failed")));
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+  // With the classes given, the wrong shape shows at the first forward pass: both shapes again.
+  o.num_classes = 4;
+  auto m = TorchScriptModel::load(dir.file("bare.pt"), o);
+  const auto forward = error_of<Error>([&] { m->logits(torch::zeros({2, 3, 32, 32})); });
+  EXPECT_THAT(forward, HasSubstr("bare.pt: forward failed on input of shape [2, 3, 32, 32] (the model takes [N, 3, 32, 32])"));
+  EXPECT_THAT(forward, HasSubstr("784"));
+}
+
+// Issue 15: empty, 10-byte and directory model files say what they are.
+TEST(LoadModelFile, EmptyShortAndDirectorySayWhatTheyAre) {
+  TempDir dir;
+  write_all(dir.file("empty.ckpt"), "");
+  write_all(dir.file("ten.ckpt"), "0123456789");
+  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.file("empty.ckpt"), {}, torch::kCPU); }),
+              HasSubstr("the file is empty"));
+  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.file("ten.ckpt"), {}, torch::kCPU); }),
+              HasSubstr("10 bytes, too short to be an imbench checkpoint or TorchScript file"));
+  EXPECT_THAT(error_of<Error>([&] { load_model_file(dir.path.string(), {}, torch::kCPU); }),
+              HasSubstr("is a directory"));
+  EXPECT_THAT(error_of<Error>([&] { load_model_file("/dev/zero", {}, torch::kCPU); }), HasSubstr("not a regular file"));
+  EXPECT_THAT(error_of<Error>([&] { read_checkpoint_meta("/dev/zero"); }), HasSubstr("not a regular file"));
+}
+
 TEST(TorchScript, StochasticModuleDrawsIndependentSamples) {
   TempDir dir;
   linear_script(torch::zeros({784, 3}), torch::zeros({3}), true, true).save(dir.file("noisy.pt"));

@@ -885,6 +885,42 @@ TEST(Results, MergeRefusesDifferentMatricesAndConflictingCells) {
   EXPECT_EQ(same.models.size(), a.models.size());
 }
 
+TEST(Results, MergeRefusesTwoCopiesOfACellWhoseNumbersDiffer) {
+  const ResultFile a = report_fixture();
+  // One per-example record flipped, hash unchanged: the first file must not silently win.
+  ResultFile b = report_fixture();
+  b.cells[2].adversarial_correct[1] = b.cells[2].adversarial_correct[1] ? 0 : 1;
+  std::string message = error_of<Error>([&] { merge_results({a, b}); });
+  EXPECT_THAT(message,
+              HasSubstr("cannot merge: cell 'det.fgsm.linf-0.3' has two different results (file 1 and file 2)"));
+  EXPECT_THAT(message, HasSubstr("adversarial_correct differs in 1 of "));
+  EXPECT_THAT(message, HasSubstr("first at position 1"));
+  EXPECT_EQ(message.find('\n'), std::string::npos);
+  // A summary number other than a timing.
+  ResultFile c = report_fixture();
+  c.cells[3].summary["robust_accuracy"] += 0.01;
+  message = error_of<Error>([&] { merge_results({a, c}); });
+  EXPECT_THAT(message, HasSubstr("cell '" + a.cells[3].id + "'"));
+  EXPECT_THAT(message, HasSubstr("summary robust_accuracy"));
+  // Another loss value and a missing summary entry: both named.
+  ResultFile d = report_fixture();
+  d.cells[0].final_loss[0] += 1;
+  d.cells[0].summary.erase("robust_accuracy_worst");
+  d.cells[0].summary["attack_success_extra"] = 1;
+  message = error_of<Error>([&] { merge_results({a, d}); });
+  EXPECT_THAT(message, HasSubstr("final_loss differs"));
+  EXPECT_THAT(message, HasSubstr("is in one file only"));
+  // Timings differ between two honest runs of one cell: merged, first file kept.
+  ResultFile e = report_fixture();
+  for (auto& cell : e.cells) {
+    cell.summary["seconds"] += 3;
+    cell.summary["images_per_second"] /= 2;
+  }
+  const ResultFile merged = merge_results({a, e});
+  ASSERT_EQ(merged.cells.size(), a.cells.size());
+  EXPECT_EQ(merged.cells[0].summary.at("seconds"), a.cells[0].summary.at("seconds"));
+}
+
 // ---- compare ----
 
 namespace {
@@ -1008,6 +1044,51 @@ TEST(Results, CompareUsesMajorityOverRepeatsWhenPaired) {
   const CompareResult r = compare_results(base, next, {});
   EXPECT_EQ(r.regressions, 0);
   EXPECT_THAT(r.markdown, HasSubstr("McNemar (lost 0, gained 0)"));
+}
+
+TEST(Results, CompareFailsWhenBaseCellsAreMissingUnlessAllowed) {
+  ResultFile base = compare_file(50, [](int64_t i) { return i < 30; });
+  const CellResult cell = base.cells[0];
+  for (int k = 0; k < 12; ++k) {
+    CellResult extra = cell;
+    extra.id = fmt::format("det.lost-{:02d}", k);
+    base.cells.push_back(extra);
+  }
+  ResultFile next = compare_file(50, [](int64_t i) { return i < 30; });
+  CellResult added = cell;
+  added.id = "det.added";
+  next.cells.push_back(added);
+  CompareOptions o;
+  CompareResult r = compare_results(base, next, o);
+  EXPECT_EQ(r.matched, 1);
+  EXPECT_EQ(r.regressions, 0);
+  ASSERT_EQ(r.missing.size(), 12u);
+  EXPECT_EQ(r.missing.front(), "det.lost-00");
+  EXPECT_EQ(r.only_new, std::vector<std::string>{"det.added"});
+  EXPECT_FALSE(r.passed(o));
+  // The first 10 by name, then a count.
+  EXPECT_THAT(r.markdown, HasSubstr("`det.lost-09` and 2 more (missing from the new file: the comparison fails"));
+  EXPECT_EQ(r.markdown.find("det.lost-10"), std::string::npos);
+  EXPECT_THAT(r.markdown, HasSubstr("only in the new file: `det.added`"));
+  EXPECT_EQ(list_cells(r.missing),
+            "`det.lost-00`, `det.lost-01`, `det.lost-02`, `det.lost-03`, `det.lost-04`, "
+            "`det.lost-05`, `det.lost-06`, `det.lost-07`, `det.lost-08`, `det.lost-09` and 2 more");
+  EXPECT_EQ(list_cells({}), "none");
+
+  o.allow_missing = true;
+  r = compare_results(base, next, o);
+  EXPECT_TRUE(r.passed(o));
+  EXPECT_THAT(r.markdown, HasSubstr("(allowed: --allow-missing)"));
+
+  // Cells only in the new file never fail.
+  const CompareResult reverse = compare_results(next, base, {});
+  EXPECT_TRUE(reverse.missing.size() == 1 && reverse.missing[0] == "det.added");
+  ResultFile superset = next;
+  superset.cells.erase(superset.cells.begin() + 1);
+  const CompareResult grown = compare_results(superset, base, {});
+  EXPECT_TRUE(grown.missing.empty());
+  EXPECT_EQ(grown.only_new.size(), 12u);
+  EXPECT_TRUE(grown.passed({}));
 }
 
 TEST(Results, CompareUsesTheUnpairedTestWhenIndicesDiffer) {

@@ -12,9 +12,12 @@
 # Environment: IMBENCH_GPU_BUDGET_S (default 540: seconds for the whole script),
 #   IMBENCH_GPU_STEPS (default "cuda-tests bench quick ctest"; also "paper": the
 #   paper MNIST matrix, zoo/mnist/*-s0.ckpt needed, results in $OUT/paper-mnist-cuda.h5
-#   after every cell; "debug": a backtrace of each crashing test named in
+#   after every cell, run last with the time left; IMBENCH_GPU_PAPER_FROM=FILE.h5
+#   resumes a partial results file carried from an earlier call; "debug": a backtrace of each crashing test named in
 #   IMBENCH_GPU_DEBUG_TESTS, "binary:gtest-filter ...", with cuda-gdb),
-#   IMBENCH_GPU_TARGETS (default: all; e.g. "imbench test_data" to build less),
+#   IMBENCH_GPU_CTEST_S (seconds for ctest at most; default: all that is left),
+#   IMBENCH_GPU_BENCH_FILTER (default: the bare pass, attacks, EOT oracle and
+#   training steps), IMBENCH_GPU_TARGETS (default: all; e.g. "imbench test_data" to build less),
 #   IMBENCH_GPU_CTEST_EXCLUDE (default cli_zoo: the shipped zoo's checkpoints do
 #   not fit beside the carry in the tool's 64 MiB), IMBENCH_DATA_DIR (default
 #   .imbench-data, the gzipped MNIST of docs/gpu.md).
@@ -91,21 +94,11 @@ done
 if want bench; then
 log "benchmarks on cuda"
 IMBENCH_BENCH_DEVICE=cuda timeout $(( $(left) > 300 ? 150 : $(left) / 3 )) build-cuda/imbench_bench \
-  --benchmark_filter='BM_BareForwardBackward|BM_Attack|BM_EotGradient/[34]/|BM_TrainStep/[0-4]/1/0/0' \
+  --benchmark_filter="${IMBENCH_GPU_BENCH_FILTER:-BM_BareForwardBackward|BM_Attack|BM_EotGradient/[34]/|BM_TrainStep/[0-4]/1/0/0}" \
   --benchmark_min_time=0.2 --benchmark_out="$work/bench-cuda.json" --benchmark_out_format=json \
   > "$work/bench-cuda.txt" 2>&1
 log "benchmarks: exit $? ($(grep -c '^BM_' "$work/bench-cuda.txt") rows)"
 grep '^BM_' "$work/bench-cuda.txt" | sed 's/^/  | /' | tee -a "$out/gpu-check.log" > /dev/null
-fi
-
-# The paper MNIST matrix on the GPU (results land in $OUT after every cell).
-if want paper; then
-  log "paper MNIST matrix --device cuda"
-  s=$(date +%s)
-  timeout $(( $(left) - 15 )) build-cuda/imbench run benchmarks/matrices/paper-mnist.toml --device cuda \
-    --out "$out/paper-mnist-cuda.h5" --report - > "$work/paper-cuda.log" 2>&1
-  log "paper matrix: exit $? after $(( $(date +%s) - s )) s; $(grep -c '^\[cell' "$work/paper-cuda.log") cells"
-  tail -n 4 "$work/paper-cuda.log" | cut -c1-200 | sed 's/^/  | /' | tee -a "$out/gpu-check.log" > /dev/null
 fi
 
 # 4. The quick matrix on the GPU (checkpoints carried), beside the whole ctest.
@@ -117,7 +110,8 @@ log "quick matrix --device cuda, and ctest"
 runner=$!
 read -r -a exclude <<<"-E ${IMBENCH_GPU_CTEST_EXCLUDE:-cli_zoo}"
 ctest_bin=$(dirname "$cmake_bin")/ctest
-want ctest && (cd build-cuda && timeout $(( $(left) - 15 )) "$ctest_bin" --output-on-failure -j 8 --timeout 300 "${exclude[@]}") \
+ctest_s=$(( $(left) - 15 )); [ -n "${IMBENCH_GPU_CTEST_S:-}" ] && [ "$IMBENCH_GPU_CTEST_S" -lt "$ctest_s" ] && ctest_s=$IMBENCH_GPU_CTEST_S
+want ctest && (cd build-cuda && timeout "$ctest_s" "$ctest_bin" --output-on-failure -j 8 --timeout 300 "${exclude[@]}") \
   > "$work/ctest.log" 2>&1
 log "ctest: exit $?; $(grep -E '[0-9]+% tests passed' "$work/ctest.log" | tail -1)"
 grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$work/ctest.log" | tee -a "$out/gpu-check.log" > /dev/null
@@ -125,4 +119,18 @@ wait "$runner"
 log "quick matrix: $(tail -1 "$work/quick-cuda.log")"
 grep -iE 'verdict|unreliable|robust|^\|' "$work/quick-cuda.md" 2>/dev/null | head -30 | tee -a "$out/gpu-check.log" > /dev/null
 fi
+# 5. The paper MNIST matrix on the GPU, last: it takes the time that is left
+# (results land in $OUT after every cell; IMBENCH_GPU_PAPER_FROM resumes a carried file).
+if want paper; then
+  log "paper MNIST matrix --device cuda"
+  if [ -n "${IMBENCH_GPU_PAPER_FROM:-}" ] && [ -f "$IMBENCH_GPU_PAPER_FROM" ]; then
+    cp "$IMBENCH_GPU_PAPER_FROM" "$out/paper-mnist-cuda.h5" && log "resuming from $IMBENCH_GPU_PAPER_FROM"
+  fi
+  s=$(date +%s)
+  timeout $(( $(left) - 15 )) build-cuda/imbench run benchmarks/matrices/paper-mnist.toml --device cuda \
+    --out "$out/paper-mnist-cuda.h5" --report - > "$work/paper-cuda.log" 2>&1
+  log "paper matrix: exit $? after $(( $(date +%s) - s )) s; $(grep -c '^\[cell' "$work/paper-cuda.log") cells"
+  tail -n 4 "$work/paper-cuda.log" | cut -c1-200 | sed 's/^/  | /' | tee -a "$out/gpu-check.log" > /dev/null
+fi
+
 log "done"

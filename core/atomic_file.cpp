@@ -1,0 +1,103 @@
+#include "core/atomic_file.h"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <system_error>
+
+#include "core/errors.h"
+
+namespace fs = std::filesystem;
+
+namespace imbench {
+namespace atomic_file_detail {
+namespace {
+
+std::string errno_text(int err) {
+  if (err == ENOSPC || err == EDQUOT) return "disk full";
+  return std::strerror(err);
+}
+
+[[noreturn]] void fail(const std::string& path, int err) {
+  throw Error(fmt::format("{}: write failed: {}", path, errno_text(err)));
+}
+
+std::string temporary_name(const std::string& path) { return path + fmt::format(".tmp-{}", ::getpid()); }
+
+// Writes and flushes the temporary file of `path`; on failure removes it and throws.
+void write_temporary(const std::string& path, std::string_view bytes) {
+  const fs::path target(path);
+  if (target.has_parent_path()) {
+    std::error_code ec;
+    fs::create_directories(target.parent_path(), ec);
+    if (ec) throw Error(fmt::format("{}: write failed: {}", path, ec.message()));
+  }
+  const std::string tmp = temporary_name(path);
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) fail(path, errno);
+  auto give_up = [&](int err, bool close_fd) {
+    if (close_fd) ::close(fd);
+    ::unlink(tmp.c_str());
+    fail(path, err);
+  };
+  const char* p = bytes.data();
+  std::size_t left = bytes.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      give_up(errno, true);
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
+  }
+  // Flush before the rename, so that the rename never publishes a file whose
+  // contents are still in flight (and a delayed-allocation ENOSPC shows here).
+  if (::fsync(fd) != 0 && errno != EINVAL) give_up(errno, true);
+  if (::close(fd) != 0) give_up(errno, false);
+}
+
+// Makes renames in the folder of `path` durable; a folder that cannot be synced is no error.
+void sync_folder(const std::string& path) {
+  const fs::path target(path);
+  const std::string dir = target.has_parent_path() ? target.parent_path().string() : ".";
+  if (const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+}  // namespace atomic_file_detail
+
+void write_files_atomically(const std::vector<std::pair<std::string, std::string_view>>& files) {
+  using namespace atomic_file_detail;
+  auto remove_temporaries = [&](std::size_t from, std::size_t to) {
+    for (std::size_t i = from; i < to; ++i) ::unlink(temporary_name(files[i].first).c_str());
+  };
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    try {
+      write_temporary(files[i].first, files[i].second);
+    } catch (...) {
+      remove_temporaries(0, i);
+      throw;
+    }
+  }
+  for (std::size_t i = 0; i < files.size(); ++i) {
+    const std::string& path = files[i].first;
+    if (::rename(temporary_name(path).c_str(), path.c_str()) != 0) {
+      const int err = errno;
+      remove_temporaries(i, files.size());
+      fail(path, err);
+    }
+  }
+  for (const auto& [path, bytes] : files) sync_folder(path);
+}
+
+void write_file_atomically(const std::string& path, std::string_view bytes) { write_files_atomically({{path, bytes}}); }
+
+}  // namespace imbench
