@@ -4,7 +4,9 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <system_error>
@@ -22,6 +24,21 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+// Testing hook (tests/cli_full_disk.sh, which needs no root with it):
+// IMBENCH_FAIL_WRITE_STEP=N makes the N-th step that needs disk space (open,
+// write, fsync, close; counted over the whole process) fail with ENOSPC, as
+// a full disk would. Renames are not counted: they need no space.
+bool injected_disk_full() {
+  static const long fail_at = [] {
+    const char* v = std::getenv("IMBENCH_FAIL_WRITE_STEP");
+    return v ? std::strtol(v, nullptr, 10) : 0L;
+  }();
+  static std::atomic<long> step{0};
+  if (fail_at <= 0 || ++step != fail_at) return false;
+  errno = ENOSPC;
+  return true;
+}
+
 [[noreturn]] void fail(const std::string& path, int err) {
   throw Error(fmt::format("{}: write failed: {}", path, errno_text(err)));
 }
@@ -37,6 +54,7 @@ void write_temporary(const std::string& path, std::string_view bytes) {
     if (ec) throw Error(fmt::format("{}: write failed: {}", path, ec.message()));
   }
   const std::string tmp = temporary_name(path);
+  if (injected_disk_full()) fail(path, errno);
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) fail(path, errno);
   auto give_up = [&](int err, bool close_fd) {
@@ -47,7 +65,7 @@ void write_temporary(const std::string& path, std::string_view bytes) {
   const char* p = bytes.data();
   std::size_t left = bytes.size();
   while (left > 0) {
-    const ssize_t n = ::write(fd, p, left);
+    const ssize_t n = injected_disk_full() ? -1 : ::write(fd, p, left);
     if (n < 0) {
       if (errno == EINTR) continue;
       give_up(errno, true);
@@ -57,7 +75,11 @@ void write_temporary(const std::string& path, std::string_view bytes) {
   }
   // Flush before the rename, so that the rename never publishes a file whose
   // contents are still in flight (and a delayed-allocation ENOSPC shows here).
-  if (::fsync(fd) != 0 && errno != EINVAL) give_up(errno, true);
+  if (injected_disk_full() || (::fsync(fd) != 0 && errno != EINVAL)) give_up(errno, true);
+  if (injected_disk_full()) {
+    ::close(fd);
+    give_up(ENOSPC, false);
+  }
   if (::close(fd) != 0) give_up(errno, false);
 }
 

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cstdint>
 #include <cmath>
 #include <filesystem>
 #include <limits>
@@ -17,6 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
+#include "reports/h5_guard.h"
 #include "reports/h5_util.h"
 #include "reports/results_io.h"
 
@@ -619,6 +621,56 @@ class Reader {
 }  // namespace
 }  // namespace results_h5
 
+namespace {
+
+// Bob Jenkins' lookup3 hash (hashlittle), the checksum of HDF5's metadata.
+std::uint32_t lookup3(const unsigned char* k, std::size_t length) {
+  auto rot = [](std::uint32_t x, int r) { return (x << r) | (x >> (32 - r)); };
+  auto word = [](const unsigned char* p) {
+    return std::uint32_t{p[0]} | std::uint32_t{p[1]} << 8 | std::uint32_t{p[2]} << 16 | std::uint32_t{p[3]} << 24;
+  };
+  std::uint32_t a, b, c;
+  a = b = c = 0xdeadbeefu + static_cast<std::uint32_t>(length);
+  while (length > 12) {
+    a += word(k), b += word(k + 4), c += word(k + 8);
+    a -= c, a ^= rot(c, 4), c += b;
+    b -= a, b ^= rot(a, 6), a += c;
+    c -= b, c ^= rot(b, 8), b += a;
+    a -= c, a ^= rot(c, 16), c += b;
+    b -= a, b ^= rot(a, 19), a += c;
+    c -= b, c ^= rot(b, 4), b += a;
+    length -= 12, k += 12;
+  }
+  if (length == 0) return c;
+  unsigned char tail[12] = {};
+  std::copy(k, k + length, tail);
+  a += word(tail), b += word(tail + 4), c += word(tail + 8);
+  c ^= b, c -= rot(b, 14);
+  a ^= c, a -= rot(c, 11);
+  b ^= a, b -= rot(a, 25);
+  c ^= b, c -= rot(b, 16);
+  a ^= c, a -= rot(c, 4);
+  b ^= a, b -= rot(a, 14);
+  c ^= b, c -= rot(b, 24);
+  return c;
+}
+
+// H5Fget_file_image of a file still open for writing clears the superblock's
+// "open for write" flag in the copy but keeps the checksum computed with the
+// flag set, so HDF5 and h5py refuse the image ("incorrect metadata checksum").
+// The superblock (version 2 or 3, at offset 0) gets its checksum recomputed.
+void fix_superblock_checksum(std::string& image, const std::string& path) {
+  auto* p = reinterpret_cast<unsigned char*>(image.data());
+  if (image.size() < 12 || image.compare(0, 8, "\x89HDF\r\n\x1a\n", 8) != 0 || (p[8] != 2 && p[8] != 3))
+    throw Error(fmt::format("{}: write failed: unexpected HDF5 superblock in the file image", path));
+  const std::size_t body = 12 + 4 * std::size_t{p[9]};  // four addresses of sizeof_addr bytes
+  if (image.size() < body + 4) throw Error(fmt::format("{}: write failed: short HDF5 file image", path));
+  const std::uint32_t sum = lookup3(p, body);
+  for (int i = 0; i < 4; ++i) p[body + i] = static_cast<unsigned char>(sum >> (8 * i));
+}
+
+}  // namespace
+
 void write_results(const std::string& path, const ResultFile& file) {
   results_h5::validate(path, file);
   // The file is built in memory (HDF5's core driver, no backing store) and
@@ -631,6 +683,12 @@ void write_results(const std::string& path, const ResultFile& file) {
     H5::FileAccPropList fapl;
     if (H5Pset_fapl_core(fapl.getId(), std::size_t{1} << 20, false) < 0)
       throw Error(fmt::format("{}: write failed: cannot set up an in-memory HDF5 file", path));
+    // The HDF5 1.8 file format (readable by HDF5 1.8 and later, h5py too):
+    // its superblock and object headers carry checksums, so a damaged file is
+    // refused by HDF5 before its decoders (which trust what they read in
+    // libhdf5 1.10.8: fuzz/corpus/fuzz_results/crash-*) see the damage.
+    if (H5Pset_libver_bounds(fapl.getId(), H5F_LIBVER_V18, H5F_LIBVER_V18) < 0)
+      throw Error(fmt::format("{}: write failed: cannot select the HDF5 1.8 file format", path));
     // A name of its own: never the same HDF5 file as `path`, which a resumed
     // run may have open to copy adversarial examples from.
     H5::H5File h5(path + ".image", H5F_ACC_TRUNC, H5::FileCreatPropList::DEFAULT, fapl);
@@ -645,6 +703,7 @@ void write_results(const std::string& path, const ResultFile& file) {
   } catch (const H5::Exception& e) {
     throw Error(fmt::format("{}: HDF5 write failed: {}", path, h5_error_detail(e)));
   }
+  fix_superblock_checksum(image, path);
   write_file_atomically(path, image);
 }
 
@@ -654,6 +713,7 @@ bool is_attack_records_file(const std::string& path) {
   H5::Exception::dontPrint();
   try {
     if (!H5::H5File::isHdf5(path)) return false;
+    check_hdf5_global_heap(path);
     const H5::H5File h5(path, H5F_ACC_RDONLY);
     const H5::Group root = h5.openGroup("/");
     if (root.attrExists("schema")) {
@@ -681,6 +741,7 @@ ResultFile read_results(const std::string& path, AdversarialExamples adversarial
     throw Error(fmt::format("{}: cannot read: {}", path, h5_error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
+  check_hdf5_global_heap(path);
   const results_h5::Reader reader(path, adversarial);
   try {
     const H5::H5File h5(path, H5F_ACC_RDONLY);

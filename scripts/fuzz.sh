@@ -4,9 +4,11 @@
 #
 #   scripts/fuzz.sh [--build-only] [--smoke] [--runs N | --time S] [--jobs J] [TARGET...]
 #
-# Default: every target, 60 s each; --smoke (ctest fuzz_smoke): 8 s each, the
-# whole seed corpus (crash-* regression inputs included) first. --runs N stops a target after N
-# executions (-runs), --time S after S seconds (-max_total_time). New
+# Default: every target, 60 s each; --smoke (ctest fuzz_smoke): 8 s each.
+# Each target first runs every input a fuzzer once failed on
+# (fuzz/regressions/TARGET/crash-*, leak-*, oom-*), then its seed corpus.
+# --runs N stops a target after N executions (-runs), --time S after S
+# seconds (-max_total_time). New
 # inputs go to build-fuzz/corpus/TARGET (the committed seed corpus in
 # fuzz/corpus/TARGET stays as it is); a crash, leak, hang (-timeout) or
 # UBSan report stops the run, leaves crash-*/leak-*/timeout-* in
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
     --runs) limit=(-runs="$2"); shift ;;
     --time) limit=(-max_total_time="$2"); shift ;;
     --jobs) jobs="$2"; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     fuzz_*) targets+=("$1") ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -63,9 +65,18 @@ for t in "${targets[@]}"; do
   # and ASan's quarantine holds more: fuzz_results gets more room.
   rss=2048 run_limit=("${limit[@]}")
   [ "$t" = fuzz_results ] && rss=6144
-  # libhdf5 1.10.8 itself crashes on some mutated files within a few hundred
-  # executions (fuzz/hdf5-upstream/README.md): the smoke run only replays the corpus.
-  [ "$t" = fuzz_results ] && [ "$smoke" = 1 ] && run_limit=(-runs=0)
+  # Every input a fuzzer once failed on (fuzz/regressions/TARGET) runs once first.
+  regressions=("$root"/fuzz/regressions/"$t"/*)
+  if [ -e "${regressions[0]}" ]; then
+    if "$build/fuzz/$t" -timeout=10 -rss_limit_mb=$rss "${regressions[@]}" >"$log" 2>&1; then
+      echo "regressions: ${#regressions[@]} inputs of fuzz/regressions/$t pass"
+    else
+      status=1
+      tail -n 40 "$log"
+      echo "fuzz.sh: $t FAILED on a regression input (log: $log)" >&2
+      continue
+    fi
+  fi
   if "$build/fuzz/$t" "${run_limit[@]}" -timeout=10 -rss_limit_mb=$rss \
       -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" "$root/fuzz/corpus/$t" >"$log" 2>&1; then
     grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' "$log" || true

@@ -1,15 +1,18 @@
 #!/usr/bin/env bash
-# Writes that fail safely (issue 15): every writer, aimed at a nearly full
-# tmpfs over a good previous file, exits 1 (not a signal) with one line on
-# stderr naming the file ("write failed: disk full"), leaves the previous
-# file byte-identical and no temporary file behind. Writers: attack --out,
-# run (per-cell save of a resumed matrix), merge, report (Markdown and SVG
-# curves), export (CSV), train --out (checkpoint and training state).
-# Needs root to mount a tmpfs: skips (exit 77) otherwise.
+# Writes that fail safely (issue 15): every writer whose disk fills up exits
+# 1 (not a signal) with one line on stderr naming the file ("write failed:
+# disk full"), leaves the previous file byte-identical and no temporary file
+# behind. Writers: attack --out, run (per-cell save of a resumed matrix),
+# merge, report (Markdown and SVG curves), export (CSV), train --out
+# (checkpoint and training state). Two ways to fill the disk:
+#  1. injected (any user): IMBENCH_FAIL_WRITE_STEP=k makes the k-th write step
+#     (open, write, fsync, close) fail with ENOSPC; every k until the writer
+#     succeeds (run: the steps of its first save).
+#  2. real (root only): a 1 MiB tmpfs filled up to one free page over the
+#     previous file; skipped without root or where mount is refused.
 # Usage: cli_full_disk.sh IMBENCH
 set -u
 bin=$1
-if [ "$(id -u)" != 0 ]; then echo "skip: mounting a tmpfs needs root"; exit 77; fi
 tmp=$(mktemp -d)
 disk=$tmp/disk
 mkdir -p "$disk" "$tmp/good"
@@ -20,14 +23,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
-if ! mount -t tmpfs -o size=1m tmpfs "$disk" 2>"$tmp/mount.err"; then
-  echo "skip: cannot mount a tmpfs: $(cat "$tmp/mount.err")"
-  exit 77
-fi
 fail=0
 source "$(dirname "${BASH_SOURCE[0]}")/cli_lib.sh"
 good=$tmp/good
-cd "$tmp"
+cd "$tmp" || exit 1
 
 # Good previous files, written on a disk with room.
 expect 0 "train the model" -- "$bin" train --dataset synthetic --epochs 1 --hidden 16 --quiet --threads 1 --seed 1 \
@@ -58,16 +57,13 @@ fill_disk() {
   truncate -s -4K "$disk/filler"
 }
 
-# full_disk WHAT FILE... -- COMMAND: runs COMMAND on the full disk and checks
-# exit 1, one stderr line naming a file on the disk, each FILE unchanged and
-# no temporary file left.
-full_disk() {
-  local what=$1 files=() f rc lines
-  shift
-  while [ "$1" != "--" ]; do files+=("$1"); shift; done
-  shift
-  "$@" >"$tmp/out" 2>"$tmp/err"
-  rc=$?
+# check_failure WHAT DIR RC FILE...: the last command (exit RC, stderr in
+# $tmp/err) failed as it should on a full disk in DIR: exit 1, one stderr line
+# naming a file in DIR, each FILE (relative to DIR) equal to the good one, no
+# temporary file left.
+check_failure() {
+  local what=$1 dir=$2 rc=$3 f lines
+  shift 3
   if [ "$rc" = 1 ]; then
     echo "ok: $what: exit 1"
   else
@@ -75,47 +71,83 @@ full_disk() {
     fail=1
   fi
   lines=$(wc -l <"$tmp/err")
-  if [ "$lines" = 1 ] && grep -q "^imbench: error: $disk/.*: write failed: disk full$" "$tmp/err"; then
+  if [ "$lines" = 1 ] && grep -q "^imbench: error: $dir/.*: write failed: disk full$" "$tmp/err"; then
     echo "ok: $what: one line: $(cat "$tmp/err")"
   else
-    echo "FAIL: $what: expected one line 'imbench: error: $disk/...: write failed: disk full', got $lines:"
+    echo "FAIL: $what: expected one line 'imbench: error: $dir/...: write failed: disk full', got $lines:"
     sed 's/^/  | /' "$tmp/err" | head -10
     fail=1
   fi
-  for f in "${files[@]}"; do
-    if diff -r "$good/$f" "$disk/$f" >/dev/null; then
+  for f in "$@"; do
+    if diff -r "$good/$f" "$dir/$f" >/dev/null; then
       echo "ok: $what: $f is byte-identical"
     else
       echo "FAIL: $what: $f changed"
       fail=1
     fi
   done
-  if [ -n "$(find "$disk" -name '*.tmp-*')" ]; then
-    echo "FAIL: $what: temporary files left: $(find "$disk" -name '*.tmp-*')"
+  if [ -n "$(find "$dir" -name '*.tmp-*')" ]; then
+    echo "FAIL: $what: temporary files left: $(find "$dir" -name '*.tmp-*')"
     fail=1
   else
     echo "ok: $what: no temporary file left"
   fi
 }
 
-fill_disk a.h5
-full_disk "attack --out" a.h5 -- "$bin" attack --model "$good/m.ckpt" --dataset synthetic --attack fgsm --eps 0.2 \
-  --examples 40 --threads 1 --out "$disk/a.h5"
+# The writers, each aimed at a folder given as $1.
+w_attack() { "$bin" attack --model "$good/m.ckpt" --dataset synthetic --attack fgsm --eps 0.2 --examples 40 --threads 1 --out "$1/a.h5"; }
+w_run() { "$bin" run "$tmp/disk.toml" --out "$1/r.h5" --report - --threads 1 --quiet; }
+w_merge() { "$bin" merge "$good/r.h5" "$good/r2.h5" --out "$1/merged.h5"; }
+w_report() { "$bin" report "$good/full.h5" --out "$1/rep/report.md"; }
+w_export() { "$bin" export "$good/full.h5" --out "$1/e.csv"; }
+w_train() { "$bin" train --dataset synthetic --epochs 1 --hidden 16 --quiet --threads 1 --seed 2 --out "$1/m.ckpt"; }
+# WRITER:FILE (relative to the folder):MOST_STEPS (0: until it succeeds)
+writers="attack:a.h5:0 run:r.h5:4 merge:merged.h5:0 report:rep:0 export:e.csv:0 train:m.ckpt:0"
 
-fill_disk r.h5
-full_disk "run (resumed)" r.h5 -- "$bin" run "$tmp/disk.toml" --out "$disk/r.h5" --report - --threads 1 --quiet
+# 1. Injected failures at every write step.
+inj=$tmp/inj
+for spec in $writers; do
+  IFS=: read -r w f most <<<"$spec"
+  k=1
+  while :; do
+    rm -rf "$inj" && mkdir -p "$(dirname "$inj/$f")" && cp -r "$good/$f" "$inj/$f"
+    IMBENCH_FAIL_WRITE_STEP=$k "w_$w" "$inj" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    if [ "$rc" = 0 ]; then
+      if [ "$k" -gt 1 ]; then echo "ok: $w (injected): failed safely at steps 1..$((k - 1)), succeeded with step $k"
+      else echo "FAIL: $w (injected): no write step failed"; fail=1; fi
+      break
+    fi
+    check_failure "$w (injected, step $k)" "$inj" "$rc" "$f" >"$tmp/check"  # sets fail; prints only failures
+    grep -v '^ok: ' "$tmp/check"
+    k=$((k + 1))
+    if [ "$most" != 0 ] && [ "$k" -gt "$most" ]; then echo "ok: $w (injected): failed safely at steps 1..$most"; break; fi
+    if [ "$k" -gt 64 ]; then echo "FAIL: $w (injected): still failing after 64 steps"; fail=1; break; fi
+  done
+done
 
-fill_disk merged.h5
-full_disk "merge" merged.h5 -- "$bin" merge "$good/r.h5" "$good/r2.h5" --out "$disk/merged.h5"
+# 2. A real full disk (root: a tmpfs).
+if [ "$(id -u)" != 0 ]; then echo "skip: a real full disk (mounting a tmpfs needs root)"; exit $fail; fi
+if ! mount -t tmpfs -o size=1m tmpfs "$disk" 2>"$tmp/mount.err"; then
+  echo "skip: a real full disk (cannot mount a tmpfs: $(cat "$tmp/mount.err"))"
+  exit $fail
+fi
 
-fill_disk rep
-full_disk "report (Markdown and curves)" rep -- "$bin" report "$good/full.h5" --out "$disk/rep/report.md"
+# full_disk WHAT FILE... -- COMMAND: runs COMMAND on the full disk and checks it.
+full_disk() {
+  local what=$1 files=() rc
+  shift
+  while [ "$1" != "--" ]; do files+=("$1"); shift; done
+  shift
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  rc=$?
+  check_failure "$what" "$disk" "$rc" "${files[@]}"
+}
 
-fill_disk e.csv
-full_disk "export" e.csv -- "$bin" export "$good/full.h5" --out "$disk/e.csv"
-
-fill_disk m.ckpt
-full_disk "train --out" m.ckpt -- "$bin" train --dataset synthetic --epochs 1 --hidden 16 --quiet --threads 1 --seed 2 \
-  --out "$disk/m.ckpt"
+for spec in $writers; do
+  IFS=: read -r w f _ <<<"$spec"
+  fill_disk "$f"
+  full_disk "$w" "$f" -- "w_$w" "$disk"
+done
 
 exit $fail

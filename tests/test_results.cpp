@@ -655,6 +655,81 @@ TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
 
 namespace {
 
+std::uint64_t le_at(const std::string& b, std::size_t at, std::size_t n) {
+  std::uint64_t v = 0;
+  for (std::size_t i = n; i-- > 0;) v = (v << 8) | static_cast<unsigned char>(b[at + i]);
+  return v;
+}
+void put_le(std::string& b, std::size_t at, std::uint64_t v, std::size_t n) {
+  for (std::size_t i = 0; i < n; ++i) b[at + i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+}  // namespace
+
+// libhdf5 1.10.8 follows heap IDs and global heap object sizes unchecked (a
+// damaged file read out of bounds and crashed, found by fuzz_results); the
+// reader checks them first (reports/h5_guard.h) and refuses with one line.
+TEST(Results, DamagedGlobalHeapIsRefusedNotFollowed) {
+  TempDir dir;
+  write_results(dir.file("good.h5"), round_trip_fixture());
+  const std::string good = read_bytes(dir.file("good.h5"));
+  const std::size_t gcol = good.find("GCOL");
+  ASSERT_NE(gcol, std::string::npos);
+  // The collection's objects (index -> size) and the places that name them:
+  // a 4-byte length, the collection's 8-byte address and a 4-byte index.
+  std::map<std::uint64_t, std::uint64_t> objects;
+  const std::uint64_t size = le_at(good, gcol + 8, 8);
+  for (std::size_t p = gcol + 16; p + 16 <= gcol + size;) {
+    const std::uint64_t index = le_at(good, p, 2), length = le_at(good, p + 8, 8);
+    if (index == 0) break;
+    objects[index] = length;
+    p += 16 + (length + 7) / 8 * 8;
+  }
+  ASSERT_GT(objects.size(), 10u);
+  std::vector<std::size_t> ids;  // offsets of the index field of heap IDs
+  for (std::size_t p = 4; p + 12 <= good.size(); ++p) {
+    if (p >= gcol && p < gcol + size) continue;
+    if (le_at(good, p, 8) != gcol) continue;
+    const auto it = objects.find(le_at(good, p + 8, 4));
+    if (it != objects.end() && it->first != 0 && it->second == le_at(good, p - 4, 4) && it->second > 0)
+      ids.push_back(p + 8);
+  }
+  ASSERT_GT(ids.size(), 5u);
+  auto message_of = [&](const std::string& bytes) {
+    write_bytes(dir.file("bad.h5"), bytes);
+    const std::string m = error_of<Error>([&] { read_results(dir.file("bad.h5")); });
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_THAT(m, HasSubstr(dir.file("bad.h5") + ": damaged HDF5 file: "));
+    return m;
+  };
+  for (const std::size_t id : {ids.front(), ids.back()}) {
+    std::string bad = good;
+    put_le(bad, id, 60000, 4);  // an index the collection does not have
+    EXPECT_THAT(message_of(bad), HasSubstr("heap object 60000 does not exist"));
+    bad = good;
+    put_le(bad, id - 12, le_at(good, id - 12, 4) + 1, 4);  // one byte more than the object holds
+    EXPECT_THAT(message_of(bad), HasSubstr("the value says"));
+  }
+  std::string bad = good;
+  put_le(bad, gcol + 16 + 8, std::uint64_t{1} << 40, 8);  // the first object's size overruns the collection
+  EXPECT_THAT(message_of(bad), HasSubstr("overruns the collection"));
+  bad = good;
+  put_le(bad, gcol + 8, good.size() * 2, 8);  // the collection reaches past the end of the file
+  EXPECT_THAT(message_of(bad), HasSubstr("global heap collection"));
+  bad = good;
+  bad[gcol] = 'X';  // no collection where the IDs point
+  EXPECT_THAT(message_of(bad), HasSubstr("no global heap collection"));
+  // The file fuzz_results found, and the good file still reads.
+  EXPECT_THAT(error_of<Error>([&] {
+                read_results(std::string(IMBENCH_SOURCE_DIR) +
+                             "/fuzz/corpus/fuzz_results/crash-H5HG_read-vlen-string-attribute");
+              }),
+              HasSubstr("damaged HDF5 file"));
+  EXPECT_NO_THROW(read_results(dir.file("good.h5")));
+}
+
+namespace {
+
 // A file in the per-attack records layout that `imbench attack --out` wrote
 // before it wrote results files: string root attributes ("attack", ...; the
 // schema attribute when `schema` is not empty) and a group "white-box".
