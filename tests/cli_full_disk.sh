@@ -7,7 +7,7 @@
 # (checkpoint and training state). Two ways to fill the disk:
 #  1. injected (any user): IMBENCH_FAIL_WRITE_STEP=k makes the k-th write step
 #     (open, write, fsync, close) fail with ENOSPC; every k until the writer
-#     succeeds (run: the steps of its first save).
+#     succeeds (attack and run: the steps of their first save).
 #  2. real (root only): a 1 MiB tmpfs filled up to one free page over the
 #     previous file; skipped without root or where mount is refused.
 # Usage: cli_full_disk.sh IMBENCH
@@ -101,8 +101,11 @@ w_merge() { "$bin" merge "$good/r.h5" "$good/r2.h5" --out "$1/merged.h5"; }
 w_report() { "$bin" report "$good/full.h5" --out "$1/rep/report.md"; }
 w_export() { "$bin" export "$good/full.h5" --out "$1/e.csv"; }
 w_train() { "$bin" train --dataset synthetic --epochs 1 --hidden 16 --quiet --threads 1 --seed 2 --out "$1/m.ckpt"; }
-# WRITER:FILE (relative to the folder):MOST_STEPS (0: until it succeeds)
-writers="attack:a.h5:0 run:r.h5:4 merge:merged.h5:0 report:rep:0 export:e.csv:0 train:m.ckpt:0"
+# WRITER:FILE (relative to the folder):MOST_STEPS (0: until it succeeds).
+# attack and run save after every cell: a later save that fails leaves the
+# file of the earlier one, so only the steps of the first save are checked
+# against the previous file.
+writers="attack:a.h5:4 run:r.h5:4 merge:merged.h5:0 report:rep:0 export:e.csv:0 train:m.ckpt:0"
 
 # 1. Injected failures at every write step.
 inj=$tmp/inj
