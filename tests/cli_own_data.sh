@@ -4,22 +4,24 @@
 # through `imbench eval`, `attack` and `run`, the same numbers as
 # `--dataset mnist --examples 100`; a checkpoint trained on MNIST warns once
 # when evaluated on a file or on another registered dataset; bad files exit
-# non-zero with one line. Skipped (exit 77) without MNIST or numpy/h5py.
+# non-zero with one line. Skipped (exit 77) without MNIST (both splits) or numpy/h5py.
 # Usage: cli_own_data.sh IMBENCH SOURCE_DIR
 set -u
 bin=$1
 src=$2
 py=${IMBENCH_PYTHON:-/usr/bin/python3}  # Debian's python3 has numpy and h5py; a pyenv python3 may not
 data=${IMBENCH_DATA_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/imbench}
-if [ ! -f "$data/mnist/t10k-images-idx3-ubyte" ] && [ ! -f "$data/mnist/t10k-images-idx3-ubyte.gz" ]; then
-  echo "SKIP: MNIST not found in $data/mnist (run 'imbench data fetch')"; exit 77
-fi
+for split in t10k train; do  # the test trains on the train split and evaluates on the test split
+  if [ ! -f "$data/mnist/$split-images-idx3-ubyte" ] && [ ! -f "$data/mnist/$split-images-idx3-ubyte.gz" ]; then
+    echo "SKIP: MNIST's $split split not found in $data/mnist (run 'imbench data fetch')"; exit 77
+  fi
+done
 if ! "$py" -c "import numpy, h5py" 2>/dev/null; then echo "SKIP: $py lacks numpy or h5py"; exit 77; fi
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 fail=0
 source "$src/tests/cli_lib.sh"
-cd "$tmp"
+cd "$tmp" || exit 1
 
 one_line() {  # one_line DESCRIPTION: the last command's stderr is one "imbench: error:" line
   if [ "$(wc -l <err)" = 1 ] && grep -q '^imbench: error: ' err; then echo "ok: $1: one line"; else

@@ -116,8 +116,8 @@ want ctest && (cd build-cuda && timeout "$ctest_s" "$ctest_bin" --output-on-fail
 log "ctest: exit $?; $(grep -E '[0-9]+% tests passed' "$work/ctest.log" | tail -1)"
 grep -E '^\s*[0-9]+ - .*\((Failed|Timeout|SEGFAULT|Subprocess aborted|Not Run)' "$work/ctest.log" | tee -a "$out/gpu-check.log" > /dev/null
 wait "$runner"
-log "quick matrix: $(tail -1 "$work/quick-cuda.log")"
-grep -iE 'verdict|unreliable|robust|^\|' "$work/quick-cuda.md" 2>/dev/null | head -30 | tee -a "$out/gpu-check.log" > /dev/null
+want quick && log "quick matrix: $(tail -1 "$work/quick-cuda.log")"
+want quick && grep -iE 'verdict|unreliable|robust|^\|' "$work/quick-cuda.md" 2>/dev/null | head -30 | tee -a "$out/gpu-check.log" > /dev/null
 fi
 # 5. The paper MNIST matrix on the GPU, last: it takes the time that is left
 # (results land in $OUT after every cell; IMBENCH_GPU_PAPER_FROM resumes a carried file).
