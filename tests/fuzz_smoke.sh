@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# ctest fuzz_smoke: every libFuzzer target over its seed corpus (crash-*
-# regression inputs included) and 8 s on; any crash, leak, hang or UBSan
+# ctest fuzz_smoke: every libFuzzer target over the inputs it once failed on
+# (fuzz/regressions), its seed corpus and 8 s on; any crash, leak, hang or UBSan
 # report fails. Skips (77) when clang++ or libFuzzer's runtime is missing.
 #   fuzz_smoke.sh SOURCE_DIR FUZZ_BUILD_DIR
 set -euo pipefail
