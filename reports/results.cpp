@@ -461,7 +461,13 @@ class Reader {
       fail(where, fmt::format("dataset '{}' has shape [{}], expected [{}]", name, fmt::join(have, ", "),
                               fmt::join(dims, ", ")));
     hsize_t count = 1;
-    for (auto d : dims) count *= d;
+    for (auto d : dims) count = d != 0 && count > (hsize_t{1} << 62) / d ? (hsize_t{1} << 62) : count * d;
+    // Bounded before allocating: deflate expands at most ~1032x, so a dataset
+    // cannot hold more than that many times the bytes it stores (a damaged or
+    // crafted file declaring a huge shape would otherwise allocate it).
+    const hsize_t stored = H5Dget_storage_size(ds.getId());
+    if (count > 0 && count / 1100 > stored / sizeof(T) + 1)
+      fail(where, fmt::format("dataset '{}' declares {} values but stores {} bytes", name, count, stored));
     std::vector<T> v(count);
     if (count > 0) ds.read(v.data(), type);
     return v;

@@ -46,6 +46,7 @@ import os
 import py_compile
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -240,13 +241,22 @@ def shell_script(b):
 
 
 def run_process(argv, cwd, env, log):
+    """Runs a block in a process group of its own; a block that times out, or
+    a test that is stopped, takes the whole group (the imbench the block's
+    shell started too) with it."""
     with open(log, "w") as out:
+        p = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         try:
-            p = subprocess.run(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT, timeout=BLOCK_TIMEOUT)
-            return p.returncode
+            return p.wait(timeout=BLOCK_TIMEOUT)
         except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
             out.write(f"\n(timed out after {BLOCK_TIMEOUT} s)\n")
             return 124
+        except BaseException:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+            raise
 
 
 def tail(log, n=15):
@@ -361,6 +371,7 @@ def prepare(base, src, imbench, mnist_dir, shared):
 
 
 def main():
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # unwinds through run_process, which stops the block
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
     only = sys.argv[sys.argv.index("--only") + 1] if "--only" in sys.argv else None
     if only:

@@ -645,6 +645,21 @@ TEST(Results, ReadErrorsAreOneLineImbenchErrors) {
   }
   EXPECT_THAT(read_error(dir.file("v3.h5")), HasSubstr("schema_version 3 is not supported"));
 
+  // A dataset declaring far more values than it stores is refused before
+  // anything is allocated (here 2^40 indices, no chunk written).
+  write_results(dir.file("huge.h5"), round_trip_fixture());
+  {
+    const std::string cell = "/cells/" + read_results(dir.file("huge.h5")).cells[0].id;
+    H5::H5File h5(dir.file("huge.h5"), H5F_ACC_RDWR);
+    H5::Group g = h5.openGroup(cell);
+    g.unlink("index");
+    const hsize_t n = hsize_t{1} << 40, chunk = 1024;
+    H5::DSetCreatPropList props;
+    props.setChunk(1, &chunk);
+    g.createDataSet("index", H5::PredType::NATIVE_INT64, H5::DataSpace(1, &n), props);
+  }
+  EXPECT_THAT(read_error(dir.file("huge.h5")), HasSubstr("declares 1099511627776 values but stores 0 bytes"));
+
   // An HDF5 file of another kind.
   {
     H5::H5File other(dir.file("other.h5"), H5F_ACC_TRUNC);
