@@ -42,5 +42,6 @@ merge=$(sbatch --parsable --dependency="afterok:$array" "${extra[@]}" "$here/mer
 merge=${merge%%;*}
 echo "array job: $array (tasks 1-$shards: $out_dir/$(basename "$matrix" .toml)-shard-i-of-$shards.h5)"
 echo "merge job: $merge (after the array: $out_dir/$(basename "$matrix" .toml).h5 and .md)"
-echo "a failed task i: sbatch --array=i ${extra[*]:+${extra[*]} }$here/run-matrix.sbatch $matrix $out_dir $shards"
+echo "a failed task i: scancel $merge (it then waits forever: DependencyNeverSatisfied), and"
+echo "  sbatch --array=i ${extra[*]:+${extra[*]} }$here/run-matrix.sbatch $matrix $out_dir $shards"
 echo "  then: sbatch --dependency=afterok:<its id> ${extra[*]:+${extra[*]} }$here/merge-matrix.sbatch $matrix $out_dir $shards"
