@@ -15,6 +15,9 @@ packages=(
   python3 python3-h5py python3-numpy python3-pandas
   # fuzz/ (scripts/fuzz.sh, ctest fuzz_smoke): clang 14 and its libFuzzer, ASan and UBSan runtimes
   clang libclang-rt-14-dev
+  # tests/cli_slurm.sh: a one-machine Slurm 22.05 cluster for scripts/slurm (it starts its own daemons; the
+  # packages' systemd units are not needed)
+  slurmctld slurmd slurm-client munge
 )
 
 if [ "${IMBENCH_SKIP_APT:-0}" != 1 ]; then
