@@ -8,8 +8,32 @@
 
 #include "core/errors.h"
 
+// Declared in torch/csrc/jit/codegen/fuser/interface.h, which Debian's
+// libtorch-dev does not ship; defined in libtorch_cpu of 1.13 and 2.x alike
+// (Python: torch._C._jit_override_can_fuse_on_cpu).
+namespace torch::jit {
+TORCH_API void overrideCanFuseOnCPU(bool value);
+}  // namespace torch::jit
+
 namespace imbench::models {
 namespace {
+
+// TorchScript's profiling executor hands a graph, after its profiling runs,
+// to the TensorExpr fuser, which compiles the fused CPU kernels with LLVM
+// when LibTorch was built with LLVM. Debian's LibTorch 1.13 was not, so CPU
+// graphs ran op by op; Debian's 2.6 is (LLVM linked into libtorch_cpu), and
+// there the first call after profiling spent minutes in LLVMCodeGen on a
+// two-op sample_logits (test killed after 204 s; 0.65 s on 1.13). imbench
+// keeps the op-by-op CPU execution on every LibTorch: the same numbers as
+// the eager models, and no JIT compile inside a timed attack. GPU fusion is
+// unchanged.
+void keep_cpu_graphs_unfused() {
+  static const bool done = [] {
+    torch::jit::overrideCanFuseOnCPU(false);
+    return true;
+  }();
+  (void)done;
+}
 
 // The line of a c10 error that says what went wrong: an interpreter error's
 // first line is only "The following operation failed in the TorchScript
@@ -56,6 +80,7 @@ const OptionTable<TorchScriptOptions>& TorchScriptOptions::table() {
 TorchScriptModel::TorchScriptModel(torch::jit::Module module, const std::string& name,
                                    const TorchScriptOptions& o)
     : module_(std::move(module)), name_(name) {
+  keep_cpu_graphs_unfused();
   auto attr = [&](const char* key) -> std::optional<c10::IValue> {
     if (module_.hasattr(key)) return module_.attr(key);
     return std::nullopt;
