@@ -3,16 +3,10 @@
 # Idempotent: re-running only re-checks. Set IMBENCH_SKIP_APT=1 to skip apt.
 set -euo pipefail
 
+# shellcheck source=scripts/packages.sh
+. "$(dirname "$0")/packages.sh"
 packages=(
-  build-essential cmake make ccache pkg-config git ca-certificates
-  libtorch-dev
-  libopenblas0-openmp
-  libfmt-dev libboost-program-options-dev
-  libhdf5-dev hdf5-tools
-  libgtest-dev libgmock-dev libbenchmark-dev
-  zlib1g-dev nlohmann-json3-dev libtomlplusplus-dev
-  dataset-fashion-mnist
-  python3 python3-h5py python3-numpy python3-pandas
+  "${build_packages[@]}"
   # fuzz/ (scripts/fuzz.sh, ctest fuzz_smoke): clang 14 and its libFuzzer, ASan and UBSan runtimes
   clang libclang-rt-14-dev
   # tests/cli_slurm.sh: a one-machine Slurm 22.05 cluster for scripts/slurm (it starts its own daemons; the

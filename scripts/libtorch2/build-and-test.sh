@@ -103,17 +103,11 @@ else
 fi
 phase_end
 
-# --- 2. imbench's packages (scripts/setup.sh's list, trixie names) --------------------
-packages=(
-  build-essential cmake make ccache pkg-config git ca-certificates
-  libtorch-dev libopenblas0-openmp
-  libfmt-dev libboost-program-options-dev
-  libhdf5-dev hdf5-tools
-  libgtest-dev libgmock-dev libbenchmark-dev
-  zlib1g-dev nlohmann-json3-dev libtomlplusplus-dev
-  dataset-fashion-mnist
-  python3 python3-h5py python3-numpy python3-pandas
-)
+# --- 2. imbench's packages (scripts/packages.sh: the same names in trixie; this
+# machine's extras of setup.sh, clang and Slurm, are not needed in the root) ----------
+# shellcheck source=scripts/packages.sh
+. "$root/scripts/packages.sh"
+packages=("${build_packages[@]}")
 phase_start apt
 mount_system
 if [ "${IMBENCH_SKIP_APT:-0}" = 1 ]; then
