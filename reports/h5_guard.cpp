@@ -10,6 +10,8 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
+#include <utility>
 #include <vector>
 
 #include "core/errors.h"
@@ -23,6 +25,10 @@ namespace {
 constexpr hssize_t kMaxElements = hssize_t{1} << 20;
 // A global heap collection is at least 4096 bytes; more than this is refused.
 constexpr std::uint64_t kMaxCollectionBytes = std::uint64_t{1} << 30;
+// An object header of more chunks than this is refused (imbench's have one or two).
+constexpr std::size_t kMaxHeaderChunks = 256;
+// Datatypes nest (enum of integers, variable-length of characters) no deeper than this.
+constexpr int kMaxTypeDepth = 8;
 
 // The conversion "variable-length -> opaque of the same size" copies nothing:
 // HDF5 hands it the raw on-disk elements, which are what the guard wants.
@@ -168,9 +174,234 @@ class Guard {
     }
   }
 
+  // The object header at `address` (relative to the base address), parsed
+  // from the file's bytes before libhdf5 decodes its messages: HDF5 1.10.8
+  // copies attribute names, enum member names and attribute values without
+  // bounds (H5O_attr_decode's strdup read past the header chunk of an
+  // old-format file whose attribute name had lost its NUL byte). Every
+  // chunk (continuations included) must lie within the file, every message
+  // within its chunk, and every attribute message and datatype message must
+  // hold what it declares. Old-format headers (version 1) have no checksum,
+  // so this is their only check; version 2 headers are checked the same way.
+  void check_object_header(std::uint64_t address, const std::string& what) {
+    if (!checked_headers_.insert(address).second) return;
+    const std::uint64_t at = base_ + address;
+    if (at < address || at >= file_size_)
+      fail(fmt::format("the object header of {} lies past the end of the file (address {})", what, address));
+    std::vector<unsigned char> prefix(static_cast<std::size_t>(std::min<std::uint64_t>(file_size_ - at, 48)));
+    read_at(at, prefix);
+    struct Chunk {
+      std::uint64_t start, size;
+      bool continuation;
+    };
+    std::vector<Chunk> chunks;
+    int version = 0;
+    bool creation_order = false;
+    if (prefix.size() >= 16 && prefix[0] == 1) {
+      version = 1;
+      chunks.push_back({at + 16, read_le(prefix.data() + 8, 4), false});
+    } else if (prefix.size() >= 7 && std::memcmp(prefix.data(), "OHDR", 4) == 0 && prefix[4] == 2) {
+      version = 2;
+      const unsigned flags = prefix[5];
+      creation_order = (flags & 0x04) != 0;
+      std::size_t p = 6 + ((flags & 0x20) ? 16 : 0) + ((flags & 0x10) ? 4 : 0);
+      const std::size_t width = std::size_t{1} << (flags & 0x03);
+      if (p + width > prefix.size()) fail(fmt::format("the object header of {} is truncated", what));
+      const std::uint64_t size = read_le(prefix.data() + p, width);
+      chunks.push_back({at + p + width, size, false});
+    } else {
+      fail(fmt::format("{} has no object header of a known version at address {}", what, address));
+    }
+    const std::size_t message_header = version == 1 ? 8 : 4 + (creation_order ? 2 : 0);
+    std::uint64_t total = 0;
+    std::set<std::uint64_t> seen;
+    for (std::size_t c = 0; c < chunks.size(); ++c) {
+      const Chunk chunk = chunks[c];
+      if (chunk.start > file_size_ || chunk.size > file_size_ - chunk.start)
+        fail(fmt::format("an object header chunk of {} ({} bytes at {}) lies past the end of the file", what,
+                         chunk.size, chunk.start));
+      total += chunk.size;
+      if (total > file_size_ || !seen.insert(chunk.start).second)
+        fail(fmt::format("the object header chunks of {} overlap", what));
+      std::vector<unsigned char> bytes(static_cast<std::size_t>(chunk.size));
+      read_at(chunk.start, bytes);
+      std::size_t p = 0, end = bytes.size();
+      if (version == 2 && chunk.continuation) {  // "OCHK", messages, checksum
+        if (end < 8 || std::memcmp(bytes.data(), "OCHK", 4) != 0)
+          fail(fmt::format("a continuation chunk of {} has no signature", what));
+        p = 4;
+        end -= 4;
+      }
+      while (end - p >= message_header) {
+        const unsigned char* m = bytes.data() + p;
+        const unsigned type = version == 1 ? static_cast<unsigned>(read_le(m, 2)) : m[0];
+        const std::size_t size = static_cast<std::size_t>(read_le(m + (version == 1 ? 2 : 1), 2));
+        const unsigned flags = version == 1 ? m[4] : m[3];
+        p += message_header;
+        if (size > end - p)
+          fail(fmt::format("a message of {} ({} bytes) overruns its object header chunk", what, size));
+        const unsigned char* data = bytes.data() + p;
+        const bool shared = (flags & 0x02) != 0;  // a reference to a shared message, not the message
+        if (type == 0x10) {                       // continuation: offset, length
+          if (size < sizeof_addr_ + sizeof_size_)
+            fail(fmt::format("a continuation message of {} is truncated", what));
+          if (chunks.size() >= kMaxHeaderChunks)
+            fail(fmt::format("the object header of {} has more than {} chunks", what, kMaxHeaderChunks));
+          const std::uint64_t offset = read_le(data, sizeof_addr_);
+          const std::uint64_t length = read_le(data + sizeof_addr_, sizeof_size_);
+          if (base_ + offset < offset) fail(fmt::format("a continuation of {} lies past the end of the file", what));
+          chunks.push_back({base_ + offset, length, true});
+        } else if (type == 0x0C && !shared) {
+          check_attribute_message(data, size, what);
+        } else if (type == 0x03 && !shared) {
+          datatype_length(data, size, 0, fmt::format("the datatype of {}", what));
+        }
+        p += size;
+      }
+    }
+  }
+
+  // The object header address of a hard link's target, or nothing.
+  static std::optional<std::uint64_t> link_address(hid_t group, const H5L_info_t* info) {
+    if (info->type != H5L_TYPE_HARD) return std::nullopt;
+#if H5_VERSION_GE(1, 12, 0)
+    haddr_t address = HADDR_UNDEF;
+    if (H5VLnative_token_to_addr(group, info->u.token, &address) < 0 || address == HADDR_UNDEF) return std::nullopt;
+    return address;
+#else
+    (void)group;
+    return info->u.address;
+#endif
+  }
+
+  static std::optional<std::uint64_t> object_address(hid_t obj) {
+#if H5_VERSION_GE(1, 12, 0)
+    H5O_info2_t info;
+    haddr_t address = HADDR_UNDEF;
+    if (H5Oget_info3(obj, &info, H5O_INFO_BASIC) < 0 || H5VLnative_token_to_addr(obj, info.token, &address) < 0 ||
+        address == HADDR_UNDEF)
+      return std::nullopt;
+    return address;
+#else
+    H5O_info_t info;
+    if (H5Oget_info2(obj, &info, H5O_INFO_BASIC) < 0 || info.addr == HADDR_UNDEF) return std::nullopt;
+    return info.addr;
+#endif
+  }
+
  private:
   [[noreturn]] void fail(const std::string& why) const {
     throw Error(fmt::format("{}: damaged HDF5 file: {}; not read", path_, why));
+  }
+
+  // An attribute message: version 1 pads its name, datatype and dataspace to
+  // 8 bytes, versions 2 and 3 do not (3 adds a character-set byte). The name
+  // must end with its NUL byte inside the message, the datatype and
+  // dataspace must fit, and so must the values they describe.
+  void check_attribute_message(const unsigned char* m, std::size_t size, const std::string& what) {
+    const auto bad = [&](const std::string& why) { fail(fmt::format("an attribute message of {} {}", what, why)); };
+    if (size < 8) bad("is truncated");
+    const unsigned version = m[0];
+    if (version < 1 || version > 3) bad(fmt::format("has version {}", version));
+    const unsigned flags = version >= 2 ? m[1] : 0;
+    const std::size_t name = static_cast<std::size_t>(read_le(m + 2, 2));
+    const std::size_t type = static_cast<std::size_t>(read_le(m + 4, 2));
+    const std::size_t space = static_cast<std::size_t>(read_le(m + 6, 2));
+    const auto padded = [&](std::size_t n) { return version == 1 ? (n + 7) / 8 * 8 : n; };
+    std::size_t p = version == 3 ? 9 : 8;
+    if (p > size || name == 0 || padded(name) > size - p) bad("has a name longer than the message");
+    if (std::memchr(m + p, 0, name) == nullptr) bad("has a name without its terminating NUL byte");
+    p += padded(name);
+    if (padded(type) > size - p) bad("has a datatype longer than the message");
+    const unsigned char* t = m + p;
+    p += padded(type);
+    if (padded(space) > size - p) bad("has a dataspace longer than the message");
+    const unsigned char* s = m + p;
+    p += padded(space);
+    if (flags & 0x03) return;  // a shared datatype or dataspace: stored elsewhere
+    const std::uint64_t element = datatype_length(t, type, 0, fmt::format("an attribute of {}", what)).second;
+    const std::optional<std::uint64_t> count = dataspace_points(s, space);
+    if (!count) bad("has a dataspace that cannot be decoded");
+    if (*count != 0 && element > (size - p) / *count)
+      bad(fmt::format("declares {} values of {} bytes in {} bytes", *count, element, size - p));
+  }
+
+  // The number of points of an encoded dataspace (version 1 or 2), or nothing.
+  std::optional<std::uint64_t> dataspace_points(const unsigned char* s, std::size_t size) const {
+    if (size < 4) return std::nullopt;
+    const unsigned version = s[0], rank = s[1];
+    if ((version != 1 && version != 2) || rank > 32) return std::nullopt;
+    if (version == 2 && s[3] == 2) return 0;  // the null dataspace
+    const std::size_t dims = version == 1 ? 8 : 4;
+    if (dims > size || rank * sizeof_size_ > size - dims) return std::nullopt;
+    std::uint64_t n = 1;
+    for (unsigned d = 0; d < rank; ++d) {
+      const std::uint64_t extent = read_le(s + dims + d * sizeof_size_, sizeof_size_);
+      if (extent != 0 && n > (std::uint64_t{1} << 62) / extent) return std::nullopt;
+      n *= extent;
+    }
+    return n;
+  }
+
+  // An encoded datatype within `avail` bytes: returns its encoded length and
+  // the size of one element. Member names (enum) must end with their NUL byte
+  // inside the message; compound types (never in a results file; HDF5 1.10.8
+  // copies their member names without bounds) are refused.
+  std::pair<std::size_t, std::uint64_t> datatype_length(const unsigned char* t, std::size_t avail, int depth,
+                                                        const std::string& what) const {
+    const auto bad = [&](const std::string& why) { fail(fmt::format("{} {}", what, why)); };
+    if (depth > kMaxTypeDepth) bad("nests too deeply");
+    if (avail < 8) bad("is truncated");
+    const unsigned cls = t[0] & 0x0F, version = t[0] >> 4;
+    const std::uint64_t bits = read_le(t + 1, 3);
+    const std::uint64_t element = read_le(t + 4, 4);
+    if (version < 1 || version > 4) bad(fmt::format("has datatype version {}", version));
+    std::size_t p = 8;
+    const auto need = [&](std::size_t n) {
+      if (n > avail - p) bad("is longer than its message");
+      p += n;
+    };
+    switch (cls) {
+      case 0: need(4); break;   // fixed-point: bit offset, precision
+      case 1: need(12); break;  // floating point
+      case 2: need(2); break;   // time
+      case 3: break;            // string
+      case 4: need(4); break;   // bitfield
+      case 5: need(static_cast<std::size_t>(bits & 0xFF)); break;  // opaque: its tag
+      case 7: break;            // reference
+      case 8: {                 // enum: base type, names, values
+        const auto base = datatype_length(t + p, avail - p, depth + 1, what);
+        p += base.first;
+        const std::size_t members = static_cast<std::size_t>(bits & 0xFFFF);
+        for (std::size_t i = 0; i < members; ++i) {
+          const void* nul = std::memchr(t + p, 0, avail - p);
+          if (nul == nullptr) bad("has an enum member name without its terminating NUL byte");
+          const std::size_t length = static_cast<std::size_t>(static_cast<const unsigned char*>(nul) - (t + p));
+          const std::size_t stored = version >= 3 ? length + 1 : (length + 8) / 8 * 8;  // padded before version 3
+          if (stored > avail - p) bad("has an enum member name without its terminating NUL byte");
+          p += stored;
+        }
+        if (base.second != 0 && members > (avail - p) / base.second) bad("has enum values longer than its message");
+        need(members * static_cast<std::size_t>(base.second));
+        break;
+      }
+      case 9: p += datatype_length(t + p, avail - p, depth + 1, what).first; break;  // variable-length: base
+      case 10: {  // array: rank, dimensions (and permutation before version 3), base
+        need(1);
+        const std::size_t rank = t[p - 1];
+        if (rank == 0 || rank > 32) bad(fmt::format("is an array of rank {}", rank));
+        need(version >= 3 ? rank * 4 : 3 + rank * 8);
+        p += datatype_length(t + p, avail - p, depth + 1, what).first;
+        break;
+      }
+      case 6:
+        bad("is a compound type, which results files never hold");
+        break;
+      default:
+        bad(fmt::format("has datatype class {}", cls));
+        break;
+    }
+    return {p, element};
   }
 
   // 0 for a type without variable-length data; the size of one element of the
@@ -284,6 +515,7 @@ class Guard {
   std::ifstream in_;
   hid_t raw_ = -1;
   std::map<std::uint64_t, std::map<std::uint64_t, std::uint64_t>> collections_;
+  std::set<std::uint64_t> checked_headers_;
 };
 
 // HDF5's iteration callbacks are C: an exception must not unwind through
@@ -340,11 +572,31 @@ void visit_object(Guard& guard, hid_t obj, const std::string& name) {
 herr_t visit_link(hid_t group, const char* name, const H5L_info_t* info, void* data) {
   auto* walk = static_cast<Walk*>(data);
   if (info->type != H5L_TYPE_HARD) return 0;  // soft and external links: never followed
+  // Its object header is checked before HDF5 opens it (and decodes its datatype).
+  const std::optional<std::uint64_t> address = Guard::link_address(group, info);
+  if (address) {
+    const herr_t r = walk->run([&] { walk->guard->check_object_header(*address, std::string("'/") + name + "'"); });
+    if (r < 0) return r;
+  }
   const hid_t obj = H5Oopen(group, name, H5P_DEFAULT);
   if (obj < 0) return 0;
   const herr_t r = walk->run([&] { visit_object(*walk->guard, obj, std::string("/") + name); });
   H5Oclose(obj);
   return r;
+}
+
+// The innermost message of HDF5's error stack ("bad heap free list").
+std::string innermost_h5_error() {
+  std::string innermost = "HDF5 error";
+  H5Ewalk2(
+      H5E_DEFAULT, H5E_WALK_UPWARD,
+      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
+        if (n == 0 && err->desc) *static_cast<std::string*>(data) = err->desc;
+        return 0;
+      },
+      &innermost);
+  std::replace(innermost.begin(), innermost.end(), '\n', ' ');
+  return innermost;
 }
 
 }  // namespace
@@ -361,10 +613,18 @@ void check_hdf5_global_heap(const std::string& path) {
       const hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
       if (root >= 0) {
         try {
+          if (const auto address = Guard::object_address(root)) guard.check_object_header(*address, "'/'");
           visit_object(guard, root, "/");
           Walk walk{&guard, "/", std::nullopt};
-          H5Lvisit(root, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &walk);
+          const herr_t visited = H5Lvisit(root, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &walk);
           walk.rethrow();
+          // The reader must not open objects the guard has not checked: a
+          // group whose links HDF5 cannot list (a damaged symbol table, say)
+          // ends the read here.
+          if (visited < 0)
+            throw Error(fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): its groups cannot be "
+                                    "walked: {}",
+                                    path, innermost_h5_error()));
         } catch (...) {
           H5Gclose(root);
           throw;

@@ -14,16 +14,27 @@
 /// bytes: the collection's signature, version and size, every object inside
 /// it, and an object of exactly the recorded length at the recorded index.
 /// Only then may libhdf5 follow the IDs.
+///
+/// Before HDF5 opens an object, the guard also parses its object header
+/// (version 1 or 2) from the file's bytes: every chunk and continuation
+/// within the file, every message within its chunk, every attribute message's
+/// name ending with its NUL byte inside the message and its datatype,
+/// dataspace and values fitting, every datatype's enum member names ending
+/// inside it (libhdf5 1.10.8 copies these names with strdup and the values
+/// without bounds; the oldest format has no checksums to stop a damaged
+/// header). A file whose groups HDF5 cannot walk to the end is refused: the
+/// reader must not open what the guard has not checked.
 #include <string>
 
 namespace imbench::reports {
 
-/// Throws imbench::Error ("PATH: damaged HDF5 file: ...") when a heap ID or
-/// a global heap collection of PATH is inconsistent, or the file holds a
-/// variable-length type the guard cannot check (nested, or inside a compound
-/// or array: results files never have one). HDF5 errors while walking (a
-/// truncated file, say) are left to the reader that follows, which reports
-/// them as usual.
+/// Throws imbench::Error ("PATH: damaged HDF5 file: ...") when a heap ID, a
+/// global heap collection or an object header of PATH is inconsistent, or
+/// the file holds a type the guard cannot check (a compound type, or a
+/// nested variable-length one: results files never have one); and ("PATH:
+/// cannot read the HDF5 file (truncated or damaged?): ...") when its groups
+/// cannot be walked. A file HDF5 cannot open is left to the reader that
+/// follows, which reports why as usual.
 void check_hdf5_global_heap(const std::string& path);
 
 }  // namespace imbench::reports

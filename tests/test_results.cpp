@@ -758,6 +758,87 @@ TEST(Results, DamagedGlobalHeapIsRefusedNotFollowed) {
   }
 }
 
+// The address of an object's header, for the API of HDF5 1.10 and of 1.12 and later.
+std::uint64_t object_address(const std::string& file, const std::string& path) {
+  const H5::H5File h5(file, H5F_ACC_RDONLY);
+#if H5_VERSION_GE(1, 12, 0)
+  H5O_info2_t info;
+  haddr_t address = HADDR_UNDEF;
+  if (H5Oget_info_by_name3(h5.getId(), path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+      H5VLnative_token_to_addr(h5.getId(), info.token, &address) < 0)
+    throw Error("no object " + path);
+  return address;
+#else
+  H5O_info_t info;
+  if (H5Oget_info_by_name2(h5.getId(), path.c_str(), &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0)
+    throw Error("no object " + path);
+  return info.addr;
+#endif
+}
+
+// libhdf5 1.10.8 decodes attribute messages, enum member names and attribute
+// values without bounds (strdup of a name that lost its NUL byte read past
+// the object header chunk). In the oldest format nothing checksums an object
+// header, so imbench parses each one before HDF5 decodes it.
+TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
+  TempDir dir;
+  {
+    H5::H5File h5(dir.file("good.h5"), H5F_ACC_TRUNC);  // superblock 0, object headers version 1
+    H5::Group root = h5.openGroup("/");
+    const int seven = 7;
+    root.createAttribute("abcdefg", H5::PredType::STD_I32LE, H5::DataSpace(H5S_SCALAR))
+        .write(H5::PredType::NATIVE_INT, &seven);
+    H5::EnumType flag(H5::PredType::STD_U8LE);
+    unsigned char values[] = {0, 1};
+    flag.insert("NOPE", &values[0]);
+    flag.insert("YES", &values[1]);
+    H5::Group g = h5.createGroup("/cells");
+    const unsigned char yes = 1;
+    g.createAttribute("flagged", flag, H5::DataSpace(H5S_SCALAR)).write(flag, &yes);
+  }
+  const std::string good = read_bytes(dir.file("good.h5"));
+  ASSERT_EQ(good[8], 0);  // superblock version 0
+  const std::size_t root = le_at(good, 64, 8);  // the root group's symbol table entry: its header address
+  ASSERT_LT(root + 16, good.size());
+  ASSERT_EQ(good[root], 1);
+  const std::size_t name = good.find(std::string("abcdefg") + '\0');
+  const std::size_t enum_name = good.find(std::string("NOPE") + '\0');
+  ASSERT_NE(name, std::string::npos);
+  ASSERT_NE(enum_name, std::string::npos);
+  const std::size_t message = name - 8;  // version 1 attribute message: 8 bytes, then the name (8 with its NUL)
+  ASSERT_EQ(good[message], 1);
+  ASSERT_EQ(le_at(good, message + 2, 2), 8u);
+  const std::size_t type = name + 8;  // the int's datatype: class and version, 3 bytes of bits, its size
+  ASSERT_EQ(le_at(good, type + 4, 4), 4u);
+  auto message_of = [&](const std::string& bytes) {
+    write_bytes(dir.file("bad.h5"), bytes);
+    const std::string m = error_of<Error>([&] { read_results(dir.file("bad.h5")); });
+    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+    EXPECT_THAT(m, HasSubstr(dir.file("bad.h5") + ": damaged HDF5 file: "));
+    return m;
+  };
+  std::string bad = good;
+  bad[name + 7] = 'X';  // the name loses its NUL byte
+  EXPECT_THAT(message_of(bad), HasSubstr("has a name without its terminating NUL byte"));
+  bad = good;
+  put_le(bad, message + 2, 60000, 2);  // a name longer than its message
+  EXPECT_THAT(message_of(bad), HasSubstr("has a name longer than the message"));
+  bad = good;
+  put_le(bad, type + 4, 60000, 4);  // an int of 60000 bytes: more value than the message holds
+  EXPECT_THAT(message_of(bad), HasSubstr("declares 1 values of 60000 bytes"));
+  bad = good;
+  std::fill(bad.begin() + static_cast<std::ptrdiff_t>(enum_name), bad.begin() + static_cast<std::ptrdiff_t>(enum_name) + 16,
+            'Z');  // the enum's member names lose their NUL bytes
+  EXPECT_THAT(message_of(bad), HasSubstr("enum"));
+  bad = good;
+  const std::uint64_t cells = object_address(dir.file("good.h5"), "/cells");
+  ASSERT_EQ(good[cells], 1);
+  put_le(bad, cells + 8, 1u << 30, 4);  // the group's header chunk reaches past the end of the file
+  EXPECT_THAT(message_of(bad), HasSubstr("lies past the end of the file"));
+  // The good file passes the guard (and is then refused as what it is: no results file).
+  EXPECT_THAT(error_of<Error>([&] { read_results(dir.file("good.h5")); }), Not(HasSubstr("damaged")));
+}
+
 // Results files are written in the HDF5 1.8 format (superblock version 2,
 // checksummed object headers), and HDF5 and h5py open them: the superblock
 // checksum of the in-memory file image is recomputed (tests/cli_soundness.sh
