@@ -2,7 +2,7 @@
 # Builds the libFuzzer targets (fuzz/, README "Fuzzing") with clang, ASan and
 # UBSan in their own tree, then runs each one over its seed corpus and on.
 #
-#   scripts/fuzz.sh [--build-only] [--smoke] [--runs N | --time S] [--jobs J] [TARGET...]
+#   scripts/fuzz.sh [--build-only] [--smoke] [--runs N | --time S] [--fork J] [--jobs J] [TARGET...]
 #
 # Default: every target, 60 s each; --smoke (ctest fuzz_smoke): 8 s each.
 # Each target first runs every input a fuzzer once failed on
@@ -13,6 +13,9 @@
 # fuzz/corpus/TARGET stays as it is); a crash, leak, hang (-timeout) or
 # UBSan report stops the run, leaves crash-*/leak-*/timeout-* in
 # build-fuzz/artifacts/TARGET/ and makes the script exit 1.
+# --fork J runs J fuzzing processes (libFuzzer's fork mode) that go on after a
+# finding, so one long run collects every finding: the script then exits 1 if
+# any crash-*/leak-*/oom-*/timeout-* input was written, and lists them.
 # Environment: IMBENCH_FUZZ_BUILD_DIR (default ./build-fuzz), IMBENCH_JOBS (2).
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +23,7 @@ build=${IMBENCH_FUZZ_BUILD_DIR:-$root/build-fuzz}
 jobs=${IMBENCH_JOBS:-2}
 all=(fuzz_idx fuzz_cifar fuzz_user_data fuzz_checkpoint fuzz_matrix fuzz_results fuzz_parse)
 limit=(-max_total_time=60)
-build_only=0 smoke=0
+build_only=0 smoke=0 fork=0
 targets=()
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -29,7 +32,8 @@ while [ $# -gt 0 ]; do
     --runs) limit=(-runs="$2"); shift ;;
     --time) limit=(-max_total_time="$2"); shift ;;
     --jobs) jobs="$2"; shift ;;
-    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+    --fork) fork="$2"; shift ;;
+    -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
     fuzz_*) targets+=("$1") ;;
     *) echo "fuzz.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -64,6 +68,7 @@ for t in "${targets[@]}"; do
   # defaults to the largest seed. HDF5 keeps freed memory in its own free lists
   # and ASan's quarantine holds more: fuzz_results gets more room.
   rss=2048 run_limit=("${limit[@]}")
+  [ "$fork" -gt 0 ] && run_limit+=(-fork="$fork" -ignore_crashes=1 -ignore_ooms=1 -ignore_timeouts=1)
   [ "$t" = fuzz_results ] && rss=6144
   # Every input a fuzzer once failed on (fuzz/regressions/TARGET) runs once first.
   regressions=("$root"/fuzz/regressions/"$t"/*)
@@ -77,9 +82,18 @@ for t in "${targets[@]}"; do
       continue
     fi
   fi
+  stamp="$build/$t.started"
+  touch "$stamp"
   if "$build/fuzz/$t" "${run_limit[@]}" -timeout=10 -rss_limit_mb=$rss \
       -artifact_prefix="$artifacts/" -print_final_stats=1 "$corpus" "$root/fuzz/corpus/$t" >"$log" 2>&1; then
-    grep -E '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec)' "$log" || true
+    grep -aE '^(Done|stat::number_of_executed_units|stat::average_exec_per_sec|INFO: fuzzed for|INFO: exiting)' "$log" || true
+    [ "$fork" -gt 0 ] && grep -a '^#[0-9]' "$log" | tail -n 1
+    found=$(find "$artifacts" -newer "$stamp" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'oom-*' -o -name 'timeout-*' \))
+    if [ -n "$found" ]; then
+      status=1
+      echo "$found"
+      echo "fuzz.sh: $t found the inputs above (log: $log)" >&2
+    fi
   else
     status=1
     tail -n 40 "$log"
