@@ -356,17 +356,32 @@ class Guard {
     const std::uint64_t bits = read_le(t + 1, 3);
     const std::uint64_t element = read_le(t + 4, 4);
     if (version < 1 || version > 4) bad(fmt::format("has datatype version {}", version));
+    if (element == 0) bad("declares values of 0 bytes");
     std::size_t p = 8;
     const auto need = [&](std::size_t n) {
       if (n > avail - p) bad("is longer than its message");
       p += n;
     };
+    // Bit fields (offset and length in bits) must lie within the value:
+    // HDF5's conversions read them without checking.
+    const auto within = [&](std::uint64_t offset, std::uint64_t length, const char* field) {
+      if (length == 0 || offset + length > element * 8)
+        bad(fmt::format("has a {} of {} bits at bit {} in a {}-byte value", field, length, offset, element));
+    };
     switch (cls) {
-      case 0: need(4); break;   // fixed-point: bit offset, precision
-      case 1: need(12); break;  // floating point
+      case 0:  // fixed-point and bitfield: bit offset, precision
+      case 4:
+        need(4);
+        within(read_le(t + 8, 2), read_le(t + 10, 2), "precision");
+        break;
+      case 1:  // floating point: bit offset, precision, exponent and mantissa (location, size), bias
+        need(12);
+        within(read_le(t + 8, 2), read_le(t + 10, 2), "precision");
+        within(t[12], t[13], "exponent");
+        within(t[14], t[15], "mantissa");
+        break;
       case 2: need(2); break;   // time
       case 3: break;            // string
-      case 4: need(4); break;   // bitfield
       case 5: need(static_cast<std::size_t>(bits & 0xFF)); break;  // opaque: its tag
       case 7: break;            // reference
       case 8: {                 // enum: base type, names, values
@@ -381,17 +396,31 @@ class Guard {
           if (stored > avail - p) bad("has an enum member name without its terminating NUL byte");
           p += stored;
         }
-        if (base.second != 0 && members > (avail - p) / base.second) bad("has enum values longer than its message");
+        if (members > (avail - p) / base.second) bad("has enum values longer than its message");
         need(members * static_cast<std::size_t>(base.second));
+        if (element != base.second)
+          bad(fmt::format("is an enum of {} bytes over a base type of {}", element, base.second));
         break;
       }
-      case 9: p += datatype_length(t + p, avail - p, depth + 1, what).first; break;  // variable-length: base
+      case 9: {  // variable-length: its base type; a value on disk is a length and a heap ID
+        p += datatype_length(t + p, avail - p, depth + 1, what).first;
+        const std::uint64_t heap_id = 4 + sizeof_addr_ + 4;
+        if (element != heap_id)
+          bad(fmt::format("is a variable-length type of {} bytes (its values take {} in the file)", element, heap_id));
+        break;
+      }
       case 10: {  // array: rank, dimensions (and permutation before version 3), base
         need(1);
         const std::size_t rank = t[p - 1];
         if (rank == 0 || rank > 32) bad(fmt::format("is an array of rank {}", rank));
+        const std::size_t dims = version >= 3 ? p : p + 3;
         need(version >= 3 ? rank * 4 : 3 + rank * 8);
-        p += datatype_length(t + p, avail - p, depth + 1, what).first;
+        std::uint64_t count = 1;
+        for (std::size_t d = 0; d < rank && count <= element; ++d) count *= read_le(t + dims + 4 * d, 4);
+        const auto base = datatype_length(t + p, avail - p, depth + 1, what);
+        p += base.first;
+        if (count > element || count * base.second != element)
+          bad(fmt::format("is an array of {} bytes that does not hold its elements", element));
         break;
       }
       case 6:

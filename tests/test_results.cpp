@@ -788,6 +788,8 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
     const int seven = 7;
     root.createAttribute("abcdefg", H5::PredType::STD_I32LE, H5::DataSpace(H5S_SCALAR))
         .write(H5::PredType::NATIVE_INT, &seven);
+    const H5::StrType vlen(H5::PredType::C_S1, H5T_VARIABLE);
+    root.createAttribute("text", vlen, H5::DataSpace(H5S_SCALAR)).write(vlen, std::string("a string"));
     H5::EnumType flag(H5::PredType::STD_U8LE);
     unsigned char values[] = {0, 1};
     flag.insert("NOPE", &values[0]);
@@ -826,6 +828,16 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   bad = good;
   put_le(bad, type + 4, 60000, 4);  // an int of 60000 bytes: more value than the message holds
   EXPECT_THAT(message_of(bad), HasSubstr("declares 1 values of 60000 bytes"));
+  bad = good;
+  put_le(bad, type + 10, 33, 2);  // a 33-bit precision in a 4-byte int
+  EXPECT_THAT(message_of(bad), HasSubstr("has a precision of 33 bits at bit 0 in a 4-byte value"));
+  const std::size_t text = good.find(std::string("text") + '\0');
+  ASSERT_NE(text, std::string::npos);
+  ASSERT_EQ(good[text + 8] & 0x0F, 9);  // the variable-length string's datatype follows the padded name
+  ASSERT_EQ(le_at(good, text + 12, 4), 16u);
+  bad = good;
+  put_le(bad, text + 12, 10, 4);  // a variable-length type of 10 bytes: libhdf5 copied 16 per value
+  EXPECT_THAT(message_of(bad), HasSubstr("is a variable-length type of 10 bytes (its values take 16 in the file)"));
   bad = good;
   std::fill(bad.begin() + static_cast<std::ptrdiff_t>(enum_name), bad.begin() + static_cast<std::ptrdiff_t>(enum_name) + 16,
             'Z');  // the enum's member names lose their NUL bytes
