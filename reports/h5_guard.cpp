@@ -255,6 +255,13 @@ class Guard {
           check_attribute_message(data, size, what);
         } else if (type == 0x03 && !shared) {
           datatype_length(data, size, 0, fmt::format("the datatype of {}", what));
+        } else if (type == 0x01 && !shared) {
+          if (!dataspace_points(data, size)) fail(fmt::format("the dataspace of {} cannot be decoded", what));
+        } else if (type == 0x08) {
+          check_layout_message(data, size, what);
+        } else if (type == 0x11) {  // an old-format group's symbol table: B-tree, local heap
+          if (size < 2 * sizeof_addr_) fail(fmt::format("the symbol table message of {} is truncated", what));
+          check_symbol_table(read_le(data, sizeof_addr_), read_le(data + sizeof_addr_, sizeof_addr_), what);
         }
         p += size;
       }
@@ -326,6 +333,108 @@ class Guard {
       bad(fmt::format("declares {} values of {} bytes in {} bytes", *count, element, size - p));
   }
 
+  // A data layout message: the raw data a compact dataset stores in it must
+  // fit in the message (libhdf5 1.10.8 copies the recorded size out of it),
+  // and a chunked one's dimensions too.
+  void check_layout_message(const unsigned char* m, std::size_t size, const std::string& what) const {
+    const auto bad = [&](const std::string& why) { fail(fmt::format("the layout message of {} {}", what, why)); };
+    if (size < 2) bad("is truncated");
+    const unsigned version = m[0];
+    if (version == 1 || version == 2) {  // version, rank, class, 5 reserved, [address], dims (4 bytes each), [size, data]
+      if (size < 8) bad("is truncated");
+      const std::size_t rank = m[1], cls = m[2];
+      std::size_t p = 8 + (cls == 0 ? 0 : sizeof_addr_) + rank * 4;
+      if (rank > 33 || p > size) bad("is longer than the message");
+      if (cls == 0) {
+        if (size - p < 4 || read_le(m + p, 4) > size - p - 4) bad("stores more data than the message holds");
+      }
+    } else if (version == 3) {  // version, class, then per class
+      const unsigned cls = m[1];
+      if (cls == 0) {  // compact: size (2 bytes), data
+        if (size < 4 || read_le(m + 2, 2) > size - 4) bad("stores more data than the message holds");
+      } else if (cls == 2) {  // chunked: rank, address, dims (4 bytes each)
+        if (size < 3) bad("is truncated");
+        const std::size_t rank = m[2];
+        if (rank < 1 || rank > 33 || 3 + sizeof_addr_ + rank * 4 > size) bad("is longer than the message");
+      }
+    } else if (version != 4) {
+      bad(fmt::format("has version {}", version));
+    }
+  }
+
+  // An old-format group's symbol table: a version-1 B-tree whose keys and
+  // leaves (symbol table nodes) name their links by offsets into a local
+  // heap. libhdf5 1.10.8 reads those names with strlen and strcmp: each one
+  // must end with its NUL byte inside the heap's data segment.
+  void check_symbol_table(std::uint64_t btree, std::uint64_t heap, const std::string& what) {
+    const auto bad = [&](const std::string& why) { fail(fmt::format("the symbol table of {} {}", what, why)); };
+    // The local heap: "HEAP", version 0, 3 reserved, data size, free list offset, data address.
+    std::vector<unsigned char> head(8 + 2 * sizeof_size_ + sizeof_addr_);
+    if (base_ + heap < heap || base_ + heap > file_size_ || file_size_ - (base_ + heap) < head.size())
+      bad("has its local heap past the end of the file");
+    read_at(base_ + heap, head);
+    if (std::memcmp(head.data(), "HEAP", 4) != 0 || head[4] != 0) bad("has no local heap where it says");
+    const std::uint64_t data_size = read_le(head.data() + 8, sizeof_size_);
+    const std::uint64_t data_at = base_ + read_le(head.data() + 8 + 2 * sizeof_size_, sizeof_addr_);
+    if (data_size == 0 || data_at > file_size_ || data_size > file_size_ - data_at)
+      bad("has a local heap whose data lies past the end of the file");
+    std::vector<unsigned char> names(static_cast<std::size_t>(data_size));
+    read_at(data_at, names);
+    const auto name_at = [&](std::uint64_t offset) {
+      if (offset >= names.size() || std::memchr(names.data() + offset, 0, names.size() - offset) == nullptr)
+        bad(fmt::format("names a link at offset {} of its local heap ({} bytes) without a terminating NUL byte", offset,
+                        names.size()));
+    };
+    // The B-tree: "TREE", type 0 (groups), level, entries, 2 siblings, then
+    // keys (heap offsets) and children interleaved, one more key than children.
+    std::vector<std::pair<std::uint64_t, int>> nodes{{btree, -1}};
+    std::set<std::uint64_t> seen;
+    for (std::size_t i = 0; i < nodes.size(); ++i) {
+      const auto [address, expected_level] = nodes[i];
+      const std::uint64_t at = base_ + address;
+      if (!seen.insert(address).second || seen.size() > 4096) bad("has a B-tree that loops or is too large");
+      const std::size_t header = 8 + 2 * sizeof_addr_;
+      if (at < address || at > file_size_ || file_size_ - at < header) bad("has a B-tree node past the end of the file");
+      std::vector<unsigned char> node(header);
+      read_at(at, node);
+      if (std::memcmp(node.data(), "TREE", 4) != 0 || node[4] != 0) bad("has no group B-tree node where it says");
+      const int level = node[5];
+      const std::size_t entries = static_cast<std::size_t>(read_le(node.data() + 6, 2));
+      if (expected_level >= 0 && level != expected_level) bad("has a B-tree node at the wrong level");
+      const std::size_t length = header + (entries + 1) * sizeof_size_ + entries * sizeof_addr_;
+      if (length > file_size_ - at) bad("has a B-tree node longer than the file");
+      node.resize(length);
+      read_at(at, node);
+      std::size_t p = header;
+      for (std::size_t e = 0; e <= entries; ++e) {
+        name_at(read_le(node.data() + p, sizeof_size_));
+        p += sizeof_size_;
+        if (e == entries) break;
+        const std::uint64_t child = read_le(node.data() + p, sizeof_addr_);
+        p += sizeof_addr_;
+        if (level > 0) nodes.emplace_back(child, level - 1);
+        else check_symbol_node(child, name_at, bad);
+      }
+    }
+  }
+
+  // A symbol table node: "SNOD", version 1, reserved, count, then entries of
+  // a name offset, an object header address, cache type, reserved, 16 bytes.
+  template <typename NameAt, typename Bad>
+  void check_symbol_node(std::uint64_t address, const NameAt& name_at, const Bad& bad) {
+    const std::uint64_t at = base_ + address;
+    const std::size_t entry = sizeof_size_ + sizeof_addr_ + 24;
+    if (at < address || at > file_size_ || file_size_ - at < 8) bad("has a symbol table node past the end of the file");
+    std::vector<unsigned char> head(8);
+    read_at(at, head);
+    if (std::memcmp(head.data(), "SNOD", 4) != 0 || head[4] != 1) bad("has no symbol table node where it says");
+    const std::size_t count = static_cast<std::size_t>(read_le(head.data() + 6, 2));
+    if (count * entry > file_size_ - at - 8) bad("has a symbol table node longer than the file");
+    std::vector<unsigned char> entries(count * entry);
+    read_at(at + 8, entries);
+    for (std::size_t e = 0; e < count; ++e) name_at(read_le(entries.data() + e * entry, sizeof_size_));
+  }
+
   // The number of points of an encoded dataspace (version 1 or 2), or nothing.
   std::optional<std::uint64_t> dataspace_points(const unsigned char* s, std::size_t size) const {
     if (size < 4) return std::nullopt;
@@ -333,7 +442,9 @@ class Guard {
     if ((version != 1 && version != 2) || rank > 32) return std::nullopt;
     if (version == 2 && s[3] == 2) return 0;  // the null dataspace
     const std::size_t dims = version == 1 ? 8 : 4;
-    if (dims > size || rank * sizeof_size_ > size - dims) return std::nullopt;
+    // The extents, then the maximum extents (flag 1), then (version 1, flag 2) a permutation.
+    const std::size_t length = rank * sizeof_size_ * ((s[2] & 0x01) ? 2 : 1) + (version == 1 && (s[2] & 0x02) ? rank * 4 : 0);
+    if (dims > size || length > size - dims) return std::nullopt;
     std::uint64_t n = 1;
     for (unsigned d = 0; d < rank; ++d) {
       const std::uint64_t extent = read_le(s + dims + d * sizeof_size_, sizeof_size_);

@@ -797,6 +797,12 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
     H5::Group g = h5.createGroup("/cells");
     const unsigned char yes = 1;
     g.createAttribute("flagged", flag, H5::DataSpace(H5S_SCALAR)).write(flag, &yes);
+    H5::DSetCreatPropList compact;
+    compact.setLayout(H5D_COMPACT);
+    const hsize_t four = 4;
+    const std::uint32_t numbers[] = {0x11223344, 0x55667788, 0x99AABBCC, 0xDDEEFF01};
+    g.createDataSet("compact", H5::PredType::STD_U32LE, H5::DataSpace(1, &four), compact)
+        .write(numbers, H5::PredType::NATIVE_UINT32);
   }
   const std::string good = read_bytes(dir.file("good.h5"));
   ASSERT_EQ(good[8], 0);  // superblock version 0
@@ -847,6 +853,27 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   ASSERT_EQ(good[cells], 1);
   put_le(bad, cells + 8, 1u << 30, 4);  // the group's header chunk reaches past the end of the file
   EXPECT_THAT(message_of(bad), HasSubstr("lies past the end of the file"));
+  // A compact dataset's layout message (version 3): class 0, a 2-byte size, the data.
+  const std::size_t data = good.find(std::string("\x44\x33\x22\x11\x88\x77\x66\x55", 8));
+  ASSERT_NE(data, std::string::npos);
+  ASSERT_EQ(good[data - 4], 3);
+  ASSERT_EQ(le_at(good, data - 2, 2), 16u);
+  bad = good;
+  put_le(bad, data - 2, 60000, 2);  // more data than the message holds
+  EXPECT_THAT(message_of(bad), HasSubstr("stores more data than the message holds"));
+  // The root group's local heap holds the link name "cells"; without its NUL
+  // byte (up to the end of the heap's data) HDF5's strlen ran past the heap.
+  const std::size_t cells_name = good.find(std::string("cells") + '\0');
+  ASSERT_NE(cells_name, std::string::npos);
+  std::size_t heap_end = 0;
+  for (std::size_t h = good.find("HEAP"); h != std::string::npos; h = good.find("HEAP", h + 1)) {
+    const std::uint64_t size = le_at(good, h + 8, 8), at = le_at(good, h + 24, 8);
+    if (at <= cells_name && cells_name < at + size) heap_end = at + size;
+  }
+  ASSERT_GT(heap_end, cells_name);
+  bad = good;
+  std::fill(bad.begin() + static_cast<std::ptrdiff_t>(cells_name), bad.begin() + static_cast<std::ptrdiff_t>(heap_end), 'Z');
+  EXPECT_THAT(message_of(bad), HasSubstr("without a terminating NUL byte"));
   // The good file passes the guard (and is then refused as what it is: no results file).
   EXPECT_THAT(error_of<Error>([&] { read_results(dir.file("good.h5")); }), Not(HasSubstr("damaged")));
 }
