@@ -10,10 +10,9 @@
 
 namespace imbench {
 
-/// The C++ API's message and the innermost message of HDF5's error stack
-/// (e.g. "truncated file: eof = ..."), which says more than "H5Fopen failed";
-/// never the whole stack, never a line break.
-inline std::string h5_error_detail(const H5::Exception& e) {
+/// The innermost message of HDF5's error stack (e.g. "truncated file: eof =
+/// ...", "bad heap free list"), or "" when the stack is empty.
+inline std::string h5_innermost_error() {
   std::string innermost;
   H5Ewalk2(
       H5E_DEFAULT, H5E_WALK_UPWARD,
@@ -22,6 +21,14 @@ inline std::string h5_error_detail(const H5::Exception& e) {
         return 0;
       },
       &innermost);
+  return innermost;
+}
+
+/// The C++ API's message and the innermost message of HDF5's error stack,
+/// which says more than "H5Fopen failed"; never the whole stack, never a line
+/// break.
+inline std::string h5_error_detail(const H5::Exception& e) {
+  const std::string innermost = h5_innermost_error();
   std::string s = e.getDetailMsg();
   if (!innermost.empty()) s += ": " + innermost;
   std::replace(s.begin(), s.end(), '\n', ' ');

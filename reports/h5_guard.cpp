@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "core/errors.h"
+#include "core/h5_error.h"
 
 namespace imbench::reports {
 namespace {
@@ -146,6 +147,7 @@ class Guard {
     const hid_t type = is_attribute ? H5Aget_type(obj) : H5Dget_type(obj);
     if (type < 0) return;
     const std::size_t base_size = vlen_base_size(type, what);
+    const bool is_string = H5Tget_class(type) == H5T_STRING;
     H5Tclose(type);
     if (base_size == 0) return;
     const hid_t space = is_attribute ? H5Aget_space(obj) : H5Dget_space(obj);
@@ -163,7 +165,11 @@ class Guard {
       const std::uint64_t length = read_le(e, 4);
       const std::uint64_t address = read_le(e + 4, sizeof_addr_);
       const std::uint64_t index = read_le(e + 4 + sizeof_addr_, 4);
-      if (address == 0) continue;  // a null value: HDF5 reads nothing
+      // A null value: HDF5 reads nothing, and hands a null pointer for a
+      // string, which its C++ API then passes to strlen. imbench writes an
+      // empty string as an empty heap object, never as a null one.
+      if (address == 0 && is_string) fail(fmt::format("{} holds a null string", what));
+      if (address == 0) continue;
       const auto& objects = collection(address, what);
       const auto it = objects.find(index);
       if (index == 0 || it == objects.end())
@@ -725,18 +731,11 @@ herr_t visit_link(hid_t group, const char* name, const H5L_info_t* info, void* d
   return r;
 }
 
-// The innermost message of HDF5's error stack ("bad heap free list").
-std::string innermost_h5_error() {
-  std::string innermost = "HDF5 error";
-  H5Ewalk2(
-      H5E_DEFAULT, H5E_WALK_UPWARD,
-      [](unsigned n, const H5E_error2_t* err, void* data) -> herr_t {
-        if (n == 0 && err->desc) *static_cast<std::string*>(data) = err->desc;
-        return 0;
-      },
-      &innermost);
-  std::replace(innermost.begin(), innermost.end(), '\n', ' ');
-  return innermost;
+// Why HDF5 stopped walking the groups, in one line.
+std::string walk_failure() {
+  std::string why = h5_innermost_error();
+  std::replace(why.begin(), why.end(), '\n', ' ');
+  return why.empty() ? "HDF5 error" : why;
 }
 
 }  // namespace
@@ -764,7 +763,7 @@ void check_hdf5_global_heap(const std::string& path) {
           if (visited < 0)
             throw Error(fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): its groups cannot be "
                                     "walked: {}",
-                                    path, innermost_h5_error()));
+                                    path, walk_failure()));
         } catch (...) {
           H5Gclose(root);
           throw;

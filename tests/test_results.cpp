@@ -686,6 +686,16 @@ void put_le(std::string& b, std::size_t at, std::uint64_t v, std::size_t n) {
 // libhdf5 1.10.8 follows heap IDs and global heap object sizes unchecked (a
 // damaged file read out of bounds and crashed, found by fuzz_results); the
 // reader checks them first (reports/h5_guard.h) and refuses with one line.
+// Writes `bytes` as bad.h5 in `dir` and returns the one line read_results
+// refuses it with, which must call it a damaged HDF5 file.
+std::string damaged_file_message(const TempDir& dir, const std::string& bytes) {
+  write_bytes(dir.file("bad.h5"), bytes);
+  const std::string m = error_of<Error>([&] { read_results(dir.file("bad.h5")); });
+  EXPECT_EQ(m.find('\n'), std::string::npos) << m;
+  EXPECT_THAT(m, HasSubstr(dir.file("bad.h5") + ": damaged HDF5 file: "));
+  return m;
+}
+
 TEST(Results, DamagedGlobalHeapIsRefusedNotFollowed) {
   TempDir dir;
   // A file in HDF5's oldest format (no metadata checksums, as imbench wrote
@@ -724,13 +734,7 @@ TEST(Results, DamagedGlobalHeapIsRefusedNotFollowed) {
       ids.push_back(p + 8);
   }
   ASSERT_GE(ids.size(), 8u);
-  auto message_of = [&](const std::string& bytes) {
-    write_bytes(dir.file("bad.h5"), bytes);
-    const std::string m = error_of<Error>([&] { read_results(dir.file("bad.h5")); });
-    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
-    EXPECT_THAT(m, HasSubstr(dir.file("bad.h5") + ": damaged HDF5 file: "));
-    return m;
-  };
+  auto message_of = [&](const std::string& bytes) { return damaged_file_message(dir, bytes); };
   for (const std::size_t id : {ids.front(), ids.back()}) {
     std::string bad = good;
     put_le(bad, id, 60000, 4);  // an index the collection does not have
@@ -738,6 +742,9 @@ TEST(Results, DamagedGlobalHeapIsRefusedNotFollowed) {
     bad = good;
     put_le(bad, id - 12, le_at(good, id - 12, 4) + 1, 4);  // one byte more than the object holds
     EXPECT_THAT(message_of(bad), HasSubstr("the value says"));
+    bad = good;
+    put_le(bad, id - 8, 0, 8);  // a null string (HDF5's C++ API passed its null pointer to strlen)
+    EXPECT_THAT(message_of(bad), HasSubstr("holds a null string"));
   }
   std::string bad = good;
   put_le(bad, gcol + 16 + 8, std::uint64_t{1} << 40, 8);  // the first object's size overruns the collection
@@ -818,13 +825,7 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   ASSERT_EQ(le_at(good, message + 2, 2), 8u);
   const std::size_t type = name + 8;  // the int's datatype: class and version, 3 bytes of bits, its size
   ASSERT_EQ(le_at(good, type + 4, 4), 4u);
-  auto message_of = [&](const std::string& bytes) {
-    write_bytes(dir.file("bad.h5"), bytes);
-    const std::string m = error_of<Error>([&] { read_results(dir.file("bad.h5")); });
-    EXPECT_EQ(m.find('\n'), std::string::npos) << m;
-    EXPECT_THAT(m, HasSubstr(dir.file("bad.h5") + ": damaged HDF5 file: "));
-    return m;
-  };
+  auto message_of = [&](const std::string& bytes) { return damaged_file_message(dir, bytes); };
   std::string bad = good;
   bad[name + 7] = 'X';  // the name loses its NUL byte
   EXPECT_THAT(message_of(bad), HasSubstr("has a name without its terminating NUL byte"));
