@@ -15,6 +15,7 @@
 
 #include "core/errors.h"
 #include "core/h5_error.h"
+#include "h5guard/guard.h"
 
 namespace fs = std::filesystem;
 
@@ -679,6 +680,7 @@ std::optional<int64_t> h5_num_classes(H5::H5File& f, const H5Array& y, const std
 
 Dataset load_hdf5(const FileDatasetSpec& s) {
   check_regular_file(s.path);
+  h5guard::check_file(s.path);  // what libhdf5 1.10.8 would trust blindly
   H5::Exception::dontPrint();
   try {
     H5::H5File f(s.path, H5F_ACC_RDONLY);

@@ -18,7 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
-#include "reports/h5_guard.h"
+#include "h5guard/guard.h"
 #include "reports/h5_util.h"
 #include "reports/results_io.h"
 
@@ -719,7 +719,7 @@ bool is_attack_records_file(const std::string& path) {
   H5::Exception::dontPrint();
   try {
     if (!H5::H5File::isHdf5(path)) return false;
-    check_hdf5_global_heap(path);
+    h5guard::check_file(path);
     const H5::H5File h5(path, H5F_ACC_RDONLY);
     const H5::Group root = h5.openGroup("/");
     if (root.attrExists("schema")) {
@@ -747,7 +747,7 @@ ResultFile read_results(const std::string& path, AdversarialExamples adversarial
     throw Error(fmt::format("{}: cannot read: {}", path, h5_error_detail(e)));
   }
   if (!is_hdf5) throw Error(fmt::format("{}: not an HDF5 file", path));
-  check_hdf5_global_heap(path);
+  h5guard::check_file(path);
   const results_h5::Reader reader(path, adversarial);
   try {
     const H5::H5File h5(path, H5F_ACC_RDONLY);

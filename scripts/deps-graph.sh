@@ -56,7 +56,7 @@ graph() {
     }
   ' "$scratch/graph/deps.dot" | sort -u | awk '
     BEGIN {
-      n = split("core data models attacks reports harness cli imbench imbench_bench imbench_torch " \
+      n = split("core h5guard data models attacks reports harness cli imbench imbench_bench imbench_torch " \
                 "test_data test_models test_attacks test_reports test_harness", order, " ")
       for (i = 1; i <= n; ++i) rank[order[i]] = i
     }

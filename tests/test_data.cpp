@@ -1028,6 +1028,27 @@ TEST(OwnData, Hdf5) {
   const std::string cut = error_of<Error>([&] { load_dataset(path, Split::kTest); });
   EXPECT_THAT(cut, HasAll(path, "truncated"));
   EXPECT_EQ(cut.find('\n'), std::string::npos);
+  // A damaged structure libhdf5 1.10.8 would follow blindly is refused by the
+  // HDF5 guard (h5guard/guard.h) first: here the root group's local heap
+  // loses every NUL byte, so no link name ends inside it (HDF5's strlen ran
+  // past the heap).
+  write_h5(path, own_h5());
+  Bytes heap = read_bytes(path);
+  const std::string text(heap.begin(), heap.end());
+  const std::size_t h = text.find("HEAP");
+  ASSERT_NE(h, std::string::npos);
+  const auto le8 = [&](std::size_t at) {
+    std::uint64_t v = 0;
+    for (int i = 7; i >= 0; --i) v = (v << 8) | heap[at + static_cast<std::size_t>(i)];
+    return static_cast<std::size_t>(v);
+  };
+  const std::size_t size = le8(h + 8), data = le8(h + 24);
+  ASSERT_LE(data + size, heap.size());
+  std::fill(heap.begin() + static_cast<std::ptrdiff_t>(data), heap.begin() + static_cast<std::ptrdiff_t>(data + size), 'Z');
+  write_bytes(path, heap);
+  const std::string damaged = error_of<Error>([&] { load_dataset(path, Split::kTest); });
+  EXPECT_THAT(damaged, HasAll(path, "damaged HDF5 file", "without a terminating NUL byte"));
+  EXPECT_EQ(damaged.find('\n'), std::string::npos);
 }
 
 TEST(OwnData, TruncatedFiles) {

@@ -685,7 +685,7 @@ void put_le(std::string& b, std::size_t at, std::uint64_t v, std::size_t n) {
 
 // libhdf5 1.10.8 follows heap IDs and global heap object sizes unchecked (a
 // damaged file read out of bounds and crashed, found by fuzz_results); the
-// reader checks them first (reports/h5_guard.h) and refuses with one line.
+// reader checks them first (h5guard/guard.h) and refuses with one line.
 // Writes `bytes` as bad.h5 in `dir` and returns the one line read_results
 // refuses it with, which must call it a damaged HDF5 file.
 std::string damaged_file_message(const TempDir& dir, const std::string& bytes) {

@@ -1,4 +1,4 @@
-#include "reports/h5_guard.h"
+#include "h5guard/guard.h"
 
 #include <H5Cpp.h>
 #include <fmt/format.h>
@@ -17,7 +17,7 @@
 #include "core/errors.h"
 #include "core/h5_error.h"
 
-namespace imbench::reports {
+namespace imbench::h5guard {
 namespace {
 
 // A variable-length attribute or dataset with more elements than this is not
@@ -740,7 +740,7 @@ std::string walk_failure() {
 
 }  // namespace
 
-void check_hdf5_global_heap(const std::string& path) {
+void check_file(const std::string& path) {
   register_raw_conversion();
   H5::Exception::dontPrint();
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
@@ -778,4 +778,4 @@ void check_hdf5_global_heap(const std::string& path) {
   close_file();
 }
 
-}  // namespace imbench::reports
+}  // namespace imbench::h5guard
