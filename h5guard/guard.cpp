@@ -186,9 +186,10 @@ class Guard {
   // bounds (H5O_attr_decode's strdup read past the header chunk of an
   // old-format file whose attribute name had lost its NUL byte). Every
   // chunk (continuations included) must lie within the file, every message
-  // within its chunk, and every attribute message and datatype message must
-  // hold what it declares. Old-format headers (version 1) have no checksum,
-  // so this is their only check; version 2 headers are checked the same way.
+  // within its chunk, and every attribute, datatype, dataspace, layout and
+  // symbol table message must hold what it declares. Old-format headers
+  // (version 1) have no checksum, so this is their only check; version 2
+  // headers are checked the same way.
   void check_object_header(std::uint64_t address, const std::string& what) {
     if (!checked_headers_.insert(address).second) return;
     const std::uint64_t at = base_ + address;
