@@ -854,6 +854,12 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   ASSERT_EQ(good[cells], 1);
   put_le(bad, cells + 8, 1u << 30, 4);  // the group's header chunk reaches past the end of the file
   EXPECT_THAT(message_of(bad), HasSubstr("lies past the end of the file"));
+  // The root group's header is loaded by H5Fopen itself, which allocated the
+  // declared chunk size first (8 GB from a damaged 1.8-format header): it is
+  // checked from the superblock before HDF5 opens the file.
+  bad = good;
+  put_le(bad, root + 8, 0xFFFFFFF0u, 4);
+  EXPECT_THAT(message_of(bad), HasSubstr("an object header chunk of '/' (4294967280 bytes"));
   // A compact dataset's layout message (version 3): class 0, a 2-byte size, the data.
   const std::size_t data = good.find(std::string("\x44\x33\x22\x11\x88\x77\x66\x55", 8));
   ASSERT_NE(data, std::string::npos);
