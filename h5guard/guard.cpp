@@ -67,22 +67,7 @@ std::uint64_t read_le(const unsigned char* p, std::size_t n) {
 
 class Guard {
  public:
-  Guard(std::string path, hid_t file) : path_(std::move(path)) {
-    const hid_t fcpl = H5Fget_create_plist(file);
-    hsize_t userblock = 0;
-    if (fcpl < 0 || H5Pget_sizes(fcpl, &sizeof_addr_, &sizeof_size_) < 0 || H5Pget_userblock(fcpl, &userblock) < 0)
-      ok_ = false;
-    if (fcpl >= 0) H5Pclose(fcpl);
-    base_ = userblock;
-    if (ok_ && (sizeof_addr_ < 2 || sizeof_addr_ > 8 || sizeof_size_ < 2 || sizeof_size_ > 8))
-      fail(fmt::format("offsets of {} bytes and lengths of {} bytes", sizeof_addr_, sizeof_size_));
-    in_.open(path_, std::ios::binary);
-    in_.seekg(0, std::ios::end);
-    file_size_ = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in_.tellg()));
-    raw_ = H5Tcreate(H5T_OPAQUE, 4 + sizeof_addr_ + 4);
-    H5Tset_tag(raw_, "imbench raw variable-length element");
-  }
-  // Before HDF5 opens the file: sizes and base address from its superblock.
+  // Sizes of offsets and lengths and the base address, from the superblock.
   Guard(std::string path, std::size_t sizeof_addr, std::size_t sizeof_size, std::uint64_t base)
       : path_(std::move(path)), sizeof_addr_(sizeof_addr), sizeof_size_(sizeof_size), base_(base) {
     if (sizeof_addr_ < 2 || sizeof_addr_ > 8 || sizeof_size_ < 2 || sizeof_size_ > 8)
@@ -97,7 +82,6 @@ class Guard {
   Guard(const Guard&) = delete;
   Guard& operator=(const Guard&) = delete;
 
-  bool ok() const { return ok_; }
   const std::string& path() const { return path_; }
 
   // A dataset stored in its object header (compact layout) must hold the
@@ -669,7 +653,6 @@ class Guard {
   std::string path_;
   std::size_t sizeof_addr_ = 8, sizeof_size_ = 8;
   std::uint64_t base_ = 0, file_size_ = 0;
-  bool ok_ = true;
   std::ifstream in_;
   hid_t raw_ = -1;
   std::map<std::uint64_t, std::map<std::uint64_t, std::uint64_t>> collections_;
@@ -750,12 +733,17 @@ std::string walk_failure() {
   return why.empty() ? "HDF5 error" : why;
 }
 
-// H5Fopen loads the root group's object header (and a superblock
-// extension's), allocating the size its prefix declares before any checksum
-// is verified (a damaged one asked for 8 GB): those headers are checked from
-// the superblock before HDF5 sees the file. A file without an HDF5 signature
-// or with a superblock version this does not know is left to HDF5.
-void check_before_open(const std::string& path) {
+// What the superblock says: sizes, the base address (where the signature
+// is), the root group's object header and a superblock extension's.
+struct Superblock {
+  std::size_t sizeof_addr = 0, sizeof_size = 0;
+  std::uint64_t base = 0;
+  std::optional<std::uint64_t> root, extension;
+};
+
+// Nothing when the file has no HDF5 signature or a superblock version this
+// does not know (HDF5 then refuses to open it too).
+std::optional<Superblock> read_superblock(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   in.seekg(0, std::ios::end);
   const std::uint64_t size = static_cast<std::uint64_t>(std::max<std::streamoff>(0, in.tellg()));
@@ -769,35 +757,39 @@ void check_before_open(const std::string& path) {
   };
   // The signature is at 0 or at 512 x a power of two (after a user block).
   static const unsigned char signature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
-  std::uint64_t at = 0;
-  for (;; at = at == 0 ? 512 : at * 2) {
-    if (at > size || size - at < 8) return;
-    const auto head = read(at, 8);
+  Superblock out;
+  for (;; out.base = out.base == 0 ? 512 : out.base * 2) {
+    if (out.base > size || size - out.base < 8) return std::nullopt;
+    const auto head = read(out.base, 8);
     if (head.size() == 8 && std::memcmp(head.data(), signature, 8) == 0) break;
   }
-  const auto sb = read(at, 128);
-  if (sb.size() < 16) return;
+  const auto sb = read(out.base, 128);
+  if (sb.size() < 16) return std::nullopt;
   const unsigned version = sb[8];
-  std::size_t sizeof_addr = 0, sizeof_size = 0, root_at = 0, extension_at = 0;
+  std::size_t root_at = 0, extension_at = 0;
   if (version <= 1) {  // versions and sizes, K values, flags, [K values], 4 addresses, the root's entry
-    sizeof_addr = sb[13];
-    sizeof_size = sb[14];
-    root_at = (version == 0 ? 24 : 28) + 5 * sizeof_addr;  // the root entry's object header address
+    out.sizeof_addr = sb[13];
+    out.sizeof_size = sb[14];
+    root_at = (version == 0 ? 24 : 28) + 5 * out.sizeof_addr;  // the root entry's object header address
   } else if (version <= 3) {  // sizes, flags, base, extension, end of file, root header, checksum
-    sizeof_addr = sb[9];
-    sizeof_size = sb[10];
-    extension_at = 12 + sizeof_addr;
-    root_at = 12 + 3 * sizeof_addr;
+    out.sizeof_addr = sb[9];
+    out.sizeof_size = sb[10];
+    extension_at = 12 + out.sizeof_addr;
+    root_at = 12 + 3 * out.sizeof_addr;
   } else {
-    return;
+    return std::nullopt;
   }
-  Guard guard(path, sizeof_addr, sizeof_size, at);
-  if (root_at + sizeof_addr > sb.size()) return;  // HDF5 reports the truncated superblock
-  const auto address = [&](std::size_t offset) { return read_le(sb.data() + offset, sizeof_addr); };
-  const std::uint64_t undefined = sizeof_addr == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * sizeof_addr)) - 1;
-  if (address(root_at) != undefined) guard.check_object_header(address(root_at), "'/'");
-  if (extension_at != 0 && address(extension_at) != undefined)
-    guard.check_object_header(address(extension_at), "the superblock extension");
+  if (out.sizeof_addr < 2 || out.sizeof_addr > 8 || root_at + out.sizeof_addr > sb.size())
+    return out;  // the Guard refuses the sizes; HDF5 reports a truncated superblock
+  const std::uint64_t undefined =
+      out.sizeof_addr == 8 ? ~std::uint64_t{0} : (std::uint64_t{1} << (8 * out.sizeof_addr)) - 1;
+  const auto address = [&](std::size_t offset) -> std::optional<std::uint64_t> {
+    const std::uint64_t a = read_le(sb.data() + offset, out.sizeof_addr);
+    return a == undefined ? std::nullopt : std::optional<std::uint64_t>(a);
+  };
+  out.root = address(root_at);
+  if (extension_at != 0) out.extension = address(extension_at);
+  return out;
 }
 
 }  // namespace
@@ -805,40 +797,42 @@ void check_before_open(const std::string& path) {
 void check_file(const std::string& path) {
   register_raw_conversion();
   H5::Exception::dontPrint();
-  check_before_open(path);
+  const std::optional<Superblock> sb = read_superblock(path);
+  if (!sb) return;  // no HDF5 file: the reader reports why
+  Guard guard(path, sb->sizeof_addr, sb->sizeof_size, sb->base);
+  // H5Fopen loads the root group's object header (and a superblock
+  // extension's), allocating the size its prefix declares before any
+  // checksum is verified (a damaged one asked for 8 GB): they are checked
+  // before HDF5 sees the file.
+  if (sb->root) guard.check_object_header(*sb->root, "'/'");
+  if (sb->extension) guard.check_object_header(*sb->extension, "the superblock extension");
   const hid_t file = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
   if (file < 0) return;  // the reader reports why
-  const auto close_file = [&] { H5Fclose(file); };
+  const hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
+  const auto close = [&] {
+    if (root >= 0) H5Gclose(root);
+    H5Fclose(file);
+  };
   try {
-    Guard guard(path, file);
-    if (guard.ok()) {
-      const hid_t root = H5Gopen2(file, "/", H5P_DEFAULT);
-      if (root >= 0) {
-        try {
-          if (const auto address = Guard::object_address(root)) guard.check_object_header(*address, "'/'");
-          visit_object(guard, root, "/");
-          Walk walk{&guard, "/", std::nullopt};
-          const herr_t visited = H5Lvisit(root, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &walk);
-          walk.rethrow();
-          // The reader must not open objects the guard has not checked: a
-          // group whose links HDF5 cannot list (a damaged symbol table, say)
-          // ends the read here.
-          if (visited < 0)
-            throw Error(fmt::format("{}: cannot read the HDF5 file (truncated or damaged?): its groups cannot be "
-                                    "walked: {}",
-                                    path, walk_failure()));
-        } catch (...) {
-          H5Gclose(root);
-          throw;
-        }
-        H5Gclose(root);
-      }
+    if (root >= 0) {
+      if (const auto address = Guard::object_address(root)) guard.check_object_header(*address, "'/'");
+      visit_object(guard, root, "/");
+      Walk walk{&guard, "/", std::nullopt};
+      const herr_t visited = H5Lvisit(root, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &walk);
+      walk.rethrow();
+      // The reader must not open objects the guard has not checked: a
+      // group whose links HDF5 cannot list (a damaged symbol table, say)
+      // ends the read here.
+      if (visited < 0)
+        throw Error(fmt::format(
+            "{}: cannot read the HDF5 file (truncated or damaged?): its groups cannot be walked: {}", path,
+            walk_failure()));
     }
   } catch (...) {
-    close_file();
+    close();
     throw;
   }
-  close_file();
+  close();
 }
 
 }  // namespace imbench::h5guard
