@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 
 namespace imbench::attacks {
 
@@ -41,6 +42,7 @@ GradientOracle::GradientOracle(models::Model& model, EotOptions options)
 
 OracleOutput GradientOracle::evaluate(const torch::Tensor& x, const torch::Tensor& y, const torch::Tensor& t,
                                       const LossFn& loss, bool with_grad) {
+  stop_point();  // every attack's gradients and queries come through here: SIGINT/SIGTERM stop between them
   const int64_t n = x.size(0);
   const int64_t chunk = eot_chunk_size(options_, samples_, model_.internal_samples(), x.is_cuda());
   std::vector<torch::Tensor> losses, grads, log_probs;

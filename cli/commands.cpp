@@ -459,8 +459,11 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   need_file("--model", cmd.model);
   for (const auto& path : cmd.transfer_to) need_file("--transfer-to", path);
   // --out replaces an earlier attack's file (this format or the per-attack
-  // records of earlier imbench versions), never the results of a matrix.
-  if (!cmd.force && !cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
+  // records of earlier imbench versions), never the results of a matrix. The
+  // results of this very command (a run stopped by a signal or a kill) are
+  // resumed: the cells it finished are kept.
+  bool resume = false;
+  if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
     std::optional<std::string> matrix;  // nullopt: not a results file at all
     try {
       const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
@@ -468,6 +471,8 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
       matrix = it == existing.root.end() ? std::string("?") : it->second;
     } catch (const Error&) {
     }
+    resume = matrix == "attack";
+    if (cmd.force) matrix = "attack";
     if (!matrix)
       throw UsageError(fmt::format("--out {}: exists and is not an imbench results file{}; choose another file or pass "
                                    "--force to replace it",
@@ -533,7 +538,8 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   req.matrix = m;
   req.write = !cmd.out.empty();
   req.quiet = cmd.quiet;
-  req.resume = false;
+  req.resume = resume;
+  req.replace_other_matrix = true;
   req.out = cmd.out;
   req.report = "-";
   req.data_dir = cmd.common.data_dir;

@@ -14,6 +14,7 @@
 #include "attacks/registry.h"
 #include "cli/commands.h"
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "core/parse.h"
 #include "core/version.h"
 
@@ -615,6 +616,8 @@ int dispatch(int argc, char** argv) {
     fmt::print("imbench {} ({})\n", kVersion, kGitRevision);
     return 0;
   }
+  // The commands that stop cleanly on SIGINT/SIGTERM (core/interrupt.h); the others keep the default action.
+  if (cmd == "train" || cmd == "attack" || cmd == "run") install_stop_handlers();
   if (cmd == "data") return cmd_data(rest);
   if (cmd == "train") return cmd_train(rest);
   if (cmd == "eval") return cmd_eval(rest);
@@ -635,6 +638,10 @@ int dispatch(int argc, char** argv) {
 int main(int argc, char** argv) {
   try {
     return dispatch(argc, argv);
+  } catch (const Interrupted& e) {
+    std::cout.flush();
+    fmt::print(stderr, "imbench {}: {}\n", argv[1], e.what());
+    return e.exit_code();
   } catch (const UsageError& e) {
     fmt::print(stderr, "imbench: error: {}\n", e.what());
     return 2;

@@ -1,6 +1,7 @@
 #include "core/atomic_file.h"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -12,6 +13,7 @@
 #include <system_error>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 
 namespace fs = std::filesystem;
 
@@ -27,8 +29,10 @@ std::string errno_text(int err) {
 // Testing hook (tests/cli_full_disk.sh, which needs no root with it):
 // IMBENCH_FAIL_WRITE_STEP=N makes the N-th step that needs disk space (open,
 // write, fsync, close; counted over the whole process) fail with ENOSPC, as
-// a full disk would. Renames are not counted: they need no space.
+// a full disk would. Renames are not counted: they need no space. The same
+// steps are the `write` events of IMBENCH_TEST_RAISE (core/interrupt.h).
 bool injected_disk_full() {
+  test_event(TestEvent::kWrite);
   static const long fail_at = [] {
     const char* v = std::getenv("IMBENCH_FAIL_WRITE_STEP");
     return v ? std::strtol(v, nullptr, 10) : 0L;
@@ -93,6 +97,27 @@ void sync_folder(const std::string& path) {
   }
 }
 
+// Temporary files of `path` left by earlier processes that were killed
+// mid-write (`PATH.tmp-PID` whose PID no longer exists on this machine): removed
+// once `path` has been replaced, so that repeated kills do not fill the disk.
+void remove_stale_temporaries(const std::string& path) {
+  const fs::path target(path);
+  const fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
+  const std::string prefix = target.filename().string() + ".tmp-";
+  std::error_code ec;
+  for (fs::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    const std::string name = it->path().filename().string();
+    if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) continue;
+    const std::string digits = name.substr(prefix.size());
+    if (digits.size() > 9 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    const long pid = std::strtol(digits.c_str(), nullptr, 10);
+    if (pid <= 0 || pid == ::getpid()) continue;
+    if (::kill(static_cast<pid_t>(pid), 0) == 0 || errno != ESRCH) continue;  // alive, or not ours to judge
+    std::error_code ignored;
+    fs::remove(it->path(), ignored);
+  }
+}
+
 }  // namespace
 }  // namespace atomic_file_detail
 
@@ -116,8 +141,12 @@ void write_files_atomically(const std::vector<std::pair<std::string, std::string
       remove_temporaries(i, files.size());
       fail(path, err);
     }
+    test_event(TestEvent::kSave);
   }
-  for (const auto& [path, bytes] : files) sync_folder(path);
+  for (const auto& [path, bytes] : files) {
+    sync_folder(path);
+    remove_stale_temporaries(path);
+  }
 }
 
 void write_file_atomically(const std::string& path, std::string_view bytes) { write_files_atomically({{path, bytes}}); }

@@ -16,7 +16,9 @@ namespace imbench {
 /// checked; on failure the temporary file is removed, `path` is left
 /// byte-identical and an imbench::Error of one line is thrown:
 /// "PATH: write failed: disk full" (ENOSPC, EDQUOT) or "PATH: write failed:
-/// <errno text>" (a folder at `path`: "Is a directory").
+/// <errno text>" (a folder at `path`: "Is a directory"). After a replace, the
+/// temporary files of `path` that killed processes left behind (their PID no
+/// longer runs on this machine) are removed.
 void write_file_atomically(const std::string& path, std::string_view bytes);
 
 /// Several files that belong together (a report and its curves): every

@@ -8,6 +8,7 @@
 #include <map>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "core/sha256.h"
 
 namespace imbench::harness {
@@ -67,6 +68,7 @@ EvaluatedModel CellEvaluator::prepare(const std::string& name, models::LoadedMod
   for (int64_t r = 0; r < m.repeats; ++r) {
     std::vector<torch::Tensor> parts;
     for (int64_t b = 0; b < ds_.size(); b += settings_.batch_size) {
+      stop_point();
       const int64_t e = std::min(ds_.size(), b + settings_.batch_size);
       parts.push_back(model.predict(ds_.images.slice(0, b, e).to(device_)).cpu().to(torch::kLong));
     }
@@ -170,6 +172,7 @@ reports::CellResult CellEvaluator::evaluate(const CellTask& task) const {
   checks.transfer = transfer;
   double seconds = 0, check_seconds = 0;  // the attack; the soundness checks of this cell
   for (int64_t b = 0; b < n_todo; b += settings_.batch_size) {
+    stop_point();
     if (progress_) progress_(plan.id, b, n_todo);
     const auto bi = idx.slice(0, b, std::min(n_todo, b + settings_.batch_size));
     const auto x = ds_.images.index_select(0, bi).to(device_);

@@ -16,6 +16,7 @@
 #include "attacks/attack.h"
 #include "attacks/registry.h"
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "core/sha256.h"
 #include "core/version.h"
 #include "data/dataset.h"
@@ -69,6 +70,7 @@ class Runner {
   reports::ResultFile run();
 
  private:
+  reports::ResultFile run_cells();
   EvaluatedModel& model_slot(const std::string& name);
   void ensure_checkpoint(const MatrixModel& m);
   void save();
@@ -95,6 +97,8 @@ class Runner {
   std::size_t cell_index_ = 0;
   bool cell_started_ = false;
   std::unique_ptr<ProgressLine> line_;
+  int64_t saved_cells_ = -1;  // cells in the results file on disk (-1: no file of this matrix yet)
+  std::string running_cell_;  // the cell being evaluated ("" between cells)
 };
 
 // A live line on a terminal; without one (a log), a plain line every 30 s on
@@ -148,7 +152,9 @@ EvaluatedModel& Runner::model_slot(const std::string& name) {
 }
 
 void Runner::save() {
-  if (req_.write) reports::write_results(out_path_, file_);
+  if (!req_.write) return;
+  reports::write_results(out_path_, file_);
+  saved_cells_ = static_cast<int64_t>(file_.cells.size());
 }
 
 // The work of every cell (harness/progress.h) into meter_, and its total as one line.
@@ -225,7 +231,27 @@ void Runner::dry_run(const std::vector<const JobPlan*>& mine, const std::vector<
              cells_total_, mine.size(), written);
 }
 
+// SIGINT/SIGTERM (core/interrupt.h) stop the cell in progress; what is on
+// disk (the finished cells, and the training state of a model being
+// trained) is named in the one line cli/main.cpp prints.
 reports::ResultFile Runner::run() {
+  try {
+    return run_cells();
+  } catch (const Interrupted& e) {
+    if (tty_ && !req_.quiet) fmt::print(stderr, "\r\033[K");
+    std::vector<std::string> kept;
+    if (!e.kept().empty()) kept.push_back(e.kept());
+    if (saved_cells_ >= 0)
+      kept.push_back(fmt::format("{} of {} cells in {}{}", std::min(saved_cells_, cells_total_), cells_total_,
+                                 out_path_,
+                                 running_cell_.empty() ? "" : fmt::format(" (cell {} was stopped and discarded)", running_cell_)));
+    // `run` resumes its file; `attack` resumes a file of the same command (RunRequest::replace_other_matrix).
+    const bool resumable = req_.write && (saved_cells_ >= 0 || e.resumable());
+    throw Interrupted(e.signal(), fmt::format("{}", fmt::join(kept, " and ")), resumable);
+  }
+}
+
+reports::ResultFile Runner::run_cells() {
   start_ = Clock::now();
   tty_ = ::isatty(fileno(stderr)) != 0;
   matrix_ = req_.matrix ? *req_.matrix : parse_matrix_file(req_.matrix_path);
@@ -248,7 +274,10 @@ reports::ResultFile Runner::run() {
     // Saved adversarial examples stay in the file (save() copies them from there).
     auto existing = reports::read_results(out_path_, reports::AdversarialExamples::kReference);
     const auto it = existing.root.find("matrix_hash");
-    if (it == existing.root.end() || it->second != hash)
+    const bool other = it == existing.root.end() || it->second != hash;
+    if (other && req_.replace_other_matrix) {
+      fmt::print(out_, "{}: results of another command, replaced\n", out_path_);
+    } else if (other) {
       throw Error(fmt::format(
           "{} holds results of another matrix ('{}', hash {}), not of {} (hash {}){}; choose another --out or remove "
           "the file",
@@ -260,9 +289,14 @@ reports::ResultFile Runner::run() {
                             existing.root.count("imbench_version") ? existing.root["imbench_version"] : "?",
                             existing.read_version, reports::kResultsSchemaVersion)
               : ""));
-    fmt::print(out_, "{} {}: {} finished cells\n", req_.dry_run ? "would resume" : "resuming", out_path_,
-               existing.cells.size());
-    if (!req_.dry_run) file_ = std::move(existing);
+    } else {
+      fmt::print(out_, "{} {}: {} finished cells\n", req_.dry_run ? "would resume" : "resuming", out_path_,
+                 existing.cells.size());
+      if (!req_.dry_run) {
+        saved_cells_ = static_cast<int64_t>(existing.cells.size());
+        file_ = std::move(existing);
+      }
+    }
   }
 
   const data::DataPaths paths{data::resolve_data_dir(req_.data_dir), req_.cifar10_dir};
@@ -379,6 +413,7 @@ reports::ResultFile Runner::run() {
       task.probe = probed.count(plan.id) > 0;
       task.save_adversarial = save_adversarial;
       cell_started_ = false;
+      running_cell_ = plan.id;
       auto cell = evaluator_->evaluate(task);
       if (!cell_started_) meter_->start(cell_index_, 0);
       meter_->finish(cell_index_++);
@@ -389,6 +424,7 @@ reports::ResultFile Runner::run() {
         it = file_.cells.end() - 1;
       }
       save();
+      running_cell_.clear();
       // Its adversarial examples are in the file now: later saves copy them from there.
       if (req_.write) it->keep_adversarial_in(out_path_);
       ++cells_done_;

@@ -20,6 +20,9 @@ struct RunRequest {
   std::string report;                 ///< "" = the output path with .md; "-" = no report
   bool write = true;                  ///< false: no results file and no report (the results are returned)
   bool resume = true;                 ///< false: an existing output file is replaced, not resumed
+  /// With resume: an existing file of another matrix is replaced instead of
+  /// refused (imbench attack: --out holds the last attack command's results).
+  bool replace_other_matrix = false;
   std::string shard;                  ///< "" = all cells; "i/n" = every n-th job starting at i
   bool audit = false;                 ///< also run the expensive soundness checks
   std::optional<std::string> device;  ///< overrides the matrix's device

@@ -6,6 +6,7 @@
 #include <filesystem>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "data/user_data.h"
 #include "models/checkpoint.h"
 #include "models/device.h"
@@ -92,11 +93,18 @@ TrainOutcome train_to_checkpoint(const TrainPlan& plan, const data::DataPaths& p
   const std::string state_path = training_state_path(path);
   outcome.result = models::train(*model, split.train, o.validation_size > 0 ? &split.validation : nullptr, o,
                                  quiet ? models::ProgressSink{} : models::stderr_progress(), state_path);
-  const auto eval = models::evaluate(*model, test);
-  outcome.test_accuracy = eval.mean_accuracy;
-  if (model->is_stochastic()) {
-    models::SamplingGuard guard(*model, models::Sampling::kMeanField);
-    outcome.mean_field_test_accuracy = models::evaluate(*model, test).mean_accuracy;
+  models::EvalResult eval;
+  try {
+    eval = models::evaluate(*model, test);
+    outcome.test_accuracy = eval.mean_accuracy;
+    if (model->is_stochastic()) {
+      models::SamplingGuard guard(*model, models::Sampling::kMeanField);
+      outcome.mean_field_test_accuracy = models::evaluate(*model, test).mean_accuracy;
+    }
+  } catch (const Interrupted& e) {  // stopped while testing: the state holds the trained weights
+    throw Interrupted(e.signal(), fmt::format("the finished training ({} epochs) in {}", outcome.result.history.size(),
+                                              state_path),
+                      true);
   }
 
   models::CheckpointMeta meta;

@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/errors.h"
+#include "core/interrupt.h"
 
 namespace imbench::models {
 
@@ -33,6 +34,7 @@ EvalResult evaluate(Model& model, const data::Dataset& dataset, const EvalOption
   for (int64_t rep = 0; rep < repeats; ++rep) {
     auto correct = torch::zeros({}, torch::TensorOptions().dtype(torch::kLong).device(model.device()));
     for (int64_t b = 0; b < n; b += options.batch_size) {
+      stop_point();
       const int64_t e = std::min(n, b + options.batch_size);
       auto x = dataset.images.slice(0, b, e).to(model.device());
       auto y = dataset.labels.slice(0, b, e).to(model.device());

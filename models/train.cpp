@@ -18,6 +18,7 @@
 
 #include "core/atomic_file.h"
 #include "core/errors.h"
+#include "core/interrupt.h"
 #include "models/device.h"
 #include "models/evaluate.h"
 #include "models/optimizer.h"
@@ -433,8 +434,10 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
     set_generator_state(shuffle_gen, st.shuffle_generator);
     resumed = true;
   }
+  int64_t saved_epoch = resumed ? st.epoch : -1;  // the epoch the state file holds (-1: none yet)
   auto save = [&](const Optimizer& rule, const std::vector<torch::Tensor>& best, double elapsed) {
     if (state_path.empty()) return;
+    saved_epoch = st.epoch;
     st.weights = snapshot(model.module());
     st.best = best;
     st.moments = rule.state();
@@ -469,7 +472,8 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
               result.best_validation_accuracy, 0, true, -1, -1,
               fmt::format("resumed after epoch {} from {}", st.epoch, state_path)});
 
-  if (!st.finished) {
+  // SIGINT/SIGTERM (core/interrupt.h): the epoch in progress is discarded; the state of the last finished one is kept.
+  if (!st.finished) try {
     const int64_t first_stage = st.stage;
     for (int64_t stage = first_stage; stage <= stages; ++stage) {
       if (stages > 1) model.set_stage(stage);
@@ -498,6 +502,7 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
         const auto epoch_start = Clock::now();
         auto last_draw = epoch_start;
         for (int64_t b = 0; b < batches; ++b) {
+          stop_point();
           const int64_t lo = b * o.batch_size, hi = std::min(n, lo + o.batch_size);
           auto idx = order.slice(0, lo, hi);
           auto x = images.index_select(0, idx);
@@ -578,6 +583,13 @@ TrainResult train(TrainableModel& model, const data::Dataset& train_set, const d
       st.elapsed_seconds = result.seconds;
       save_state(state_path, st);
     }
+  } catch (const Interrupted& e) {
+    if (saved_epoch < 0) throw Interrupted(e.signal(), "", false);
+    throw Interrupted(e.signal(),
+                      fmt::format("the training state after epoch {} of {}{} in {}", saved_epoch,
+                                  o.patience > 0 && use_validation ? "at most " : "", stage_epochs * stages,
+                                  state_path),
+                      true);
   }
   for (auto& p : model.module().parameters()) {
     p.requires_grad_(true);
