@@ -1,5 +1,6 @@
 // imbench command line: parse options into plain structs, call the
-// library, map errors to exit codes (0 ok, 1 runtime error, 2 usage error).
+// library, map errors to exit codes (0 ok, 1 runtime error, 2 usage error,
+// 128 + signal when SIGINT/SIGTERM stopped run, attack or train).
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
 #include <fmt/ostream.h>
@@ -46,7 +47,8 @@ options:
   --version    imbench version and git revision
 
 exit codes: 0 ok, 1 runtime error (compare: a regression), 2 usage error, 3 a result flagged unreliable
-(with --fail-on-unreliable)
+(with --fail-on-unreliable), 130/143 stopped by SIGINT/SIGTERM (run, attack and train keep what they
+finished and say how to resume)
 )";
 
 // "0.3", "8/255" or "inf".
@@ -344,7 +346,7 @@ int cmd_attack(const std::vector<std::string>& args) {
     ("transfer-to", po::value(&c.transfer_to)->multitoken(), "also evaluate the white-box adversarial examples on these models (one transfer cell each, whose "
                                                       "source_model is --model)")
     ("batch-size", po::value(&c.batch_size)->default_value(1000), "images per attack batch")
-    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; replaces an earlier attack's file, never a matrix's")
+    ("out", po::value(&c.out), "write the results (imbench-results HDF5, per-example records; read by report, compare, merge) to this file; resumes the file of this same command (after Ctrl-C or a kill), replaces an earlier attack's file, never a matrix's")
     ("force", po::bool_switch(&c.force), "let --out replace an existing file that is not an imbench attack's results (a checkpoint, a matrix's results, any other file)")
     ("save-adversarial", po::bool_switch(&c.save_adversarial), "also store the adversarial examples (float32, one row per attacked image, with their indices) in --out")
     ("fail-on-unreliable", po::bool_switch(&c.fail_on_unreliable),
@@ -461,7 +463,9 @@ int cmd_run(const std::vector<std::string>& args) {
              "Evaluates every cell (model x attack x eps) of a matrix. Attacks on one model with the same threat\n"
              "run as a cascade. Models whose checkpoint is missing are trained first. The results file is\n"
              "rewritten atomically after every cell: re-running the same command resumes, skipping finished\n"
-             "cells. Soundness checks land in the file and the report's diagnostics. --device overrides the matrix.",
+             "cells (after a kill, or Ctrl-C/SIGTERM, which stop within one attack step, keep the finished cells\n"
+             "and exit 130/143). Soundness checks land in the file and the report's diagnostics. --device\n"
+             "overrides the matrix.",
              d, args, vm, &pos)) return 0;
   c.device_given = !vm["device"].defaulted();
   return cli::run_run(c, std::cout);
