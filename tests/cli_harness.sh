@@ -30,17 +30,9 @@ eot = 2
 repeats = 2
 audit_examples = 20
 
-[[models]]
-name = "det"
-family = "det"
-checkpoint = "det.ckpt"
-train = { epochs = 2, hidden = [32, 32] }
-
-[[models]]
-name = "sfnn"
-family = "sfnn"
-checkpoint = "sfnn.ckpt"
-train = { epochs = 1, hidden = [16, 16], train_samples = 2, test_samples = 2 }
+EOF
+synthetic_models >>m.toml
+cat >>m.toml <<'EOF'
 
 [[attacks]]
 name = "fgsm"
@@ -115,8 +107,7 @@ contains adv.txt "11 of 11 cells hold their adversarial examples" "in every cell
 # holds no cell yet), and in the middle of a save (the 2nd of the 4 write
 # steps of the 4th save: its temporary file is half written). Each killed
 # file must be partial, readable, and resume to the uninterrupted result.
-full_cells=$($h5 summary full.h5 | sed -n 's/.*cells=\([0-9]*\).*/\1/p')
-cells_of() { $h5 summary "$1" 2>/dev/null | sed -n 's/.*cells=\([0-9]*\).*/\1/p'; }
+full_cells=$(cells_of full.h5)
 kill_case() {  # kill_case HOOK EXPECTED_CELLS DESCRIPTION
   rm -f killed.h5 killed.h5.tmp-*
   IMBENCH_TEST_RAISE=$1 "$bin" run m.toml --out killed.h5 --threads 2 --quiet --report - >kill.log 2>&1

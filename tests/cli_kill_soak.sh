@@ -32,17 +32,9 @@ batch_size = 25
 eot_samples = 2
 repeats = 2
 
-[[models]]
-name = "det"
-family = "det"
-checkpoint = "det.ckpt"
-train = { epochs = 2, hidden = [32, 32] }
-
-[[models]]
-name = "sfnn"
-family = "sfnn"
-checkpoint = "sfnn.ckpt"
-train = { epochs = 1, hidden = [16, 16], train_samples = 2, test_samples = 2 }
+EOF
+synthetic_models >>m.toml
+cat >>m.toml <<'EOF'
 
 [[attacks]]
 name = "fgsm"
@@ -61,7 +53,6 @@ options = { steps = 10, binary_search_steps = 2 }
 EOF
 
 run() { "$bin" run m.toml --threads 2 --quiet --report - "$@"; }
-cells_of() { $h5 summary "$1" 2>/dev/null | sed -n 's/.*cells=\([0-9]*\).*/\1/p'; }
 
 expect 0 "the uninterrupted run (trains both models)" -- run --out full.h5
 full_cells=$(cells_of full.h5)

@@ -20,7 +20,6 @@ trap 'rm -rf "$tmp"' EXIT
 cd "$tmp"
 fail=0
 source "$src/tests/cli_lib.sh"
-cells_of() { $h5 summary "$1" 2>/dev/null | sed -n 's/.*cells=\([0-9]*\).*/\1/p'; }
 one_line() {  # one_line FILE TEXT DESCRIPTION: FILE (stderr) is exactly one line, and it holds TEXT
   local lines
   lines=$(wc -l <"$1")
@@ -40,17 +39,9 @@ batch_size = 25
 eot_samples = 2
 repeats = 2
 
-[[models]]
-name = "det"
-family = "det"
-checkpoint = "det.ckpt"
-train = { epochs = 2, hidden = [32, 32] }
-
-[[models]]
-name = "sfnn"
-family = "sfnn"
-checkpoint = "sfnn.ckpt"
-train = { epochs = 1, hidden = [16, 16], train_samples = 2, test_samples = 2 }
+EOF
+synthetic_models >>m.toml
+cat >>m.toml <<'EOF'
 
 [[attacks]]
 name = "fgsm"
