@@ -463,12 +463,14 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
   // results of this very command (a run stopped by a signal or a kill) are
   // resumed: the cells it finished are kept.
   bool resume = false;
+  std::set<std::pair<std::string, std::string>> earlier_cells;  // (id, hash) of the cells already in --out
   if (!cmd.out.empty() && fs::exists(cmd.out) && !reports::is_attack_records_file(cmd.out)) {
     std::optional<std::string> matrix;  // nullopt: not a results file at all
     try {
       const auto existing = reports::read_results(cmd.out, reports::AdversarialExamples::kSkip);
       const auto it = existing.root.find("matrix_name");
       matrix = it == existing.root.end() ? std::string("?") : it->second;
+      for (const auto& c : existing.cells) earlier_cells.emplace(c.id, c.hash);
     } catch (const Error&) {
     }
     resume = matrix == "attack";
@@ -632,6 +634,15 @@ int run_attack(const AttackCommand& cmd, std::ostream& out) {
       if (f.failed) fmt::print(out, "⚠ check {} ({}) on {}: {}\n", f.check, f.name, c.id, f.detail);
   if (!cmd.out.empty())
     fmt::print(out, "results: {} (imbench-results: imbench report, compare and merge read it)\n", cmd.out);
+  if (resume) {
+    const auto kept = std::count_if(file.cells.begin(), file.cells.end(),
+                                    [&](const auto& c) { return earlier_cells.count({c.id, c.hash}) > 0; });
+    if (kept > 0)
+      fmt::print(out,
+                 "note: {} of {} cells were kept from {}, written by an earlier run of this same command (their "
+                 "timings are from that run; remove the file to run them again)\n",
+                 kept, file.cells.size(), cmd.out);
+  }
   const auto soundness = reports::soundness_of(file);
   fmt::print(out, "{}\n", soundness.line());
   return cmd.fail_on_unreliable && soundness.any() ? reports::kUnreliableExitStatus : 0;

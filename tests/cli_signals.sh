@@ -101,6 +101,7 @@ rc=$?
 one_line err.txt "imbench attack: interrupted by SIGINT: kept 2 of 4 cells in a.h5" "attack: SIGINT"
 contains err.txt "run the same command again to resume" "attack: it says how to resume"
 expect 0 "attack: the same command finishes" -- "${attack[@]}" --out a.h5
+contains out "note: 2 of 4 cells were kept from a.h5, written by an earlier run of this same command" "attack: it says which cells it kept"
 expect 0 "attack: interrupted + resumed equals uninterrupted" -- $h5 same a-full.h5 a.h5
 # Without --out nothing is kept.
 IMBENCH_TEST_RAISE=INT:step:5 "${attack[@]}" >out.txt 2>err.txt
