@@ -810,6 +810,12 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
     const std::uint32_t numbers[] = {0x11223344, 0x55667788, 0x99AABBCC, 0xDDEEFF01};
     g.createDataSet("compact", H5::PredType::STD_U32LE, H5::DataSpace(1, &four), compact)
         .write(numbers, H5::PredType::NATIVE_UINT32);
+    H5::DSetCreatPropList chunked;
+    const hsize_t three = 3;
+    chunked.setChunk(1, &three);
+    const std::uint32_t more[] = {0x0A0B0C0D, 0x1A1B1C1D, 0x2A2B2C2D, 0x3A3B3C3D};
+    g.createDataSet("chunked", H5::PredType::STD_U32LE, H5::DataSpace(1, &four), chunked)
+        .write(more, H5::PredType::NATIVE_UINT32);
   }
   const std::string good = read_bytes(dir.file("good.h5"));
   ASSERT_EQ(good[8], 0);  // superblock version 0
@@ -833,8 +839,11 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   put_le(bad, message + 2, 60000, 2);  // a name longer than its message
   EXPECT_THAT(message_of(bad), HasSubstr("has a name longer than the message"));
   bad = good;
-  put_le(bad, type + 4, 60000, 4);  // an int of 60000 bytes: more value than the message holds
-  EXPECT_THAT(message_of(bad), HasSubstr("declares 1 values of 60000 bytes"));
+  put_le(bad, type + 4, 16, 4);  // an int of 16 bytes: more value than the message holds
+  EXPECT_THAT(message_of(bad), HasSubstr("declares 1 values of 16 bytes"));
+  bad = good;
+  put_le(bad, type + 4, 60000, 4);  // no number has 60000 bytes (libhdf5 copied such floats out of a small chunk)
+  EXPECT_THAT(message_of(bad), HasSubstr("declares numbers of 60000 bytes"));
   bad = good;
   put_le(bad, type + 10, 33, 2);  // a 33-bit precision in a 4-byte int
   EXPECT_THAT(message_of(bad), HasSubstr("has a precision of 33 bits at bit 0 in a 4-byte value"));
@@ -868,6 +877,18 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   bad = good;
   put_le(bad, data - 2, 60000, 2);  // more data than the message holds
   EXPECT_THAT(message_of(bad), HasSubstr("stores more data than the message holds"));
+  // A chunked dataset's layout message (version 3): class 2, rank 2, the
+  // B-tree's address, the chunk's dimensions [3, 4]: 3 values of 4 bytes.
+  // libhdf5 sizes its chunk buffers by that last dimension and copies values
+  // of the datatype's size: with 2 recorded, it read past a 6-byte chunk.
+  std::size_t layout = std::string::npos;
+  for (std::size_t at = good.find(std::string("\x03\x02\x02", 3)); at != std::string::npos;
+       at = good.find(std::string("\x03\x02\x02", 3), at + 1))
+    if (at + 19 <= good.size() && le_at(good, at + 11, 4) == 3 && le_at(good, at + 15, 4) == 4) layout = at;
+  ASSERT_NE(layout, std::string::npos);
+  bad = good;
+  put_le(bad, layout + 15, 2, 4);
+  EXPECT_THAT(message_of(bad), HasSubstr("the chunks of '/cells/chunked' hold values of 2 bytes, its datatype values of 4"));
   // The root group's local heap holds the link name "cells"; without its NUL
   // byte (up to the end of the heap's data) HDF5's strlen ran past the heap.
   const std::size_t cells_name = good.find(std::string("cells") + '\0');
