@@ -688,6 +688,11 @@ struct Walk {
   Guard* guard;
   std::string object;
   std::optional<std::string> failure;
+  // Object headers that a link has reached: a second link to one is refused.
+  // libhdf5 1.10.8's H5Lvisit remembers only objects whose reference count
+  // is above 1, so a damaged file with a group linking to itself and a
+  // count of 1 made it walk "a/a/a/..." until memory ran out.
+  std::set<std::uint64_t> linked;
 
   template <typename F>
   herr_t run(F&& f) {
@@ -722,7 +727,7 @@ void visit_object(Guard& guard, hid_t obj, const std::string& name) {
   if (H5Aexists(obj, "\x01imbench: no attribute has this name") < 0)
     throw Error(fmt::format("{}: damaged HDF5 file: the attributes of '{}' cannot be decoded; not read",
                             guard.path(), name));
-  Walk walk{&guard, name, std::nullopt};
+  Walk walk{&guard, name, std::nullopt, {}};
   hsize_t idx = 0;
   H5Aiterate2(obj, H5_INDEX_NAME, H5_ITER_NATIVE, &idx, visit_attribute, &walk);
   walk.rethrow();
@@ -737,6 +742,13 @@ herr_t visit_link(hid_t group, const char* name, const H5L_info_t* info, void* d
   if (info->type != H5L_TYPE_HARD) return 0;  // soft and external links: never followed
   // Its object header is checked before HDF5 opens it (and decodes its datatype).
   const std::optional<std::uint64_t> address = Guard::link_address(group, info);
+  if (address && !walk->linked.insert(*address).second) {
+    walk->failure = fmt::format(
+        "{}: '/{}' links to an object that another link already reaches; imbench reads only HDF5 files that link "
+        "each object once (libhdf5 can walk such a cycle forever); not read",
+        walk->guard->path(), name);
+    return -1;
+  }
   if (address) {
     const herr_t r = walk->run([&] { walk->guard->check_object_header(*address, std::string("'/") + name + "'"); });
     if (r < 0) return r;
@@ -837,9 +849,11 @@ void check_file(const std::string& path) {
   };
   try {
     if (root >= 0) {
-      if (const auto address = Guard::object_address(root)) guard.check_object_header(*address, "'/'");
+      const auto root_address = Guard::object_address(root);
+      if (root_address) guard.check_object_header(*root_address, "'/'");
       visit_object(guard, root, "/");
-      Walk walk{&guard, "/", std::nullopt};
+      Walk walk{&guard, "/", std::nullopt, {}};
+      if (root_address) walk.linked.insert(*root_address);
       const herr_t visited = H5Lvisit(root, H5_INDEX_NAME, H5_ITER_NATIVE, visit_link, &walk);
       walk.rethrow();
       // The reader must not open objects the guard has not checked: a

@@ -906,6 +906,21 @@ TEST(Results, DamagedOldFormatObjectHeaderIsRefusedBeforeHdf5DecodesIt) {
   EXPECT_THAT(error_of<Error>([&] { read_results(dir.file("good.h5")); }), Not(HasSubstr("damaged")));
 }
 
+// A second hard link to one object can close a cycle; libhdf5 1.10.8's
+// H5Lvisit followed one forever when the damaged group's reference count
+// said 1 (fuzz_results). The guard refuses any object reached twice.
+TEST(Results, AnObjectReachedByTwoLinksIsRefused) {
+  TempDir dir;
+  {
+    H5::H5File h5(dir.file("cycle.h5"), H5F_ACC_TRUNC);
+    H5::Group g = h5.createGroup("/cells");
+    h5.createGroup("/cells/a");
+    ASSERT_GE(H5Lcreate_hard(g.getId(), ".", g.getId(), "a/back", H5P_DEFAULT, H5P_DEFAULT), 0);
+  }
+  EXPECT_THAT(error_of<Error>([&] { read_results(dir.file("cycle.h5")); }),
+              AllOf(HasSubstr("links to an object that another link already reaches"), HasSubstr("not read")));
+}
+
 // Results files are written in the HDF5 1.8 format (superblock version 2,
 // checksummed object headers), and HDF5 and h5py open them: the superblock
 // checksum of the in-memory file image is recomputed (tests/cli_soundness.sh
